@@ -1,0 +1,99 @@
+import type { Config } from '../config.ts';
+import { AuditLog } from '../admin/audit.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { OperatorError, messageOf } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { Keyring } from '../pki/keyring.ts';
+import { loadMasterKey, type MasterKey } from '../pki/master-key.ts';
+import { ensureServerPki, type ServerPki } from '../pki/server-pki.ts';
+import { SqliteStore } from '../store/sqlite.ts';
+import type { Store } from '../store/types.ts';
+import { prepareDataDir, type DataDirectory } from './data-dir.ts';
+
+const MASTER_KEY_CHECK = 'master_key_check';
+
+export interface AppContext {
+  config: Config;
+  dataDir: DataDirectory;
+  store: Store;
+  keyring: Keyring;
+  audit: AuditLog;
+  logger: Logger;
+  clock: Clock;
+  close(): Promise<void>;
+}
+
+async function checkMasterKey(store: Store, master: MasterKey): Promise<void> {
+  if ((await store.schemaVersion()) === 0) return;
+  const stored = await store.getMeta(MASTER_KEY_CHECK);
+  if (stored === undefined) throw new OperatorError('the database has no master key check value; it was not made by certmdm init');
+  if (!master.matches(stored)) {
+    throw new OperatorError('the master key does not open this data directory (wrong CERTMDM_MASTER_KEY or master key file)');
+  }
+}
+
+/**
+ * Opens the data directory, database and PKI, creating them on first run when `create` is true. The order matters
+ * for "nothing is overwritten": every check that can fail (directory, master key, database, key check value) runs
+ * before the first write.
+ */
+export async function openApp(
+  config: Config,
+  options: { logger: Logger; clock?: Clock; create: boolean },
+): Promise<AppContext> {
+  const clock = options.clock ?? systemClock;
+  const dataDir = prepareDataDir(config.dataDir, { create: options.create });
+  const { key: master } = loadMasterKey({
+    envValue: process.env.CERTMDM_MASTER_KEY,
+    file: config.masterKeyFile,
+    create: dataDir.fresh,
+  });
+  const store = SqliteStore.open(dataDir.databasePath, { busyTimeoutMs: config.dbBusyTimeoutMs });
+  try {
+    await checkMasterKey(store, master);
+    await store.migrate();
+    await store.setMetaIfAbsent(MASTER_KEY_CHECK, master.checkValue());
+    const keyring = new Keyring(store, master, clock);
+    const audit = new AuditLog(store, options.logger, clock);
+    return {
+      config,
+      dataDir,
+      store,
+      keyring,
+      audit,
+      logger: options.logger,
+      clock,
+      close: () => store.close(),
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/** Loads the server PKI, creating what is missing (first run) or due (TLS hostnames changed, renewal window). */
+export async function ensurePki(app: AppContext): Promise<ServerPki> {
+  const { config } = app;
+  try {
+    return await ensureServerPki(app, {
+      organization: config.organization,
+      rootAlgorithm: config.rootAlgorithm,
+      rootDays: config.rootDays,
+      intermediateDays: config.intermediateDays,
+      tlsDays: config.tlsDays,
+      tlsRenewBeforeDays: config.tlsRenewBeforeDays,
+      signingDays: config.signingDays,
+      hostnames: config.hostnames,
+    });
+  } catch (err) {
+    if (err instanceof OperatorError) throw err;
+    const code = (err as { code?: string }).code ?? '';
+    if (code.startsWith('SQLITE_BUSY')) {
+      throw new OperatorError(`database ${app.dataDir.databasePath} is locked by another process; stop it or wait, then retry`);
+    }
+    if (/authenticate data|sealed key/.test(messageOf(err))) {
+      throw new OperatorError(`a sealed private key does not open: ${messageOf(err)}`);
+    }
+    throw err;
+  }
+}

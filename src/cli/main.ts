@@ -1,0 +1,162 @@
+import { writeFileSync } from 'node:fs';
+import { ensurePki, openApp, type AppContext } from '../app/context.ts';
+import { mintApiToken } from '../admin/tokens.ts';
+import { renderOptionsHelp, type Config } from '../config.ts';
+import { OperatorError, messageOf } from '../errors.ts';
+import { createLogger } from '../log.ts';
+import { toPem } from '../pki/certificate.ts';
+import { formatInventoryTable, listInventory } from '../pki/inventory.ts';
+import { CERTIFICATE_ROLES, type CertificateRole } from '../store/types.ts';
+import { parseCommand } from './args.ts';
+import { serve } from './serve.ts';
+
+const USAGE = `usage: certmdm <command> [options]
+
+commands:
+  serve                         run the server (creates data directory, database and PKI on first run)
+  init                          create the data directory, PKI and the first admin API token, then exit
+  certs list [--json] [--pem]   the certificate inventory, soonest expiry first
+  certs export --role ROLE [--out FILE]
+                                PEM of the active certificates of a role (root, intermediate, tls, ...)
+  token create --name NAME      a new admin API token (printed once)
+  token list                    admin API tokens (never their secrets)
+  token revoke ID               revoke an admin API token
+  audit list [--json] [--limit N]
+                                the audit log, newest first
+
+'certmdm <command> --help' lists the options every command accepts.`;
+
+function commandHelp(command: string): string {
+  return `usage: certmdm ${command} [options]\n\noptions (flag, then CERTMDM_* environment, then --config file, then default):\n${renderOptionsHelp()}\n  CERTMDM_MASTER_KEY (env only)\n      the master key itself, 64 hex digits or base64; never put it on a command line\n`;
+}
+
+/** CLI commands act as the local administrator; their changes are audited as `cli`. */
+async function withApp<T>(config: Config, create: boolean, fn: (app: AppContext) => Promise<T>): Promise<T> {
+  const app = await openApp(config, { logger: createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, undefined), create });
+  try {
+    return await fn(app);
+  } finally {
+    await app.close();
+  }
+}
+
+async function run(argv: string[]): Promise<void> {
+  const [command, sub, ...rest] = argv;
+  const out = (text: string): void => {
+    process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+  };
+  switch (command) {
+    case 'serve': {
+      const { config, values } = parseCommand(argv.slice(1));
+      if (values.help) return out(commandHelp('serve'));
+      return serve(config);
+    }
+    case 'init': {
+      const { config, values } = parseCommand(argv.slice(1));
+      if (values.help) return out(commandHelp('init'));
+      return withApp(config, true, async (app) => {
+        const pki = await ensurePki(app);
+        const hasTokens = (await app.store.listApiTokens()).length > 0;
+        out(`data directory ${app.dataDir.path}`);
+        out(`root CA ${pki.authority.root.fingerprintSha256}`);
+        if (hasTokens) return out('already initialised: existing keys, certificates and tokens were kept');
+        const { token, record } = await mintApiToken(app.store, app.clock, 'initial-admin');
+        await app.audit.record({ actor: 'cli', action: 'token.created', target: record.id, outcome: 'ok', detail: { name: record.name } });
+        out(`first admin API token (shown once, store it now):\n${token}`);
+      });
+    }
+    case 'certs': {
+      const { config, values } = parseCommand(rest, {
+        json: { type: 'boolean' },
+        pem: { type: 'boolean' },
+        role: { type: 'string' },
+        out: { type: 'string' },
+      });
+      if (values.help || !sub) return out(commandHelp('certs list|export'));
+      return withApp(config, false, async (app) => {
+        if (sub === 'list') {
+          const entries = await listInventory(app.store, app.clock(), { pem: Boolean(values.pem) });
+          return out(values.json ? JSON.stringify(entries, null, 2) : formatInventoryTable(entries));
+        }
+        if (sub === 'export') {
+          const role = values.role as string | undefined;
+          if (!role || !(CERTIFICATE_ROLES as readonly string[]).includes(role)) {
+            throw new OperatorError(`--role must be one of ${CERTIFICATE_ROLES.join(', ')}`, 2);
+          }
+          const certs = await app.store.listCertificates({ role: role as CertificateRole, status: 'active' });
+          if (certs.length === 0) throw new OperatorError(`no active ${role} certificate`);
+          const pem = certs.map((c) => toPem(c.der)).join('');
+          if (values.out) writeFileSync(String(values.out), pem);
+          else out(pem);
+          return;
+        }
+        throw new OperatorError(`unknown certs command '${sub}'`, 2);
+      });
+    }
+    case 'token': {
+      const { config, values, positionals } = parseCommand(rest, { name: { type: 'string' }, json: { type: 'boolean' } });
+      if (values.help || !sub) return out(commandHelp('token create|list|revoke'));
+      return withApp(config, false, async (app) => {
+        if (sub === 'create') {
+          const name = String(values.name ?? '').trim();
+          if (!name) throw new OperatorError('token create needs --name', 2);
+          const { token, record } = await mintApiToken(app.store, app.clock, name);
+          await app.audit.record({ actor: 'cli', action: 'token.created', target: record.id, outcome: 'ok', detail: { name } });
+          return out(token);
+        }
+        if (sub === 'list') {
+          const tokens = (await app.store.listApiTokens()).map((t) => ({
+            id: t.id,
+            name: t.name,
+            createdAt: t.createdAt.toISOString(),
+            lastUsedAt: t.lastUsedAt?.toISOString() ?? null,
+            revokedAt: t.revokedAt?.toISOString() ?? null,
+          }));
+          return out(values.json ? JSON.stringify(tokens, null, 2) : tokens.map((t) => `${t.id}  ${t.revokedAt ? 'revoked' : 'active '}  ${t.name}`).join('\n'));
+        }
+        if (sub === 'revoke') {
+          const id = positionals[0];
+          if (!id) throw new OperatorError('token revoke needs the token id', 2);
+          if (!(await app.store.revokeApiToken(id, app.clock()))) throw new OperatorError(`no active token ${id}`);
+          await app.audit.record({ actor: 'cli', action: 'token.revoked', target: id, outcome: 'ok' });
+          return out(`revoked ${id}`);
+        }
+        throw new OperatorError(`unknown token command '${sub}'`, 2);
+      });
+    }
+    case 'audit': {
+      const { config, values } = parseCommand(rest, { json: { type: 'boolean' }, limit: { type: 'string' } });
+      if (values.help || sub !== 'list') return out(commandHelp('audit list'));
+      return withApp(config, false, async (app) => {
+        const events = await app.store.listAudit({ limit: Number(values.limit ?? 50) || 50 });
+        return out(
+          values.json
+            ? JSON.stringify(events, null, 2)
+            : events.map((e) => `${e.at.toISOString()}  ${e.outcome.padEnd(7)} ${e.action}  ${e.actor}${e.target ? '  ' + e.target : ''}${e.reason ? '  (' + e.reason + ')' : ''}`).join('\n'),
+        );
+      });
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      return out(USAGE);
+    default:
+      throw new OperatorError(`unknown command '${command}'\n${USAGE}`, 2);
+  }
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  // Everything certmdm creates (database, WAL, key files, exports) is private to its user.
+  process.umask(0o077);
+  try {
+    await run(argv);
+  } catch (err) {
+    if (err instanceof OperatorError) {
+      process.stderr.write(`certmdm: error: ${err.message}\n`);
+      process.exit(err.exitCode);
+    }
+    process.stderr.write(`certmdm: internal error: ${err instanceof Error ? (err.stack ?? err.message) : messageOf(err)}\n`);
+    process.exit(70);
+  }
+}

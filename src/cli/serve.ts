@@ -1,0 +1,49 @@
+import { ensurePki, openApp } from '../app/context.ts';
+import { mintApiToken } from '../admin/tokens.ts';
+import type { Config } from '../config.ts';
+import { buildHttpServer, tlsCredentials } from '../http/server.ts';
+import { createLogger } from '../log.ts';
+
+/** Runs the server until SIGINT/SIGTERM. */
+export async function serve(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel);
+  const app = await openApp(config, { logger, create: true });
+  const pki = await ensurePki(app);
+  const firstToken = (await app.store.listApiTokens()).length === 0 ? await mintApiToken(app.store, app.clock, 'initial-admin') : undefined;
+  if (firstToken) await app.audit.record({ actor: 'system', action: 'token.created', target: firstToken.record.id, outcome: 'ok', detail: { name: 'initial-admin' } });
+
+  const server = await buildHttpServer(app, pki);
+  await server.listen({ host: config.listen, port: config.port });
+  const address = server.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const base = `https://${config.hostnames[0]}:${port}`;
+  logger.info({ listen: config.listen, port, url: base }, 'certmdm listening');
+
+  const lines = [
+    '',
+    `certmdm ${config.hostnames.length ? 'is serving' : ''} on ${config.listen}:${port}`,
+    `  server URL          ${base}/`,
+    `  health              ${base}/healthz`,
+    `  admin API           ${base}/v1/certs  (Authorization: Bearer <token>)`,
+    `  TLS names           ${config.hostnames.join(', ')}`,
+    `  root CA (SHA-256)   ${pki.authority.root.fingerprintSha256}`,
+    `  data directory      ${app.dataDir.path}`,
+    ...(firstToken
+      ? ['', '  First admin API token (shown once, store it now):', `    ${firstToken.token}`]
+      : []),
+    '',
+  ];
+  process.stderr.write(lines.join('\n') + '\n');
+
+  // The TLS listener can take a new certificate without a restart (lifecycle rotations use this).
+  void tlsCredentials;
+
+  const stop = async (signal: string) => {
+    logger.info({ signal }, 'certmdm stopping');
+    await server.close();
+    await app.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+}

@@ -1,0 +1,175 @@
+import { readFileSync } from 'node:fs';
+import { hostname as systemHostname } from 'node:os';
+import { isIP } from 'node:net';
+import { resolve, join } from 'node:path';
+import { OperatorError, messageOf } from './errors.ts';
+import { parseKeyAlgorithm, type KeyAlgorithm } from './pki/algorithms.ts';
+
+export interface Config {
+  dataDir: string;
+  configFile: string | null;
+  listen: string;
+  port: number;
+  hostnames: string[];
+  organization: string;
+  rootAlgorithm: KeyAlgorithm;
+  rootDays: number;
+  intermediateDays: number;
+  tlsDays: number;
+  tlsRenewBeforeDays: number;
+  signingDays: number;
+  masterKeyFile: string;
+  bodyLimit: number;
+  dbBusyTimeoutMs: number;
+  logLevel: string;
+}
+
+type Kind = 'string' | 'integer' | 'list';
+interface OptionSpec {
+  flag: string;
+  env: string;
+  kind: Kind;
+  help: string;
+  /** Shown in --help; the real default is computed in resolveConfig. */
+  defaultText: string;
+}
+
+/** Every option of `certmdm serve` (and the other commands that open the data directory). */
+export const OPTIONS: OptionSpec[] = [
+  { flag: 'data', env: 'CERTMDM_DATA', kind: 'string', defaultText: './data', help: 'data directory (database, master key file); created 0700 on first run' },
+  { flag: 'config', env: 'CERTMDM_CONFIG', kind: 'string', defaultText: 'none', help: 'JSON file whose keys are these option names; flags and env override it' },
+  { flag: 'listen', env: 'CERTMDM_LISTEN', kind: 'string', defaultText: '0.0.0.0', help: 'address the HTTPS listener binds' },
+  { flag: 'port', env: 'CERTMDM_PORT', kind: 'integer', defaultText: '8443', help: 'HTTPS port (0 picks a free one)' },
+  { flag: 'hostname', env: 'CERTMDM_HOSTNAMES', kind: 'list', defaultText: 'this host\'s name, localhost, 127.0.0.1', help: 'DNS name or IP devices use to reach the server; repeat or comma-separate; the first is the public one. Each becomes a SAN of the TLS certificate' },
+  { flag: 'organization', env: 'CERTMDM_ORGANIZATION', kind: 'string', defaultText: 'certmdm', help: 'organization name in certificate subjects and profiles' },
+  { flag: 'root-algorithm', env: 'CERTMDM_ROOT_ALGORITHM', kind: 'string', defaultText: 'rsa-3072', help: 'root CA key: rsa-2048, rsa-3072, rsa-4096 or p-384 (used only when the CA is first created)' },
+  { flag: 'root-days', env: 'CERTMDM_ROOT_DAYS', kind: 'integer', defaultText: '3650', help: 'root CA validity in days' },
+  { flag: 'intermediate-days', env: 'CERTMDM_INTERMEDIATE_DAYS', kind: 'integer', defaultText: '1825', help: 'intermediate CA validity in days (capped by the root)' },
+  { flag: 'tls-days', env: 'CERTMDM_TLS_DAYS', kind: 'integer', defaultText: '397', help: 'server TLS certificate validity in days; at most 825 (Apple\'s limit for private roots)' },
+  { flag: 'tls-renew-before-days', env: 'CERTMDM_TLS_RENEW_BEFORE_DAYS', kind: 'integer', defaultText: '30', help: 're-issue the TLS certificate at start when it expires within this many days' },
+  { flag: 'signing-days', env: 'CERTMDM_SIGNING_DAYS', kind: 'integer', defaultText: '730', help: 'profile-signing certificate validity in days' },
+  { flag: 'master-key-file', env: 'CERTMDM_MASTER_KEY_FILE', kind: 'string', defaultText: '<data>/master.key', help: 'file holding the key that seals private keys (0600, created on first run); CERTMDM_MASTER_KEY (env only) takes precedence' },
+  { flag: 'body-limit', env: 'CERTMDM_BODY_LIMIT', kind: 'integer', defaultText: '1048576', help: 'largest request body accepted, in bytes' },
+  { flag: 'db-busy-timeout-ms', env: 'CERTMDM_DB_BUSY_TIMEOUT_MS', kind: 'integer', defaultText: '5000', help: 'how long to wait for a locked database before giving up' },
+  { flag: 'log-level', env: 'CERTMDM_LOG_LEVEL', kind: 'string', defaultText: 'info', help: 'fatal, error, warn, info, debug or trace' },
+];
+
+export const TLS_MAX_DAYS = 825;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** RFC 1123 host name, or an IPv4/IPv6 literal. No wildcards: the server names itself exactly. */
+export function isValidHostname(name: string): boolean {
+  if (isIP(name)) return true;
+  if (name.length === 0 || name.length > 253) return false;
+  return name
+    .replace(/\.$/, '')
+    .split('.')
+    .every((label) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(label));
+}
+
+export function defaultHostnames(): string[] {
+  const own = systemHostname().toLowerCase();
+  return [...new Set([...(isValidHostname(own) && own !== 'localhost' ? [own] : []), 'localhost', '127.0.0.1'])];
+}
+
+export type RawOptions = Partial<Record<string, string | string[] | boolean>>;
+
+function readConfigFile(path: string): RawOptions {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new OperatorError(`cannot read config file ${path}: ${messageOf(err)}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new OperatorError(`config file ${path} must hold a JSON object`);
+  }
+  const known = new Set(OPTIONS.map((o) => o.flag));
+  const out: RawOptions = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!known.has(key) || key === 'config') throw new OperatorError(`config file ${path}: unknown option '${key}'`);
+    out[key] = Array.isArray(value) ? value.map(String) : String(value);
+  }
+  return out;
+}
+
+function integer(flag: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw)) throw new OperatorError(`--${flag} must be a whole number, got '${raw}'`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new OperatorError(`--${flag} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+/**
+ * Resolves the configuration: flags over `CERTMDM_*` environment over the config file over defaults.
+ * Everything is validated here, before anything touches the disk.
+ */
+export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const configFile = (flags.config as string | undefined) ?? env.CERTMDM_CONFIG ?? null;
+  const fromFile = configFile ? readConfigFile(resolve(cwd, configFile)) : {};
+  const pick = (spec: OptionSpec): string | string[] | undefined => {
+    const flag = flags[spec.flag];
+    if (flag !== undefined && typeof flag !== 'boolean') return flag;
+    const fromEnv = env[spec.env];
+    if (fromEnv !== undefined && fromEnv !== '') return spec.kind === 'list' ? fromEnv.split(',') : fromEnv;
+    const value = fromFile[spec.flag];
+    return typeof value === 'boolean' ? undefined : value;
+  };
+  const raw = Object.fromEntries(OPTIONS.map((o) => [o.flag, pick(o)])) as Record<string, string | string[] | undefined>;
+  const str = (flag: string, fallback: string) => {
+    const v = raw[flag];
+    return Array.isArray(v) ? v[v.length - 1]! : (v ?? fallback);
+  };
+  const int = (flag: string, fallback: number, min: number, max: number) => {
+    const v = raw[flag];
+    return v === undefined ? fallback : integer(flag, Array.isArray(v) ? v[v.length - 1]! : v, min, max);
+  };
+
+  const hostRaw = raw.hostname;
+  const hostnames = hostRaw === undefined
+    ? defaultHostnames()
+    : [...new Set((Array.isArray(hostRaw) ? hostRaw : [hostRaw]).flatMap((h) => h.split(',')).map((h) => h.trim().toLowerCase()).filter(Boolean))];
+  if (hostnames.length === 0) throw new OperatorError('at least one --hostname is needed');
+  for (const h of hostnames) {
+    if (!isValidHostname(h)) throw new OperatorError(`hostname '${h}' is not a valid DNS name or IP address`);
+  }
+  const listen = str('listen', '0.0.0.0');
+  if (!isIP(listen) && !isValidHostname(listen)) throw new OperatorError(`--listen '${listen}' is not an address`);
+
+  const logLevel = str('log-level', 'info');
+  if (!LOG_LEVELS.includes(logLevel)) throw new OperatorError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+
+  const dataDir = resolve(cwd, str('data', './data'));
+  const rootDays = int('root-days', 3650, 30, 36500);
+  const intermediateDays = int('intermediate-days', 1825, 7, 36500);
+  const tlsDays = int('tls-days', 397, 1, 100000);
+  if (tlsDays > TLS_MAX_DAYS) {
+    throw new OperatorError(`--tls-days ${tlsDays} exceeds ${TLS_MAX_DAYS}: Apple devices refuse longer TLS certificates from a private root`);
+  }
+  return {
+    dataDir,
+    configFile: configFile ? resolve(cwd, configFile) : null,
+    listen,
+    port: int('port', 8443, 0, 65535),
+    hostnames,
+    organization: str('organization', 'certmdm'),
+    rootAlgorithm: parseKeyAlgorithm(str('root-algorithm', 'rsa-3072')),
+    rootDays,
+    intermediateDays,
+    tlsDays,
+    tlsRenewBeforeDays: int('tls-renew-before-days', 30, 0, 365),
+    signingDays: int('signing-days', 730, 1, 3650),
+    masterKeyFile: resolve(cwd, str('master-key-file', join(dataDir, 'master.key'))),
+    bodyLimit: int('body-limit', 1024 * 1024, 1024, 256 * 1024 * 1024),
+    dbBusyTimeoutMs: int('db-busy-timeout-ms', 5000, 0, 600000),
+    logLevel,
+  };
+}
+
+export function renderOptionsHelp(): string {
+  return OPTIONS.map((o) => {
+    const head = `  --${o.flag}${o.kind === 'list' ? ' <value>...' : ' <value>'}`;
+    return `${head}\n      ${o.help}\n      env ${o.env}; default ${o.defaultText}`;
+  }).join('\n');
+}
+

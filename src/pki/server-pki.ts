@@ -1,0 +1,148 @@
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { AuditLog } from '../admin/audit.ts';
+import { DAY_MS, type Clock } from '../clock.ts';
+import type { CertificateRecord, CertificateRole, NewCertificate, Store } from '../store/types.ts';
+import { generateKey, type KeyAlgorithm } from './algorithms.ts';
+import { CertificateAuthority, inventoryRecord, validityFrom } from './authority.ts';
+import { buildCertificate } from './certificate.ts';
+import type { Keyring } from './keyring.ts';
+import * as templates from './templates.ts';
+
+export interface PkiSettings {
+  organization: string;
+  rootAlgorithm: KeyAlgorithm;
+  rootDays: number;
+  intermediateDays: number;
+  tlsDays: number;
+  tlsRenewBeforeDays: number;
+  signingDays: number;
+  hostnames: string[];
+}
+
+export interface Identity {
+  certificate: CertificateRecord;
+  privateKey: KeyObject;
+}
+
+export interface ServerPki {
+  authority: CertificateAuthority;
+  tls: Identity;
+  profileSigning: Identity;
+}
+
+/** The newest active certificate of a role: during a rollover the successor is the one in use. */
+async function current(store: Store, role: CertificateRole): Promise<CertificateRecord | undefined> {
+  const active = await store.listCertificates({ role, status: 'active' });
+  return active.sort((a, b) => b.notAfter.getTime() - a.notAfter.getTime() || b.createdAt.getTime() - a.createdAt.getTime())[0];
+}
+
+async function identity(keyring: Keyring, certificate: CertificateRecord): Promise<Identity> {
+  if (!certificate.keyId) throw new Error(`certificate ${certificate.id} (${certificate.role}) has no key in the store`);
+  return { certificate, privateKey: await keyring.open(certificate.keyId) };
+}
+
+function sansOf(der: Buffer): string[] {
+  const san = new X509Certificate(der).subjectAltName ?? '';
+  return san
+    .split(', ')
+    .filter(Boolean)
+    .map((entry) => entry.replace(/^(DNS|IP Address):/, '').toLowerCase())
+    .sort();
+}
+
+/** Creates root and intermediate together so a half-made CA can never be stored. */
+async function createCa(store: Store, keyring: Keyring, clock: Clock, settings: PkiSettings): Promise<void> {
+  const now = clock();
+  const label = now.toISOString().slice(0, 10);
+  const rootKeys = await generateKey(settings.rootAlgorithm);
+  const rootDer = buildCertificate(
+    { ...templates.rootCa(settings.organization, label, rootKeys.publicKey), ...validityFrom(now, settings.rootDays) },
+    { selfSigningKey: rootKeys.privateKey },
+  );
+  const rootKey = keyring.seal(rootKeys.privateKey);
+  const root = inventoryRecord(rootDer, 'root', null, rootKey.id, now);
+
+  const intermediateKeys = await generateKey('rsa-2048');
+  const intermediateDer = buildCertificate(
+    {
+      ...templates.intermediateCa(settings.organization, label, intermediateKeys.publicKey),
+      ...validityFrom(now, settings.intermediateDays, root.notAfter),
+    },
+    { certificate: rootDer, privateKey: rootKeys.privateKey },
+  );
+  const intermediateKey = keyring.seal(intermediateKeys.privateKey);
+  const intermediate = inventoryRecord(intermediateDer, 'intermediate', root.id, intermediateKey.id, now);
+  const entries: NewCertificate[] = [
+    { certificate: root, key: rootKey },
+    { certificate: intermediate, key: intermediateKey },
+  ];
+  await store.insertCertificates(entries);
+}
+
+/**
+ * Loads the server's PKI, creating on first run what is missing: the CA, the TLS certificate (re-issued when
+ * the configured hostnames change or its renewal window opens) and the profile-signing identity.
+ */
+export async function ensureServerPki(
+  deps: { store: Store; keyring: Keyring; clock: Clock; audit: AuditLog },
+  settings: PkiSettings,
+): Promise<ServerPki> {
+  const { store, keyring, clock, audit } = deps;
+  if (!(await current(store, 'root'))) {
+    await createCa(store, keyring, clock, settings);
+    await audit.record({ actor: 'system', action: 'pki.ca-created', outcome: 'ok', detail: { rootAlgorithm: settings.rootAlgorithm } });
+  }
+  const root = await current(store, 'root');
+  const intermediate = await current(store, 'intermediate');
+  if (!root || !intermediate) throw new Error('the inventory has a root CA but no active intermediate');
+  const authority = new CertificateAuthority(store, keyring, clock, root, intermediate, await keyring.open(intermediate.keyId ?? ''));
+
+  let tls = await current(store, 'tls');
+  const wantedSans = settings.hostnames.map((h) => h.toLowerCase()).sort();
+  const renewBy = clock().getTime() + settings.tlsRenewBeforeDays * DAY_MS;
+  const reason = !tls
+    ? 'none yet'
+    : sansOf(tls.der).join(',') !== wantedSans.join(',')
+      ? 'hostnames changed'
+      : tls.notAfter.getTime() <= renewBy
+        ? 'renewal window open'
+        : tls.issuerId !== intermediate.id
+          ? 'issuing CA changed'
+          : undefined;
+  if (reason) {
+    const keys = await generateKey('rsa-2048');
+    const previous = tls;
+    tls = await authority.issue({
+      role: 'tls',
+      template: templates.tlsServer(settings.organization, settings.hostnames, keys.publicKey),
+      validityDays: settings.tlsDays,
+      privateKey: keys.privateKey,
+      dependants: [{ kind: 'service', ref: 'https-listener' }],
+      supersedes: previous ? [previous.id] : [],
+    });
+    await audit.record({
+      actor: 'system',
+      action: 'pki.tls-issued',
+      target: tls.fingerprintSha256,
+      outcome: 'ok',
+      reason,
+      detail: { hostnames: settings.hostnames, supersedes: previous?.fingerprintSha256 ?? null },
+    });
+  }
+
+  const tlsCertificate = tls!;
+  let signing = await current(store, 'profile-signing');
+  if (!signing) {
+    const keys = await generateKey('rsa-2048');
+    signing = await authority.issue({
+      role: 'profile-signing',
+      template: templates.profileSigning(settings.organization, keys.publicKey),
+      validityDays: settings.signingDays,
+      privateKey: keys.privateKey,
+      dependants: [{ kind: 'service', ref: 'profile-signing' }],
+    });
+    await audit.record({ actor: 'system', action: 'pki.profile-signing-issued', target: signing.fingerprintSha256, outcome: 'ok' });
+  }
+
+  return { authority, tls: await identity(keyring, tlsCertificate), profileSigning: await identity(keyring, signing) };
+}

@@ -1,0 +1,59 @@
+/** Numbered SQLite migrations. Append only: a released migration is never edited. */
+export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: 'foundation',
+    sql: `
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE sealed_keys (
+        id TEXT PRIMARY KEY,
+        algorithm TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE TABLE certificates (
+        id TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        issuer_id TEXT REFERENCES certificates(id),
+        serial_hex TEXT NOT NULL,
+        fingerprint_sha256 TEXT NOT NULL UNIQUE,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'superseded', 'revoked', 'expired')),
+        key_id TEXT REFERENCES sealed_keys(id),
+        der BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        superseded_by TEXT REFERENCES certificates(id),
+        UNIQUE (issuer_id, serial_hex)
+      );
+      CREATE INDEX certificates_by_expiry ON certificates(not_after);
+      CREATE INDEX certificates_by_role ON certificates(role, status);
+      CREATE TABLE certificate_dependants (
+        certificate_id TEXT NOT NULL REFERENCES certificates(id),
+        kind TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        PRIMARY KEY (certificate_id, kind, ref)
+      );
+      CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        secret_hash BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at INTEGER
+      );
+      CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        detail TEXT
+      );
+      CREATE INDEX audit_by_action ON audit_log(action, id);
+    `,
+  },
+];

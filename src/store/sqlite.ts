@@ -1,0 +1,301 @@
+import Database from 'better-sqlite3';
+import { OperatorError, messageOf } from '../errors.ts';
+import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
+import {
+  ConflictError,
+  type ApiTokenRecord,
+  type AuditEvent,
+  type CertificateQuery,
+  type CertificateRecord,
+  type CertificateStatus,
+  type Dependant,
+  type NewCertificate,
+  type SealedKeyRecord,
+  type Store,
+  type StoredAuditEvent,
+} from './types.ts';
+
+type Row = Record<string, unknown>;
+
+const ms = (d: Date) => d.getTime();
+const date = (v: unknown) => new Date(Number(v));
+const maybeDate = (v: unknown) => (v === null || v === undefined ? null : date(v));
+
+function certificateFromRow(r: Row): CertificateRecord {
+  return {
+    id: String(r.id),
+    role: r.role as CertificateRecord['role'],
+    subject: String(r.subject),
+    issuerId: (r.issuer_id as string | null) ?? null,
+    serialHex: String(r.serial_hex),
+    fingerprintSha256: String(r.fingerprint_sha256),
+    notBefore: date(r.not_before),
+    notAfter: date(r.not_after),
+    status: r.status as CertificateStatus,
+    keyId: (r.key_id as string | null) ?? null,
+    der: Buffer.from(r.der as Uint8Array),
+    createdAt: date(r.created_at),
+    supersededBy: (r.superseded_by as string | null) ?? null,
+  };
+}
+
+function tokenFromRow(r: Row): ApiTokenRecord {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    secretHash: Buffer.from(r.secret_hash as Uint8Array),
+    createdAt: date(r.created_at),
+    lastUsedAt: maybeDate(r.last_used_at),
+    revokedAt: maybeDate(r.revoked_at),
+  };
+}
+
+/** Turns SQLite's failures to open into one-line operator errors. */
+function explainOpenError(path: string, err: unknown): OperatorError {
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+    return new OperatorError(`database ${path} is locked by another process; stop it or wait, then retry`);
+  }
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+    return new OperatorError(`database ${path} is not a valid SQLite database (corrupt?); restore it from a backup`);
+  }
+  if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code === 'SQLITE_PERM') {
+    return new OperatorError(`cannot open database ${path} for writing: ${messageOf(err)}`);
+  }
+  return new OperatorError(`cannot use database ${path}: ${messageOf(err)}`);
+}
+
+export interface SqliteOptions {
+  busyTimeoutMs?: number;
+}
+
+export class SqliteStore implements Store {
+  readonly backend = 'sqlite';
+  readonly #db: Database.Database;
+
+  private constructor(db: Database.Database, readonly path: string) {
+    this.#db = db;
+  }
+
+  /** Opens (creating if absent) and configures the database; does not migrate. */
+  static open(path: string, options: SqliteOptions = {}): SqliteStore {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
+      // Reading the schema is the first real access: it fails here on a corrupt or locked file.
+      db.prepare('SELECT count(*) FROM sqlite_master').get();
+      if (String(db.pragma('journal_mode', { simple: true })) !== 'wal') db.pragma('journal_mode = WAL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('synchronous = NORMAL');
+      return new SqliteStore(db, path);
+    } catch (err) {
+      db?.close();
+      throw explainOpenError(path, err);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  async schemaVersion(): Promise<number> {
+    return this.#schemaVersionSync();
+  }
+
+  #schemaVersionSync(): number {
+    const table = this.#db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+      .get();
+    if (!table) return 0;
+    const row = this.#db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as Row;
+    return Number(row.v ?? 0);
+  }
+
+  async migrate(): Promise<void> {
+    const latest = SQLITE_MIGRATIONS.at(-1)?.version ?? 0;
+    try {
+      const current = this.#schemaVersionSync();
+      if (current > latest) {
+        throw new OperatorError(
+          `database ${this.path} has schema version ${current}, newer than this certmdm knows (${latest}); upgrade certmdm`,
+        );
+      }
+      for (const migration of SQLITE_MIGRATIONS) {
+        if (migration.version <= current) continue;
+        this.#db.transaction(() => {
+          this.#db.exec(
+            'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+          );
+          this.#db.exec(migration.sql);
+          this.#db
+            .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
+            .run(migration.version, migration.name, Date.now());
+        })();
+      }
+    } catch (err) {
+      if (err instanceof OperatorError) throw err;
+      throw explainOpenError(this.path, err);
+    }
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    const row = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
+    return row ? String(row.value) : undefined;
+  }
+
+  async setMetaIfAbsent(key: string, value: string): Promise<boolean> {
+    return this.#db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(key, value).changes === 1;
+  }
+
+  async getSealedKey(id: string): Promise<SealedKeyRecord | undefined> {
+    const r = this.#db.prepare('SELECT * FROM sealed_keys WHERE id = ?').get(id) as Row | undefined;
+    return r
+      ? { id: String(r.id), algorithm: String(r.algorithm), sealed: Buffer.from(r.sealed as Uint8Array), createdAt: date(r.created_at) }
+      : undefined;
+  }
+
+  async listSealedKeys(): Promise<SealedKeyRecord[]> {
+    return (this.#db.prepare('SELECT * FROM sealed_keys ORDER BY created_at, id').all() as Row[]).map((r) => ({
+      id: String(r.id),
+      algorithm: String(r.algorithm),
+      sealed: Buffer.from(r.sealed as Uint8Array),
+      createdAt: date(r.created_at),
+    }));
+  }
+
+  #insertOne(entry: NewCertificate): void {
+    const c = entry.certificate;
+    if (entry.key) {
+      this.#db
+        .prepare('INSERT INTO sealed_keys (id, algorithm, sealed, created_at) VALUES (?, ?, ?, ?)')
+        .run(entry.key.id, entry.key.algorithm, entry.key.sealed, ms(entry.key.createdAt));
+    }
+    this.#db
+      .prepare(
+        `INSERT INTO certificates (id, role, subject, issuer_id, serial_hex, fingerprint_sha256, not_before, not_after,
+           status, key_id, der, created_at, superseded_by)
+         VALUES (@id, @role, @subject, @issuerId, @serialHex, @fingerprintSha256, @notBefore, @notAfter,
+           @status, @keyId, @der, @createdAt, @supersededBy)`,
+      )
+      .run({ ...c, notBefore: ms(c.notBefore), notAfter: ms(c.notAfter), createdAt: ms(c.createdAt) });
+    for (const d of entry.dependants ?? []) {
+      this.#db
+        .prepare('INSERT OR IGNORE INTO certificate_dependants (certificate_id, kind, ref) VALUES (?, ?, ?)')
+        .run(c.id, d.kind, d.ref);
+    }
+  }
+
+  async insertCertificates(entries: NewCertificate[]): Promise<void> {
+    this.#db.transaction(() => entries.forEach((e) => this.#insertOne(e)))();
+  }
+
+  async replaceCertificates(replacement: NewCertificate, supersedes: string[]): Promise<void> {
+    this.#db.transaction(() => {
+      this.#insertOne(replacement);
+      for (const id of supersedes) {
+        const changed = this.#db
+          .prepare("UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE id = ? AND status = 'active'")
+          .run(replacement.certificate.id, id).changes;
+        if (changed !== 1) throw new ConflictError(`certificate ${id} is no longer active`);
+      }
+    })();
+  }
+
+  async getCertificate(id: string): Promise<CertificateRecord | undefined> {
+    const r = this.#db.prepare('SELECT * FROM certificates WHERE id = ?').get(id) as Row | undefined;
+    return r ? certificateFromRow(r) : undefined;
+  }
+
+  async getCertificateByFingerprint(fingerprintSha256: string): Promise<CertificateRecord | undefined> {
+    const r = this.#db
+      .prepare('SELECT * FROM certificates WHERE fingerprint_sha256 = ?')
+      .get(fingerprintSha256.toLowerCase()) as Row | undefined;
+    return r ? certificateFromRow(r) : undefined;
+  }
+
+  async listCertificates(query: CertificateQuery = {}): Promise<CertificateRecord[]> {
+    const rows = this.#db
+      .prepare(
+        `SELECT * FROM certificates
+         WHERE (@role IS NULL OR role = @role) AND (@status IS NULL OR status = @status)
+         ORDER BY not_after, id`,
+      )
+      .all({ role: query.role ?? null, status: query.status ?? null }) as Row[];
+    return rows.map(certificateFromRow);
+  }
+
+  async setCertificateStatus(id: string, from: CertificateStatus, to: CertificateStatus): Promise<boolean> {
+    return this.#db.prepare('UPDATE certificates SET status = ? WHERE id = ? AND status = ?').run(to, id, from).changes === 1;
+  }
+
+  async addDependant(d: Dependant): Promise<void> {
+    this.#db
+      .prepare('INSERT OR IGNORE INTO certificate_dependants (certificate_id, kind, ref) VALUES (?, ?, ?)')
+      .run(d.certificateId, d.kind, d.ref);
+  }
+
+  async listDependants(certificateId: string): Promise<Dependant[]> {
+    return (
+      this.#db
+        .prepare('SELECT * FROM certificate_dependants WHERE certificate_id = ? ORDER BY kind, ref')
+        .all(certificateId) as Row[]
+    ).map((r) => ({ certificateId: String(r.certificate_id), kind: String(r.kind), ref: String(r.ref) }));
+  }
+
+  async listIssuedBy(certificateId: string): Promise<CertificateRecord[]> {
+    return (
+      this.#db.prepare('SELECT * FROM certificates WHERE issuer_id = ? ORDER BY not_after, id').all(certificateId) as Row[]
+    ).map(certificateFromRow);
+  }
+
+  async insertApiToken(t: ApiTokenRecord): Promise<void> {
+    this.#db
+      .prepare(
+        'INSERT INTO api_tokens (id, name, secret_hash, created_at, last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)',
+      )
+      .run(t.id, t.name, t.secretHash, ms(t.createdAt), t.lastUsedAt && ms(t.lastUsedAt), t.revokedAt && ms(t.revokedAt));
+  }
+
+  async getApiToken(id: string): Promise<ApiTokenRecord | undefined> {
+    const r = this.#db.prepare('SELECT * FROM api_tokens WHERE id = ?').get(id) as Row | undefined;
+    return r ? tokenFromRow(r) : undefined;
+  }
+
+  async listApiTokens(): Promise<ApiTokenRecord[]> {
+    return (this.#db.prepare('SELECT * FROM api_tokens ORDER BY created_at, id').all() as Row[]).map(tokenFromRow);
+  }
+
+  async touchApiToken(id: string, at: Date): Promise<void> {
+    this.#db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(ms(at), id);
+  }
+
+  async revokeApiToken(id: string, at: Date): Promise<boolean> {
+    return (
+      this.#db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(ms(at), id)
+        .changes === 1
+    );
+  }
+
+  async appendAudit(e: AuditEvent): Promise<number> {
+    const result = this.#db
+      .prepare('INSERT INTO audit_log (at, actor, action, target, outcome, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(ms(e.at), e.actor, e.action, e.target ?? null, e.outcome, e.reason ?? null, e.detail ? JSON.stringify(e.detail) : null);
+    return Number(result.lastInsertRowid);
+  }
+
+  async listAudit(query: { action?: string; limit?: number } = {}): Promise<StoredAuditEvent[]> {
+    const rows = this.#db
+      .prepare('SELECT * FROM audit_log WHERE (@action IS NULL OR action = @action) ORDER BY id DESC LIMIT @limit')
+      .all({ action: query.action ?? null, limit: query.limit ?? 100 }) as Row[];
+    return rows.map((r) => ({
+      id: Number(r.id),
+      at: date(r.at),
+      actor: String(r.actor),
+      action: String(r.action),
+      target: (r.target as string | null) ?? null,
+      outcome: r.outcome as AuditEvent['outcome'],
+      reason: (r.reason as string | null) ?? null,
+      detail: r.detail ? (JSON.parse(String(r.detail)) as Record<string, unknown>) : null,
+    }));
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The one storage interface. Every backend (SQLite now, PostgreSQL later) implements it and passes the shared
+ * conformance suite in test/store/conformance.ts. Each method that changes more than one row is atomic.
+ */
+
+export const CERTIFICATE_ROLES = [
+  'root',
+  'intermediate',
+  'tls',
+  'profile-signing',
+  'scep-ra',
+  'push',
+  'device-identity',
+] as const;
+export type CertificateRole = (typeof CERTIFICATE_ROLES)[number];
+
+export const CERTIFICATE_STATUSES = ['active', 'superseded', 'revoked', 'expired'] as const;
+export type CertificateStatus = (typeof CERTIFICATE_STATUSES)[number];
+
+export interface SealedKeyRecord {
+  id: string;
+  /** e.g. rsa-2048, ec-P-384 */
+  algorithm: string;
+  /** AES-256-GCM blob from MasterKey.seal, bound to `id`. Never the plaintext key. */
+  sealed: Buffer;
+  createdAt: Date;
+}
+
+export interface CertificateRecord {
+  id: string;
+  role: CertificateRole;
+  subject: string;
+  /** The inventory id of the issuing certificate; null for a self-signed root or an external issuer. */
+  issuerId: string | null;
+  serialHex: string;
+  fingerprintSha256: string;
+  notBefore: Date;
+  notAfter: Date;
+  status: CertificateStatus;
+  /** The sealed private key, when certmdm holds it. */
+  keyId: string | null;
+  der: Buffer;
+  createdAt: Date;
+  supersededBy: string | null;
+}
+
+/** Something other than a certificate that relies on a certificate: a service, profile, device, enrollment. */
+export interface Dependant {
+  certificateId: string;
+  kind: string;
+  ref: string;
+}
+
+export interface NewCertificate {
+  certificate: CertificateRecord;
+  key?: SealedKeyRecord;
+  dependants?: Omit<Dependant, 'certificateId'>[];
+}
+
+export interface CertificateQuery {
+  role?: CertificateRole;
+  status?: CertificateStatus;
+}
+
+export interface ApiTokenRecord {
+  id: string;
+  name: string;
+  /** SHA-256 of the token's secret part. */
+  secretHash: Buffer;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+}
+
+export type AuditOutcome = 'ok' | 'allowed' | 'denied' | 'error';
+
+export interface AuditEvent {
+  at: Date;
+  /** Who acted: `token:<id>`, `cli`, `system`, `device:<udid>`, or the peer address for the unauthenticated. */
+  actor: string;
+  action: string;
+  target?: string | null;
+  outcome: AuditOutcome;
+  reason?: string | null;
+  detail?: Record<string, unknown> | null;
+}
+
+export interface StoredAuditEvent extends AuditEvent {
+  id: number;
+}
+
+export interface Store {
+  readonly backend: string;
+  close(): Promise<void>;
+
+  /** Highest applied migration; 0 for an empty database. */
+  schemaVersion(): Promise<number>;
+  /** Applies pending numbered migrations, each in its own transaction. */
+  migrate(): Promise<void>;
+
+  getMeta(key: string): Promise<string | undefined>;
+  /** Sets a value only if the key is absent; returns whether it was set. */
+  setMetaIfAbsent(key: string, value: string): Promise<boolean>;
+
+  getSealedKey(id: string): Promise<SealedKeyRecord | undefined>;
+  listSealedKeys(): Promise<SealedKeyRecord[]>;
+
+  /** Inserts certificates with their keys and dependants, all or nothing. */
+  insertCertificates(entries: NewCertificate[]): Promise<void>;
+  /**
+   * Inserts `replacement` and marks each of `supersedes` superseded by it, all or nothing. Fails without change if
+   * any of them is no longer active (someone else replaced it first).
+   */
+  replaceCertificates(replacement: NewCertificate, supersedes: string[]): Promise<void>;
+  getCertificate(id: string): Promise<CertificateRecord | undefined>;
+  getCertificateByFingerprint(fingerprintSha256: string): Promise<CertificateRecord | undefined>;
+  /** Soonest expiry first. */
+  listCertificates(query?: CertificateQuery): Promise<CertificateRecord[]>;
+  /** Changes status only if it is currently `from`; returns whether it changed. */
+  setCertificateStatus(id: string, from: CertificateStatus, to: CertificateStatus): Promise<boolean>;
+  addDependant(dependant: Dependant): Promise<void>;
+  listDependants(certificateId: string): Promise<Dependant[]>;
+  /** Certificates whose issuerId is `certificateId`. */
+  listIssuedBy(certificateId: string): Promise<CertificateRecord[]>;
+
+  insertApiToken(token: ApiTokenRecord): Promise<void>;
+  getApiToken(id: string): Promise<ApiTokenRecord | undefined>;
+  listApiTokens(): Promise<ApiTokenRecord[]>;
+  touchApiToken(id: string, at: Date): Promise<void>;
+  revokeApiToken(id: string, at: Date): Promise<boolean>;
+
+  appendAudit(event: AuditEvent): Promise<number>;
+  /** Newest first. */
+  listAudit(query?: { action?: string; limit?: number }): Promise<StoredAuditEvent[]>;
+}
+
+export class ConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConflictError';
+  }
+}
