@@ -1,4 +1,5 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { AuditLog } from '../admin/audit.ts';
 import { DAY_MS, type Clock } from '../clock.ts';
 import type { CertificateRecord, CertificateRole, NewCertificate, Store } from '../store/types.ts';
@@ -41,13 +42,59 @@ async function identity(keyring: Keyring, certificate: CertificateRecord): Promi
   return { certificate, privateKey: await keyring.open(certificate.keyId) };
 }
 
+/** One spelling per name, so '::1' and '0:0:0:0:0:0:0:1' compare equal. */
+function canonicalName(name: string): string {
+  return isIP(name) === 6 ? new URL(`http://[${name}]/`).hostname : name.toLowerCase();
+}
+
 function sansOf(der: Buffer): string[] {
   const san = new X509Certificate(der).subjectAltName ?? '';
   return san
     .split(', ')
     .filter(Boolean)
-    .map((entry) => entry.replace(/^(DNS|IP Address):/, '').toLowerCase())
+    .map((entry) => canonicalName(entry.replace(/^(DNS|IP Address):/, '')))
     .sort();
+}
+
+/** Why the TLS certificate must be re-issued now, or undefined when it can stay. */
+function tlsReissueReason(
+  tls: CertificateRecord | undefined,
+  intermediate: CertificateRecord,
+  settings: PkiSettings,
+  now: Date,
+): string | undefined {
+  if (!tls) return 'none yet';
+  if (sansOf(tls.der).join(',') !== settings.hostnames.map(canonicalName).sort().join(',')) return 'hostnames changed';
+  if (tls.notAfter.getTime() <= now.getTime() + settings.tlsRenewBeforeDays * DAY_MS) return 'renewal window open';
+  if (tls.issuerId !== intermediate.id) return 'issuing CA changed';
+  return undefined;
+}
+
+async function issueTls(
+  deps: { audit: AuditLog },
+  authority: CertificateAuthority,
+  settings: PkiSettings,
+  previous: CertificateRecord | undefined,
+  reason: string,
+): Promise<CertificateRecord> {
+  const keys = await generateKey('rsa-2048');
+  const tls = await authority.issue({
+    role: 'tls',
+    template: templates.tlsServer(settings.organization, settings.hostnames, keys.publicKey),
+    validityDays: settings.tlsDays,
+    privateKey: keys.privateKey,
+    dependants: [{ kind: 'service', ref: 'https-listener' }],
+    supersedes: previous ? [previous.id] : [],
+  });
+  await deps.audit.record({
+    actor: 'system',
+    action: 'pki.tls-issued',
+    target: tls.fingerprintSha256,
+    outcome: 'ok',
+    reason,
+    detail: { hostnames: settings.hostnames, supersedes: previous?.fingerprintSha256 ?? null },
+  });
+  return tls;
 }
 
 /** Creates root and intermediate together so a half-made CA can never be stored. */
@@ -97,40 +144,10 @@ export async function ensureServerPki(
   if (!root || !intermediate) throw new Error('the inventory has a root CA but no active intermediate');
   const authority = new CertificateAuthority(store, keyring, clock, root, intermediate, await keyring.open(intermediate.keyId ?? ''));
 
-  let tls = await current(store, 'tls');
-  const wantedSans = settings.hostnames.map((h) => h.toLowerCase()).sort();
-  const renewBy = clock().getTime() + settings.tlsRenewBeforeDays * DAY_MS;
-  const reason = !tls
-    ? 'none yet'
-    : sansOf(tls.der).join(',') !== wantedSans.join(',')
-      ? 'hostnames changed'
-      : tls.notAfter.getTime() <= renewBy
-        ? 'renewal window open'
-        : tls.issuerId !== intermediate.id
-          ? 'issuing CA changed'
-          : undefined;
-  if (reason) {
-    const keys = await generateKey('rsa-2048');
-    const previous = tls;
-    tls = await authority.issue({
-      role: 'tls',
-      template: templates.tlsServer(settings.organization, settings.hostnames, keys.publicKey),
-      validityDays: settings.tlsDays,
-      privateKey: keys.privateKey,
-      dependants: [{ kind: 'service', ref: 'https-listener' }],
-      supersedes: previous ? [previous.id] : [],
-    });
-    await audit.record({
-      actor: 'system',
-      action: 'pki.tls-issued',
-      target: tls.fingerprintSha256,
-      outcome: 'ok',
-      reason,
-      detail: { hostnames: settings.hostnames, supersedes: previous?.fingerprintSha256 ?? null },
-    });
-  }
+  const existingTls = await current(store, 'tls');
+  const reason = tlsReissueReason(existingTls, intermediate, settings, clock());
+  const tls = !reason && existingTls ? existingTls : await issueTls(deps, authority, settings, existingTls, reason ?? 'none yet');
 
-  const tlsCertificate = tls!;
   let signing = await current(store, 'profile-signing');
   if (!signing) {
     const keys = await generateKey('rsa-2048');
@@ -144,5 +161,5 @@ export async function ensureServerPki(
     await audit.record({ actor: 'system', action: 'pki.profile-signing-issued', target: signing.fingerprintSha256, outcome: 'ok' });
   }
 
-  return { authority, tls: await identity(keyring, tlsCertificate), profileSigning: await identity(keyring, signing) };
+  return { authority, tls: await identity(keyring, tls), profileSigning: await identity(keyring, signing) };
 }

@@ -1,0 +1,97 @@
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = join(ROOT, 'bin', 'certmdm.mjs');
+
+/** Fast, loopback-only defaults for tests; the root key is RSA-2048 only to keep key generation quick. */
+export const TEST_FLAGS = ['--root-algorithm', 'rsa-2048', '--hostname', 'localhost,127.0.0.1', '--listen', '127.0.0.1'];
+
+export function tempDir(prefix = 'certmdm-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** The environment without any CERTMDM_* the developer's shell may carry. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CERTMDM_')));
+  return { ...env, ...extra };
+}
+
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; uid?: number; gid?: number } = {},
+): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    env: cleanEnv(options.env),
+    cwd: options.cwd ?? ROOT,
+    uid: options.uid,
+    gid: options.gid,
+    timeout: 60_000,
+  });
+}
+
+export interface RunningServer {
+  port: number;
+  stderr: () => string;
+  stdout: () => string;
+  stop: () => Promise<void>;
+}
+
+export async function startServer(dataDir: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<RunningServer> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--data', dataDir, '--port', '0', ...TEST_FLAGS, ...extraArgs], {
+    env: cleanEnv(env),
+    cwd: ROOT,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${stderr}`)), 30_000);
+    child.on('exit', (code) => reject(new Error(`server exited ${code}:\n${stderr}`)));
+    const poll = setInterval(() => {
+      const match = /"msg":"certmdm listening"/.test(stdout) && /"port":(\d+)/.exec(stdout.slice(stdout.indexOf('certmdm listening') - 200));
+      if (match) {
+        clearInterval(poll);
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    }, 50);
+  });
+  return {
+    port,
+    stderr: () => stderr,
+    stdout: () => stdout,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Every file under a directory with its mode and SHA-256, for "nothing on disk changed" assertions. */
+export function snapshot(dir: string, options: { ignore?: RegExp } = {}): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const path = join(d, name);
+      const st = statSync(path);
+      if (options.ignore?.test(name)) continue;
+      if (st.isDirectory()) walk(path);
+      else out[path] = `${(st.mode & 0o777).toString(8)} ${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+export function run(command: string, args: string[], options: { cwd?: string; input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}) {
+  return spawnSync(command, args, { encoding: 'utf8', timeout: 60_000, ...options });
+}

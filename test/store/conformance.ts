@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { test } from 'node:test';
+import { ConflictError, type CertificateRecord, type NewCertificate, type Store } from '../../src/store/types.ts';
+
+/**
+ * The storage contract. Every backend runs this same suite; a backend that passes it can stand in for any other.
+ */
+export function storeConformance(backend: string, open: () => Promise<Store>): void {
+  const day = 86_400_000;
+  const certificate = (overrides: Partial<CertificateRecord> = {}): CertificateRecord => ({
+    id: `crt_${randomUUID()}`,
+    role: 'device-identity',
+    subject: 'CN=test',
+    issuerId: null,
+    serialHex: randomBytes(16).toString('hex'),
+    fingerprintSha256: randomBytes(32).toString('hex'),
+    notBefore: new Date(Date.UTC(2026, 0, 1)),
+    notAfter: new Date(Date.UTC(2027, 0, 1)),
+    status: 'active',
+    keyId: null,
+    der: randomBytes(64),
+    createdAt: new Date(Date.UTC(2026, 0, 1, 12)),
+    supersededBy: null,
+    ...overrides,
+  });
+
+  const withStore = (name: string, fn: (store: Store) => Promise<void>) =>
+    test(`${backend}: ${name}`, async () => {
+      const store = await open();
+      try {
+        await store.migrate();
+        await fn(store);
+      } finally {
+        await store.close();
+      }
+    });
+
+  withStore('migrations are numbered and idempotent', async (store) => {
+    const version = await store.schemaVersion();
+    assert.ok(version >= 1);
+    await store.migrate();
+    assert.equal(await store.schemaVersion(), version);
+  });
+
+  withStore('meta values are set once', async (store) => {
+    assert.equal(await store.getMeta('k'), undefined);
+    assert.equal(await store.setMetaIfAbsent('k', 'v1'), true);
+    assert.equal(await store.setMetaIfAbsent('k', 'v2'), false);
+    assert.equal(await store.getMeta('k'), 'v1');
+  });
+
+  withStore('certificates round-trip with their sealed key and dependants', async (store) => {
+    const key = { id: `key_${randomUUID()}`, algorithm: 'rsa-2048', sealed: randomBytes(100), createdAt: new Date(Date.UTC(2026, 1, 1)) };
+    const root = certificate({ role: 'root', keyId: key.id });
+    await store.insertCertificates([{ certificate: root, key, dependants: [{ kind: 'service', ref: 'https-listener' }] }]);
+    const back = await store.getCertificate(root.id);
+    assert.deepEqual(back, root);
+    assert.deepEqual(await store.getCertificateByFingerprint(root.fingerprintSha256.toUpperCase()), root);
+    assert.deepEqual(await store.getSealedKey(key.id), key);
+    assert.deepEqual(await store.listDependants(root.id), [{ certificateId: root.id, kind: 'service', ref: 'https-listener' }]);
+    const child = certificate({ issuerId: root.id });
+    await store.insertCertificates([{ certificate: child }]);
+    assert.deepEqual((await store.listIssuedBy(root.id)).map((c) => c.id), [child.id]);
+  });
+
+  withStore('a batch insert is all or nothing', async (store) => {
+    const first = certificate();
+    const duplicate = certificate({ fingerprintSha256: first.fingerprintSha256 });
+    await assert.rejects(store.insertCertificates([{ certificate: first }, { certificate: duplicate }]));
+    assert.equal(await store.getCertificate(first.id), undefined);
+    assert.deepEqual(await store.listCertificates(), []);
+  });
+
+  withStore('a certificate cannot name an issuer that does not exist', async (store) => {
+    await assert.rejects(store.insertCertificates([{ certificate: certificate({ issuerId: 'crt_missing' }) }]));
+    assert.deepEqual(await store.listCertificates(), []);
+  });
+
+  withStore('listing is soonest expiry first and filters by role and status', async (store) => {
+    const base = Date.UTC(2027, 0, 1);
+    const late = certificate({ role: 'tls', notAfter: new Date(base + 30 * day) });
+    const soon = certificate({ role: 'tls', notAfter: new Date(base + 1 * day) });
+    const other = certificate({ role: 'root', notAfter: new Date(base + 10 * day) });
+    await store.insertCertificates([{ certificate: late }, { certificate: soon }, { certificate: other }]);
+    assert.deepEqual((await store.listCertificates()).map((c) => c.id), [soon.id, other.id, late.id]);
+    assert.deepEqual((await store.listCertificates({ role: 'tls' })).map((c) => c.id), [soon.id, late.id]);
+    assert.equal(await store.setCertificateStatus(soon.id, 'active', 'revoked'), true);
+    assert.equal(await store.setCertificateStatus(soon.id, 'active', 'revoked'), false, 'status change is conditional');
+    assert.deepEqual((await store.listCertificates({ role: 'tls', status: 'active' })).map((c) => c.id), [late.id]);
+  });
+
+  withStore('replacement supersedes atomically and refuses a stale predecessor', async (store) => {
+    const old = certificate({ role: 'tls' });
+    await store.insertCertificates([{ certificate: old }]);
+    const next: NewCertificate = { certificate: certificate({ role: 'tls' }) };
+    await store.replaceCertificates(next, [old.id]);
+    const after = await store.getCertificate(old.id);
+    assert.equal(after?.status, 'superseded');
+    assert.equal(after?.supersededBy, next.certificate.id);
+
+    const racer: NewCertificate = { certificate: certificate({ role: 'tls' }) };
+    await assert.rejects(store.replaceCertificates(racer, [old.id]), ConflictError);
+    assert.equal(await store.getCertificate(racer.certificate.id), undefined, 'the losing replacement left nothing behind');
+  });
+
+  withStore('API tokens: lookup, touch, revoke once', async (store) => {
+    const token = { id: randomBytes(8).toString('hex'), name: 'ops', secretHash: randomBytes(32), createdAt: new Date(Date.UTC(2026, 0, 1)), lastUsedAt: null, revokedAt: null };
+    await store.insertApiToken(token);
+    assert.deepEqual(await store.getApiToken(token.id), token);
+    const at = new Date(Date.UTC(2026, 0, 2));
+    await store.touchApiToken(token.id, at);
+    assert.deepEqual((await store.getApiToken(token.id))?.lastUsedAt, at);
+    assert.equal(await store.revokeApiToken(token.id, at), true);
+    assert.equal(await store.revokeApiToken(token.id, at), false);
+    assert.deepEqual((await store.listApiTokens()).map((t) => t.revokedAt), [at]);
+  });
+
+  withStore('audit log is append-only, newest first, filterable', async (store) => {
+    await store.appendAudit({ at: new Date(1000), actor: 'cli', action: 'a', outcome: 'ok' });
+    await store.appendAudit({ at: new Date(2000), actor: 'ip:127.0.0.1', action: 'b', outcome: 'denied', reason: 'no token', detail: { n: 1 } });
+    const all = await store.listAudit();
+    assert.deepEqual(all.map((e) => e.action), ['b', 'a']);
+    assert.deepEqual(all[0]?.detail, { n: 1 });
+    assert.equal(all[0]?.reason, 'no token');
+    assert.deepEqual((await store.listAudit({ action: 'a' })).map((e) => e.actor), ['cli']);
+    assert.equal((await store.listAudit({ limit: 1 })).length, 1);
+  });
+}
