@@ -12,7 +12,7 @@ export function parseCommand(argv: string[], extra: Extra = {}): { config: Confi
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new OperatorError(`${messageOf(err)} (see --help)`, 2);
+    throw new OperatorError(`${messageOf(err).split('\n')[0]} (see --help)`, 2);
   }
   const values = parsed.values as RawOptions;
   return { config: resolveConfig(values), values, positionals: parsed.positionals };

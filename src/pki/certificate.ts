@@ -1,7 +1,7 @@
-import { createHash, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
-import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
-import * as asn1x509 from '@peculiar/asn1-x509';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
+import { isIP } from 'node:net';
 import { signatureAlgorithmFor, signWith } from './algorithms.ts';
+import * as der from './der.ts';
 
 /** A distinguished name as ordered (attribute, value) pairs, most significant first. */
 export type DistinguishedName = ReadonlyArray<readonly [NameAttribute, string]>;
@@ -23,11 +23,21 @@ export const EKU = {
   emailProtection: '1.3.6.1.5.5.7.3.4',
 } as const;
 
-export type KeyUsage = keyof typeof asn1x509.KeyUsageFlags;
+export type KeyUsage =
+  | 'digitalSignature'
+  | 'nonRepudiation'
+  | 'keyEncipherment'
+  | 'dataEncipherment'
+  | 'keyAgreement'
+  | 'keyCertSign'
+  | 'cRLSign'
+  | 'encipherOnly'
+  | 'decipherOnly';
 
 export interface CertificateTemplate {
   subject: DistinguishedName;
-  publicKey: KeyObject;
+  /** The subject's public key, or its SubjectPublicKeyInfo DER as a CSR carries it. */
+  publicKey: KeyObject | Buffer;
   notBefore: Date;
   notAfter: Date;
   /** Present for CA certificates; pathLength 0 means it may issue only end-entity certificates. */
@@ -43,49 +53,111 @@ export interface Issuer {
   privateKey: KeyObject;
 }
 
-export function encodeName(dn: DistinguishedName): asn1x509.Name {
-  return new asn1x509.Name(
-    dn.map(
-      ([attribute, value]) =>
-        new asn1x509.RelativeDistinguishedName([
-          new asn1x509.AttributeTypeAndValue({
-            type: NAME_OIDS[attribute],
-            value:
-              attribute === 'C'
-                ? new asn1x509.AttributeValue({ printableString: value })
-                : new asn1x509.AttributeValue({ utf8String: value }),
-          }),
-        ]),
+export function encodeName(dn: DistinguishedName): Buffer {
+  return der.seq(
+    ...dn.map(([attribute, value]) =>
+      der.setOf(der.seq(der.oid(NAME_OIDS[attribute]), attribute === 'C' ? der.printable(value) : der.utf8(value))),
     ),
   );
 }
 
 /** A random positive serial of 127 bits: well above the CA/B Forum's 64-bit floor, and never negative. */
-export function randomSerial(): ArrayBuffer {
-  const serial = new Uint8Array(randomBytes(16));
+export function randomSerial(): Buffer {
+  const serial = randomBytes(16);
   serial[0] = (serial[0]! & 0x7f) | 0x40;
-  return serial.buffer;
+  return serial;
 }
 
-/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING contents. */
-export function subjectKeyIdentifier(publicKey: KeyObject): Buffer {
-  const spki = AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), asn1x509.SubjectPublicKeyInfo);
-  return createHash('sha1').update(Buffer.from(spki.subjectPublicKey)).digest();
+/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING contents (after the unused-bits byte). */
+export function subjectKeyIdentifier(spkiDer: Buffer): Buffer {
+  const [, bits] = der.children(der.parse(spkiDer));
+  if (!bits || bits.tag !== der.TAG.BIT_STRING) throw new der.DerError('SubjectPublicKeyInfo without a BIT STRING');
+  return createHash('sha1').update(bits.content.subarray(1)).digest();
 }
 
-/** The issuer's own SKI if it has one (imported CAs may use another method), else computed. */
-function keyIdentifierOf(certificate: asn1x509.Certificate, der: Buffer): Buffer {
-  const ski = certificate.tbsCertificate.extensions?.find((e) => e.extnID === asn1x509.id_ce_subjectKeyIdentifier);
-  if (ski) return Buffer.from(AsnConvert.parse(ski.extnValue.buffer, asn1x509.SubjectKeyIdentifier).buffer);
-  return subjectKeyIdentifier(new X509Certificate(der).publicKey);
+/** The raw pieces of a certificate that issuing and chain building need, found without a full decode. */
+export interface CertificateParts {
+  tbs: Buffer;
+  serial: Buffer;
+  issuer: Buffer;
+  subject: Buffer;
+  spki: Buffer;
+  subjectKeyIdentifier: Buffer;
+  signatureAlgorithm: string;
+  signature: Buffer;
 }
 
-function extension(oid: string, critical: boolean, value: unknown): asn1x509.Extension {
-  return new asn1x509.Extension({ extnID: oid, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
+const partsCache = new WeakMap<Buffer, CertificateParts>();
+
+export function certificateParts(certificate: Buffer): CertificateParts {
+  const cached = partsCache.get(certificate);
+  if (cached) return cached;
+  const [tbsNode, algNode, sigNode] = der.children(der.expect(der.parse(certificate), der.TAG.SEQUENCE, 'Certificate'));
+  const tbs = der.expect(tbsNode, der.TAG.SEQUENCE, 'TBSCertificate');
+  const fields = der.children(tbs);
+  const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
+  const spki = der.expect(fields[offset + 5], der.TAG.SEQUENCE, 'SubjectPublicKeyInfo').raw;
+  let ski: Buffer | undefined;
+  const extensions = fields.find((f) => f.tag === 0xa3);
+  if (extensions) {
+    for (const ext of der.children(der.children(extensions)[0]!)) {
+      const [id, ...rest] = der.children(ext);
+      if (der.readOid(id!) === ID_SUBJECT_KEY_IDENTIFIER) ski = der.parse(rest[rest.length - 1]!.content).content;
+    }
+  }
+  const parts: CertificateParts = {
+    tbs: tbs.raw,
+    serial: der.expect(fields[offset], der.TAG.INTEGER, 'serialNumber').content,
+    issuer: fields[offset + 2]!.raw,
+    subject: fields[offset + 4]!.raw,
+    spki,
+    subjectKeyIdentifier: ski ?? subjectKeyIdentifier(spki),
+    signatureAlgorithm: der.readOid(der.children(der.expect(algNode, der.TAG.SEQUENCE, 'signatureAlgorithm'))[0]!),
+    signature: der.expect(sigNode, der.TAG.BIT_STRING, 'signatureValue').content.subarray(1),
+  };
+  partsCache.set(certificate, parts);
+  return parts;
 }
 
-function keyUsageBits(usages: KeyUsage[]): asn1x509.KeyUsage {
-  return new asn1x509.KeyUsage(usages.reduce((bits, usage) => bits | asn1x509.KeyUsageFlags[usage], 0));
+const ID_SUBJECT_KEY_IDENTIFIER = '2.5.29.14';
+const ID_KEY_USAGE = '2.5.29.15';
+const ID_SUBJECT_ALT_NAME = '2.5.29.17';
+const ID_BASIC_CONSTRAINTS = '2.5.29.19';
+const ID_AUTHORITY_KEY_IDENTIFIER = '2.5.29.35';
+const ID_EXT_KEY_USAGE = '2.5.29.37';
+
+const KEY_USAGE_BITS: Record<KeyUsage, number> = {
+  digitalSignature: 0,
+  nonRepudiation: 1,
+  keyEncipherment: 2,
+  dataEncipherment: 3,
+  keyAgreement: 4,
+  keyCertSign: 5,
+  cRLSign: 6,
+  encipherOnly: 7,
+  decipherOnly: 8,
+};
+
+/** A DER named-bit BIT STRING: trailing zero bits are dropped (X.690 §11.2.2). */
+function keyUsageBits(usages: KeyUsage[]): Buffer {
+  const bits = usages.map((u) => KEY_USAGE_BITS[u]);
+  const highest = Math.max(...bits);
+  const bytes = Buffer.alloc(Math.floor(highest / 8) + 1);
+  for (const bit of bits) bytes[Math.floor(bit / 8)]! |= 0x80 >> bit % 8;
+  return der.bitString(bytes, 7 - (highest % 8));
+}
+
+function ipBytes(address: string): Buffer {
+  if (isIP(address) === 4) return Buffer.from(address.split('.').map(Number));
+  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return Buffer.from(groups.flatMap((g) => { const n = parseInt(g, 16); return [n >> 8, n & 0xff]; }));
+}
+
+function extension(id: string, critical: boolean, value: Buffer): Buffer {
+  return critical ? der.seq(der.oid(id), der.bool(true), der.octets(value)) : der.seq(der.oid(id), der.octets(value));
 }
 
 /**
@@ -96,70 +168,47 @@ function keyUsageBits(usages: KeyUsage[]): asn1x509.KeyUsage {
 export function buildCertificate(
   template: CertificateTemplate,
   issuer: Issuer | { selfSigningKey: KeyObject },
-  serial: ArrayBuffer = randomSerial(),
+  serial: Buffer = randomSerial(),
 ): Buffer {
   const signingKey = 'selfSigningKey' in issuer ? issuer.selfSigningKey : issuer.privateKey;
-  const issuerCert = 'certificate' in issuer ? AsnConvert.parse(issuer.certificate, asn1x509.Certificate) : undefined;
+  const issuerParts = 'certificate' in issuer ? certificateParts(issuer.certificate) : undefined;
   const subject = encodeName(template.subject);
-  const ski = subjectKeyIdentifier(template.publicKey);
-  const extensions: asn1x509.Extension[] = [
-    extension(
-      asn1x509.id_ce_basicConstraints,
-      true,
-      new asn1x509.BasicConstraints({ cA: Boolean(template.ca), pathLenConstraint: template.ca?.pathLength }),
-    ),
-    extension(asn1x509.id_ce_keyUsage, true, keyUsageBits(template.keyUsage)),
-    extension(asn1x509.id_ce_subjectKeyIdentifier, false, new asn1x509.SubjectKeyIdentifier(ski)),
+  const spki = Buffer.isBuffer(template.publicKey) ? template.publicKey : template.publicKey.export({ type: 'spki', format: 'der' });
+
+  const basicConstraints = template.ca
+    ? der.seq(der.bool(true), ...(template.ca.pathLength === undefined ? [] : [der.smallInteger(template.ca.pathLength)]))
+    : der.seq();
+  const extensions = [
+    extension(ID_BASIC_CONSTRAINTS, true, basicConstraints),
+    extension(ID_KEY_USAGE, true, keyUsageBits(template.keyUsage)),
+    extension(ID_SUBJECT_KEY_IDENTIFIER, false, der.octets(subjectKeyIdentifier(spki))),
   ];
-  if (issuerCert) {
-    const issuerSki = keyIdentifierOf(issuerCert, (issuer as Issuer).certificate);
-    extensions.push(
-      extension(
-        asn1x509.id_ce_authorityKeyIdentifier,
-        false,
-        new asn1x509.AuthorityKeyIdentifier({ keyIdentifier: new asn1x509.KeyIdentifier(issuerSki) }),
-      ),
-    );
+  if (issuerParts) {
+    extensions.push(extension(ID_AUTHORITY_KEY_IDENTIFIER, false, der.seq(der.context(0, issuerParts.subjectKeyIdentifier, true))));
   }
   if (template.extendedKeyUsage?.length) {
-    extensions.push(
-      extension(asn1x509.id_ce_extKeyUsage, false, new asn1x509.ExtendedKeyUsage(template.extendedKeyUsage)),
-    );
+    extensions.push(extension(ID_EXT_KEY_USAGE, false, der.seq(...template.extendedKeyUsage.map(der.oid))));
   }
   const san = [
-    ...(template.subjectAltName?.dns ?? []).map((dNSName) => new asn1x509.GeneralName({ dNSName })),
-    ...(template.subjectAltName?.ip ?? []).map((iPAddress) => new asn1x509.GeneralName({ iPAddress })),
+    ...(template.subjectAltName?.dns ?? []).map((name) => der.context(2, Buffer.from(name, 'latin1'), true)),
+    ...(template.subjectAltName?.ip ?? []).map((address) => der.context(7, ipBytes(address), true)),
   ];
-  if (san.length) {
-    // RFC 5280: SAN is critical only when the subject is empty; ours always has a CN.
-    extensions.push(extension(asn1x509.id_ce_subjectAltName, false, new asn1x509.SubjectAlternativeName(san)));
-  }
+  // RFC 5280: SAN is critical only when the subject is empty; ours always has a CN.
+  if (san.length) extensions.push(extension(ID_SUBJECT_ALT_NAME, false, der.seq(...san)));
 
   const algorithm = signatureAlgorithmFor(signingKey);
-  const signatureAlgorithm = new asn1x509.AlgorithmIdentifier({
-    algorithm: algorithm.oid,
-    parameters: algorithm.nullParameters ? null : undefined,
-  });
-  const tbs = new asn1x509.TBSCertificate({
-    version: asn1x509.Version.v3,
-    serialNumber: serial,
-    signature: signatureAlgorithm,
-    issuer: issuerCert ? issuerCert.tbsCertificate.subject : subject,
-    validity: new asn1x509.Validity({ notBefore: template.notBefore, notAfter: template.notAfter }),
-    subject,
-    subjectPublicKeyInfo: AsnConvert.parse(
-      template.publicKey.export({ type: 'spki', format: 'der' }),
-      asn1x509.SubjectPublicKeyInfo,
-    ),
-    extensions: new asn1x509.Extensions(extensions),
-  });
-  const tbsDer = AsnConvert.serialize(tbs);
-  const certificate = new asn1x509.Certificate({
-    tbsCertificate: tbs,
+  const signatureAlgorithm = der.algorithmIdentifier(algorithm.oid, algorithm.nullParameters ? null : undefined);
+  const tbs = der.seq(
+    der.context(0, der.smallInteger(2)),
+    der.unsignedInteger(serial),
     signatureAlgorithm,
-    signatureValue: new Uint8Array(signWith(signingKey, new Uint8Array(tbsDer))).buffer,
-  });
-  return Buffer.from(AsnConvert.serialize(certificate));
+    issuerParts ? issuerParts.subject : subject,
+    der.seq(der.time(template.notBefore), der.time(template.notAfter)),
+    subject,
+    spki,
+    der.context(3, der.seq(...extensions)),
+  );
+  return der.seq(tbs, signatureAlgorithm, der.bitString(signWith(signingKey, tbs)));
 }
 
 export function toPem(der: Buffer, label = 'CERTIFICATE'): string {
@@ -175,18 +224,34 @@ export interface CertificateFacts {
   fingerprintSha256: string;
   notBefore: Date;
   notAfter: Date;
-  isCa: boolean;
 }
 
-export function readCertificate(der: Buffer): CertificateFacts {
-  const cert = new X509Certificate(der);
+const SHORT_NAMES: Record<string, string> = Object.fromEntries(Object.entries(NAME_OIDS).map(([k, v]) => [v, k]));
+
+/** A Name as 'O=Example, CN=device', most significant first (the order openssl -nameopt RFC2253 reverses). */
+export function formatName(nameDer: Buffer): string {
+  return der
+    .children(der.parse(nameDer))
+    .flatMap((rdn) => der.children(rdn))
+    .map((atv) => {
+      const [type, value] = der.children(atv);
+      const id = der.readOid(type!);
+      return `${SHORT_NAMES[id] ?? id}=${der.readString(value!)}`;
+    })
+    .join(', ');
+}
+
+export function readCertificate(certificate: Buffer): CertificateFacts {
+  const parts = certificateParts(certificate);
+  const fields = der.children(der.parse(parts.tbs));
+  const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
+  const [notBefore, notAfter] = der.children(fields[offset + 3]!);
   return {
-    subject: cert.subject.split('\n').join(', '),
-    issuer: cert.issuer.split('\n').join(', '),
-    serialHex: cert.serialNumber.toLowerCase(),
-    fingerprintSha256: createHash('sha256').update(der).digest('hex'),
-    notBefore: new Date(cert.validFrom),
-    notAfter: new Date(cert.validTo),
-    isCa: cert.ca,
+    subject: formatName(parts.subject),
+    issuer: formatName(parts.issuer),
+    serialHex: parts.serial.toString('hex').replace(/^00(?=[89a-f])/, ''),
+    fingerprintSha256: createHash('sha256').update(certificate).digest('hex'),
+    notBefore: der.readTime(notBefore!),
+    notAfter: der.readTime(notAfter!),
   };
 }
