@@ -5,10 +5,12 @@ import * as der from './der.ts';
 
 /** A distinguished name as ordered (attribute, value) pairs, most significant first. */
 export type DistinguishedName = ReadonlyArray<readonly [NameAttribute, string]>;
-export type NameAttribute = 'C' | 'O' | 'OU' | 'CN' | 'UID' | 'serialNumber';
+export type NameAttribute = 'C' | 'ST' | 'L' | 'O' | 'OU' | 'CN' | 'UID' | 'serialNumber';
 
 const NAME_OIDS: Record<NameAttribute, string> = {
   C: '2.5.4.6',
+  ST: '2.5.4.8',
+  L: '2.5.4.7',
   O: '2.5.4.10',
   OU: '2.5.4.11',
   CN: '2.5.4.3',
@@ -44,7 +46,7 @@ export interface CertificateTemplate {
   ca?: { pathLength?: number };
   keyUsage: KeyUsage[];
   extendedKeyUsage?: string[];
-  subjectAltName?: { dns?: string[]; ip?: string[] };
+  subjectAltName?: { dns?: string[]; ip?: string[]; email?: string[]; uri?: string[] };
 }
 
 /** What an issuer contributes to a certificate it signs. */
@@ -192,6 +194,8 @@ export function buildCertificate(
   const san = [
     ...(template.subjectAltName?.dns ?? []).map((name) => der.context(2, Buffer.from(name, 'latin1'), true)),
     ...(template.subjectAltName?.ip ?? []).map((address) => der.context(7, ipBytes(address), true)),
+    ...(template.subjectAltName?.email ?? []).map((email) => der.context(1, Buffer.from(email, 'latin1'), true)),
+    ...(template.subjectAltName?.uri ?? []).map((uri) => der.context(6, Buffer.from(uri, 'latin1'), true)),
   ];
   // RFC 5280: SAN is critical only when the subject is empty; ours always has a CN.
   if (san.length) extensions.push(extension(ID_SUBJECT_ALT_NAME, false, der.seq(...san)));
@@ -230,15 +234,21 @@ const SHORT_NAMES: Record<string, string> = Object.fromEntries(Object.entries(NA
 
 /** A Name as 'O=Example, CN=device', most significant first (the order openssl -nameopt RFC2253 reverses). */
 export function formatName(nameDer: Buffer): string {
+  return nameAttributes(nameDer)
+    .map(([id, value]) => `${SHORT_NAMES[id] ?? id}=${value}`)
+    .join(', ');
+}
+
+/** (OID, value) pairs of a Name in order; `attribute` is set for the types certmdm knows. */
+export function nameAttributes(nameDer: Buffer): [string, string, NameAttribute | undefined][] {
   return der
     .children(der.parse(nameDer))
     .flatMap((rdn) => der.children(rdn))
     .map((atv) => {
       const [type, value] = der.children(atv);
       const id = der.readOid(type!);
-      return `${SHORT_NAMES[id] ?? id}=${der.readString(value!)}`;
-    })
-    .join(', ');
+      return [id, der.readString(value!), SHORT_NAMES[id] as NameAttribute | undefined];
+    });
 }
 
 export function readCertificate(certificate: Buffer): CertificateFacts {

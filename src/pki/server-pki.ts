@@ -5,7 +5,7 @@ import { DAY_MS, type Clock } from '../clock.ts';
 import type { CertificateRecord, CertificateRole, NewCertificate, Store } from '../store/types.ts';
 import { generateKey, type KeyAlgorithm } from './algorithms.ts';
 import { CertificateAuthority, inventoryRecord, validityFrom } from './authority.ts';
-import { buildCertificate } from './certificate.ts';
+import { buildCertificate, type CertificateTemplate } from './certificate.ts';
 import type { Keyring } from './keyring.ts';
 import * as templates from './templates.ts';
 
@@ -29,6 +29,8 @@ export interface ServerPki {
   authority: CertificateAuthority;
   tls: Identity;
   profileSigning: Identity;
+  /** Signs CertReps and receives SCEP requests' key transport, so the CA key does neither. */
+  scepRa: Identity;
 }
 
 /** The newest active certificate of a role: during a rollover the successor is the one in use. */
@@ -56,45 +58,60 @@ function sansOf(der: Buffer): string[] {
     .sort();
 }
 
-/** Why the TLS certificate must be re-issued now, or undefined when it can stay. */
-function tlsReissueReason(
-  tls: CertificateRecord | undefined,
+/** A certificate the server itself holds the key of and uses for one service. */
+interface ServiceIdentitySpec {
+  role: CertificateRole;
+  service: string;
+  validityDays: number;
+  template: (publicKey: KeyObject) => Omit<CertificateTemplate, 'notBefore' | 'notAfter'>;
+  /** A role-specific reason to re-issue (the TLS hostnames changed). */
+  staleBecause?: (certificate: CertificateRecord) => string | undefined;
+}
+
+/** Why a service certificate must be re-issued now, or undefined when it can stay. */
+function reissueReason(
+  existing: CertificateRecord | undefined,
+  spec: ServiceIdentitySpec,
   intermediate: CertificateRecord,
   settings: PkiSettings,
   now: Date,
 ): string | undefined {
-  if (!tls) return 'none yet';
-  if (sansOf(tls.der).join(',') !== settings.hostnames.map(canonicalName).sort().join(',')) return 'hostnames changed';
-  if (tls.notAfter.getTime() <= now.getTime() + settings.tlsRenewBeforeDays * DAY_MS) return 'renewal window open';
-  if (tls.issuerId !== intermediate.id) return 'issuing CA changed';
+  if (!existing) return 'none yet';
+  const specific = spec.staleBecause?.(existing);
+  if (specific) return specific;
+  if (existing.notAfter.getTime() <= now.getTime() + settings.tlsRenewBeforeDays * DAY_MS) return 'renewal window open';
+  if (existing.issuerId !== intermediate.id) return 'issuing CA changed';
   return undefined;
 }
 
-async function issueTls(
-  deps: { audit: AuditLog },
+/** Loads a service identity, issuing (and superseding) it when it is missing or due. */
+async function ensureServiceIdentity(
+  deps: { store: Store; keyring: Keyring; clock: Clock; audit: AuditLog },
   authority: CertificateAuthority,
   settings: PkiSettings,
-  previous: CertificateRecord | undefined,
-  reason: string,
-): Promise<CertificateRecord> {
+  spec: ServiceIdentitySpec,
+): Promise<Identity> {
+  const existing = await current(deps.store, spec.role);
+  const reason = reissueReason(existing, spec, authority.intermediate, settings, deps.clock());
+  if (!reason && existing) return identity(deps.keyring, existing);
   const keys = await generateKey('rsa-2048');
-  const tls = await authority.issue({
-    role: 'tls',
-    template: templates.tlsServer(settings.organization, settings.hostnames, keys.publicKey),
-    validityDays: settings.tlsDays,
+  const certificate = await authority.issue({
+    role: spec.role,
+    template: spec.template(keys.publicKey),
+    validityDays: spec.validityDays,
     privateKey: keys.privateKey,
-    dependants: [{ kind: 'service', ref: 'https-listener' }],
-    supersedes: previous ? [previous.id] : [],
+    dependants: [{ kind: 'service', ref: spec.service }],
+    supersedes: existing ? [existing.id] : [],
   });
   await deps.audit.record({
     actor: 'system',
-    action: 'pki.tls-issued',
-    target: tls.fingerprintSha256,
+    action: `pki.${spec.role}-issued`,
+    target: certificate.fingerprintSha256,
     outcome: 'ok',
     reason,
-    detail: { hostnames: settings.hostnames, supersedes: previous?.fingerprintSha256 ?? null },
+    detail: { supersedes: existing?.fingerprintSha256 ?? null },
   });
-  return tls;
+  return { certificate, privateKey: keys.privateKey };
 }
 
 /** Creates root and intermediate together so a half-made CA can never be stored. */
@@ -144,22 +161,25 @@ export async function ensureServerPki(
   if (!root || !intermediate) throw new Error('the inventory has a root CA but no active intermediate');
   const authority = new CertificateAuthority(store, keyring, clock, root, intermediate, await keyring.open(intermediate.keyId ?? ''));
 
-  const existingTls = await current(store, 'tls');
-  const reason = tlsReissueReason(existingTls, intermediate, settings, clock());
-  const tls = !reason && existingTls ? existingTls : await issueTls(deps, authority, settings, existingTls, reason ?? 'none yet');
-
-  let signing = await current(store, 'profile-signing');
-  if (!signing) {
-    const keys = await generateKey('rsa-2048');
-    signing = await authority.issue({
-      role: 'profile-signing',
-      template: templates.profileSigning(settings.organization, keys.publicKey),
-      validityDays: settings.signingDays,
-      privateKey: keys.privateKey,
-      dependants: [{ kind: 'service', ref: 'profile-signing' }],
-    });
-    await audit.record({ actor: 'system', action: 'pki.profile-signing-issued', target: signing.fingerprintSha256, outcome: 'ok' });
-  }
-
-  return { authority, tls: await identity(keyring, tls), profileSigning: await identity(keyring, signing) };
+  const ensure = (spec: ServiceIdentitySpec) => ensureServiceIdentity(deps, authority, settings, spec);
+  const tls = await ensure({
+    role: 'tls',
+    service: 'https-listener',
+    validityDays: settings.tlsDays,
+    template: (key) => templates.tlsServer(settings.organization, settings.hostnames, key),
+    staleBecause: (c) => (sansOf(c.der).join(',') !== settings.hostnames.map(canonicalName).sort().join(',') ? 'hostnames changed' : undefined),
+  });
+  const profileSigning = await ensure({
+    role: 'profile-signing',
+    service: 'profile-signing',
+    validityDays: settings.signingDays,
+    template: (key) => templates.profileSigning(settings.organization, key),
+  });
+  const scepRa = await ensure({
+    role: 'scep-ra',
+    service: 'scep',
+    validityDays: settings.signingDays,
+    template: (key) => templates.scepRa(settings.organization, key),
+  });
+  return { authority, tls, profileSigning, scepRa };
 }

@@ -47,3 +47,13 @@ export function profileSigning(organization: string, publicKey: KeyObject): Temp
   // Profiles are CMS-signed; Apple shows the signer's name. emailProtection is what CMS signers conventionally carry.
   return { subject, publicKey, keyUsage: ['digitalSignature'], extendedKeyUsage: [EKU.emailProtection, EKU.codeSigning] };
 }
+
+export function scepRa(organization: string, publicKey: KeyObject): Template {
+  // digitalSignature signs CertReps; keyEncipherment receives the requests' content keys. No EKU: OpenSSL-based
+  // clients (certmonger) verify the CertRep signer for any purpose.
+  return {
+    subject: [['O', organization], ['CN', `${organization} SCEP RA`]],
+    publicKey,
+    keyUsage: ['digitalSignature', 'keyEncipherment'],
+  };
+}

@@ -56,4 +56,23 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       CREATE INDEX audit_by_action ON audit_log(action, id);
     `,
   },
+
+  {
+    version: 2,
+    name: 'scep-challenges',
+    sql: `
+      CREATE TABLE scep_challenges (
+        id TEXT PRIMARY KEY,
+        secret_hash BLOB NOT NULL,
+        purpose TEXT NOT NULL,
+        enrollment_ref TEXT,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        consumed_at INTEGER,
+        certificate_id TEXT REFERENCES certificates(id)
+      );
+      CREATE INDEX scep_challenges_by_expiry ON scep_challenges(expires_at);
+    `,
+  },
 ];

@@ -8,6 +8,7 @@ import {
   type CertificateQuery,
   type CertificateRecord,
   type CertificateStatus,
+  type ChallengeRecord,
   type Dependant,
   type NewCertificate,
   type SealedKeyRecord,
@@ -246,6 +247,45 @@ export class SqliteStore implements Store {
     return (
       this.#db.prepare('SELECT * FROM certificates WHERE issuer_id = ? ORDER BY not_after, id').all(certificateId) as Row[]
     ).map(certificateFromRow);
+  }
+
+  async insertChallenge(c: ChallengeRecord): Promise<void> {
+    this.#db
+      .prepare(
+        `INSERT INTO scep_challenges (id, secret_hash, purpose, enrollment_ref, created_by, created_at, expires_at, consumed_at, certificate_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(c.id, c.secretHash, c.purpose, c.enrollmentRef, c.createdBy, ms(c.createdAt), ms(c.expiresAt), c.consumedAt && ms(c.consumedAt), c.certificateId);
+  }
+
+  async getChallenge(id: string): Promise<ChallengeRecord | undefined> {
+    const r = this.#db.prepare('SELECT * FROM scep_challenges WHERE id = ?').get(id) as Row | undefined;
+    return r
+      ? {
+          id: String(r.id),
+          secretHash: Buffer.from(r.secret_hash as Uint8Array),
+          purpose: String(r.purpose),
+          enrollmentRef: (r.enrollment_ref as string | null) ?? null,
+          createdBy: String(r.created_by),
+          createdAt: date(r.created_at),
+          expiresAt: date(r.expires_at),
+          consumedAt: maybeDate(r.consumed_at),
+          certificateId: (r.certificate_id as string | null) ?? null,
+        }
+      : undefined;
+  }
+
+  async insertCertificateConsumingChallenge(entry: NewCertificate, challengeId: string, now: Date): Promise<void> {
+    this.#db.transaction(() => {
+      this.#insertOne(entry);
+      const changed = this.#db
+        .prepare(
+          `UPDATE scep_challenges SET consumed_at = ?, certificate_id = ?
+           WHERE id = ? AND consumed_at IS NULL AND expires_at > ?`,
+        )
+        .run(ms(now), entry.certificate.id, challengeId, ms(now)).changes;
+      if (changed !== 1) throw new ConflictError(`challenge ${challengeId} is already used or expired`);
+    })();
   }
 
   async insertApiToken(t: ApiTokenRecord): Promise<void> {

@@ -89,6 +89,22 @@ export interface StoredAuditEvent extends AuditEvent {
   id: number;
 }
 
+export interface ChallengeRecord {
+  id: string;
+  /** SHA-256 of the secret part; the challenge itself is never stored. */
+  secretHash: Buffer;
+  /** What the challenge was minted for: 'scep' by hand, 'enrollment-profile' inside a profile. */
+  purpose: string;
+  /** The enrollment (profile, device) it belongs to, when known. */
+  enrollmentRef: string | null;
+  createdBy: string;
+  createdAt: Date;
+  expiresAt: Date;
+  consumedAt: Date | null;
+  /** The certificate whose issuance consumed it. */
+  certificateId: string | null;
+}
+
 export interface Store {
   readonly backend: string;
   close(): Promise<void>;
@@ -122,6 +138,14 @@ export interface Store {
   listDependants(certificateId: string): Promise<Dependant[]>;
   /** Certificates whose issuerId is `certificateId`. */
   listIssuedBy(certificateId: string): Promise<CertificateRecord[]>;
+
+  insertChallenge(challenge: ChallengeRecord): Promise<void>;
+  getChallenge(id: string): Promise<ChallengeRecord | undefined>;
+  /**
+   * Issues under a one-time challenge: inserts the certificate and marks the challenge consumed by it, all or
+   * nothing. Throws ConflictError, changing nothing, if the challenge is already consumed or expired at `now`.
+   */
+  insertCertificateConsumingChallenge(entry: NewCertificate, challengeId: string, now: Date): Promise<void>;
 
   insertApiToken(token: ApiTokenRecord): Promise<void>;
   getApiToken(id: string): Promise<ApiTokenRecord | undefined>;

@@ -66,7 +66,7 @@ test('a served certmdm passes openssl s_client against its own root, and restart
   const listed = await get(server.port, '/v1/certs', root, token);
   assert.equal(listed.status, 200);
   const certs = JSON.parse(listed.body).certificates as { role: string; notAfter: string; dependants: unknown[] }[];
-  assert.deepEqual(new Set(certs.map((c) => c.role)), new Set(['root', 'intermediate', 'tls', 'profile-signing']));
+  assert.deepEqual(new Set(certs.map((c) => c.role)), new Set(['root', 'intermediate', 'tls', 'profile-signing', 'scep-ra']));
   const expiries = certs.map((c) => c.notAfter);
   assert.deepEqual(expiries, [...expiries].sort(), 'soonest expiry first');
   assert.ok(certs.find((c) => c.role === 'root')!.dependants.length >= 1);
@@ -110,7 +110,7 @@ test('no file under the data directory holds a private key in the clear; keys an
   const plaintexts = await Promise.all(keys.map(async (k) => (await app.keyring.open(k.id)).export({ type: 'pkcs8', format: 'der' })));
   const pkcs1 = await Promise.all(keys.filter((k) => k.algorithm.startsWith('rsa')).map(async (k) => (await app.keyring.open(k.id)).export({ type: 'pkcs1', format: 'der' })));
   await app.close();
-  assert.equal(keys.length, 4, 'root, intermediate, TLS and profile-signing keys are all in the store');
+  assert.equal(keys.length, 5, 'root, intermediate, TLS, profile-signing and SCEP RA keys are all in the store');
 
   for (const name of readdirSync(dataDir)) {
     const path = join(dataDir, name);

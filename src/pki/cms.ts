@@ -1,0 +1,335 @@
+import { createCipheriv, createDecipheriv, createHash, createPublicKey, publicEncrypt, constants, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { certificateParts } from './certificate.ts';
+import * as der from './der.ts';
+import { DIGEST_BY_OID, DIGEST_OID, OID, SIGNATURE_DIGEST, type DigestName } from './oids.ts';
+
+/**
+ * CMS (RFC 5652) as certmdm needs it: SignedData in (BER or DER, with or without signed attributes, exactly one
+ * signer) and out (DER), certs-only SignedData, and EnvelopedData with RSA key transport. Pure functions over bytes.
+ */
+
+export class CmsError extends Error {
+  constructor(
+    message: string,
+    /** What kind of failure, so protocols can map it (SCEP failInfo, HTTP status). */
+    readonly kind: 'malformed' | 'unsupported-algorithm' | 'bad-signature' | 'no-recipient' = 'malformed',
+  ) {
+    super(message);
+    this.name = 'CmsError';
+  }
+}
+
+export interface Attribute {
+  type: string;
+  /** The encoded AttributeValue elements. */
+  values: der.Node[];
+}
+
+export interface SignerInfo {
+  /** issuerAndSerialNumber (issuer Name DER + serial INTEGER content) or a subjectKeyIdentifier. */
+  sid: { issuer: Buffer; serial: Buffer } | { subjectKeyIdentifier: Buffer };
+  digest: DigestName;
+  signedAttributes?: { raw: Buffer; list: Attribute[] };
+  signatureAlgorithm: string;
+  signature: Buffer;
+}
+
+export interface SignedData {
+  contentType: string;
+  /** The encapsulated content, or undefined for a detached signature (or a CertRep FAILURE). */
+  content?: Buffer;
+  certificates: Buffer[];
+  signers: SignerInfo[];
+}
+
+function fail(message: string, kind: CmsError['kind'] = 'malformed'): never {
+  throw new CmsError(message, kind);
+}
+
+/** Wraps DER/BER reading errors as malformed CMS. */
+function guard<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof CmsError) throw err;
+    fail(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function readAttributes(node: der.Node): Attribute[] {
+  return der.children(node).map((attr) => {
+    const [type, values] = der.children(der.expect(attr, der.TAG.SEQUENCE, 'Attribute'));
+    return { type: der.readOid(type!), values: der.children(der.expect(values, der.TAG.SET, 'AttributeValues')) };
+  });
+}
+
+/** Parses a ContentInfo holding SignedData. */
+export function parseSignedData(input: Buffer): SignedData {
+  return guard('SignedData', () => {
+    const contentInfo = der.children(der.expect(der.parse(input), der.TAG.SEQUENCE, 'ContentInfo'));
+    if (der.readOid(contentInfo[0]!) !== OID.signedData) fail('ContentInfo does not hold SignedData');
+    const explicit = der.expect(contentInfo[1], 0xa0, 'ContentInfo content');
+    const fields = der.children(der.expect(der.children(explicit)[0], der.TAG.SEQUENCE, 'SignedData'));
+    const [, , encap] = fields;
+    const encapFields = der.children(der.expect(encap, der.TAG.SEQUENCE, 'EncapsulatedContentInfo'));
+    const contentType = der.readOid(encapFields[0]!);
+    let content: Buffer | undefined;
+    if (encapFields[1]) content = der.readOctets(der.children(der.expect(encapFields[1], 0xa0, 'eContent'))[0]!);
+    const certificates: Buffer[] = [];
+    let signerSet: der.Node | undefined;
+    for (const field of fields.slice(3)) {
+      if (field.tag === 0xa0) certificates.push(...der.children(field).filter((c) => c.tag === der.TAG.SEQUENCE).map((c) => Buffer.from(c.raw)));
+      else if (field.tag === der.TAG.SET) signerSet = field;
+    }
+    const signers = der.children(der.expect(signerSet, der.TAG.SET, 'signerInfos')).map(parseSignerInfo);
+    return { contentType, content, certificates, signers };
+  });
+}
+
+function parseSignerInfo(node: der.Node): SignerInfo {
+  const f = der.children(der.expect(node, der.TAG.SEQUENCE, 'SignerInfo'));
+  const sidNode = f[1]!;
+  let sid: SignerInfo['sid'];
+  if (sidNode.tag === der.TAG.SEQUENCE) {
+    const [issuer, serial] = der.children(sidNode);
+    sid = { issuer: Buffer.from(issuer!.raw), serial: Buffer.from(der.expect(serial, der.TAG.INTEGER, 'serial').content) };
+  } else if (sidNode.tag === 0x80) {
+    sid = { subjectKeyIdentifier: Buffer.from(sidNode.content) };
+  } else fail('unknown SignerIdentifier');
+  const digestOid = der.readOid(der.children(f[2]!)[0]!);
+  const digest = DIGEST_BY_OID[digestOid] ?? fail(`unsupported digest algorithm ${digestOid}`, 'unsupported-algorithm');
+  let i = 3;
+  let signedAttributes: SignerInfo['signedAttributes'];
+  if (f[i]?.tag === 0xa0) {
+    // The signature covers the attributes re-tagged as a DER SET OF (RFC 5652 §5.4).
+    const attrs = f[i]!;
+    if (attrs.indefinite) fail('signed attributes must be DER');
+    signedAttributes = { raw: Buffer.concat([Buffer.from([der.TAG.SET]), attrs.raw.subarray(1)]), list: readAttributes(attrs) };
+    i++;
+  }
+  const signatureAlgorithm = der.readOid(der.children(der.expect(f[i], der.TAG.SEQUENCE, 'signatureAlgorithm'))[0]!);
+  const signature = der.readOctets(f[i + 1]!);
+  return { sid, digest, signedAttributes, signatureAlgorithm, signature };
+}
+
+export function attribute(signer: SignerInfo, type: string): der.Node | undefined {
+  return signer.signedAttributes?.list.find((a) => a.type === type)?.values[0];
+}
+
+/** The certificate among `certificates` that the signer identifies. */
+export function findSignerCertificate(signer: SignerInfo, certificates: Buffer[]): Buffer | undefined {
+  return certificates.find((c) => {
+    const parts = guard('certificate', () => certificateParts(c));
+    if ('subjectKeyIdentifier' in signer.sid) return parts.subjectKeyIdentifier.equals(signer.sid.subjectKeyIdentifier);
+    return parts.issuer.equals(signer.sid.issuer) && parts.serial.equals(signer.sid.serial);
+  });
+}
+
+export interface VerifiedSignature {
+  signer: SignerInfo;
+  certificate: Buffer;
+  /** From the signingTime attribute, when present. */
+  signingTime?: Date;
+}
+
+/**
+ * Verifies that exactly one signer signed `content` (the encapsulated content, or the detached body) with the key
+ * of a certificate carried in the SignedData. With signed attributes, contentType and messageDigest are checked.
+ * Trust in the certificate is the caller's decision.
+ */
+export function verifySignedData(signed: SignedData, content: Buffer | undefined = signed.content): VerifiedSignature {
+  if (signed.signers.length !== 1) fail(`expected exactly one signer, found ${signed.signers.length}`);
+  if (!content) fail('no content to verify');
+  const signer = signed.signers[0]!;
+  const certificate = findSignerCertificate(signer, signed.certificates) ?? fail('the signer certificate is not in the message', 'bad-signature');
+  const algorithmDigest = SIGNATURE_DIGEST[signer.signatureAlgorithm];
+  if (!(signer.signatureAlgorithm in SIGNATURE_DIGEST)) fail(`unsupported signature algorithm ${signer.signatureAlgorithm}`, 'unsupported-algorithm');
+  if (algorithmDigest && algorithmDigest !== signer.digest) fail('signature and digest algorithms disagree', 'unsupported-algorithm');
+
+  let signedBytes = content;
+  let signingTime: Date | undefined;
+  if (signer.signedAttributes) {
+    const contentType = attribute(signer, OID.contentType);
+    if (!contentType || der.readOid(contentType) !== signed.contentType) fail('contentType attribute is missing or wrong', 'bad-signature');
+    const messageDigest = attribute(signer, OID.messageDigest);
+    const actual = createHash(signer.digest).update(content).digest();
+    if (!messageDigest || !der.readOctets(messageDigest).equals(actual)) fail('messageDigest does not match the content', 'bad-signature');
+    const time = attribute(signer, OID.signingTime);
+    if (time) signingTime = guard('signingTime', () => der.readTime(time));
+    signedBytes = signer.signedAttributes.raw;
+  }
+  const publicKey = guard('signer public key', () => createPublicKey({ key: certificateParts(certificate).spki, format: 'der', type: 'spki' }));
+  let ok = false;
+  try {
+    ok = verify(signer.digest, signedBytes, publicKey, signer.signature);
+  } catch {
+    ok = false;
+  }
+  if (!ok) fail('the signature does not verify', 'bad-signature');
+  return { signer, certificate, signingTime };
+}
+
+export function issuerAndSerial(certificate: Buffer): Buffer {
+  const parts = certificateParts(certificate);
+  return der.seq(parts.issuer, der.tlv(der.TAG.INTEGER, parts.serial));
+}
+
+export function encodeAttribute(type: string, ...values: Buffer[]): Buffer {
+  return der.seq(der.oid(type), der.setOf(...values));
+}
+
+/** DER SignedData with one signer and signed attributes (contentType and messageDigest are added here). */
+export function buildSignedData(options: {
+  contentType?: string;
+  content?: Buffer;
+  signerCertificate: Buffer;
+  signerKey: KeyObject;
+  digest: DigestName;
+  certificates: Buffer[];
+  attributes: Buffer[];
+}): Buffer {
+  const contentType = options.contentType ?? OID.data;
+  const content = options.content ?? Buffer.alloc(0);
+  const attributes = [
+    encodeAttribute(OID.contentType, der.oid(contentType)),
+    encodeAttribute(OID.messageDigest, der.octets(createHash(options.digest).update(content).digest())),
+    ...options.attributes,
+  ];
+  // Signed over as a DER SET OF, carried as [0] IMPLICIT with the same (sorted) contents.
+  const sortedAttributes = Buffer.concat([...attributes].sort(Buffer.compare));
+  const signedAttrsSet = der.tlv(der.TAG.SET, sortedAttributes);
+  const isRsa = options.signerKey.asymmetricKeyType === 'rsa';
+  const signature = sign(options.digest, signedAttrsSet, options.signerKey);
+  const digestAlgorithm = der.algorithmIdentifier(DIGEST_OID[options.digest], null);
+  const signerInfo = der.seq(
+    der.smallInteger(1),
+    issuerAndSerial(options.signerCertificate),
+    digestAlgorithm,
+    der.context(0, sortedAttributes),
+    isRsa ? der.algorithmIdentifier(OID.rsaEncryption, null) : der.algorithmIdentifier(options.digest === 'sha384' ? OID.ecdsaWithSHA384 : OID.ecdsaWithSHA256),
+    der.octets(signature),
+  );
+  const encap = options.content ? der.seq(der.oid(contentType), der.context(0, der.octets(content))) : der.seq(der.oid(contentType));
+  return contentInfo(
+    OID.signedData,
+    der.seq(der.smallInteger(1), der.setOf(digestAlgorithm), encap, der.context(0, Buffer.concat(options.certificates)), der.setOf(signerInfo)),
+  );
+}
+
+function contentInfo(type: string, content: Buffer): Buffer {
+  return der.seq(der.oid(type), der.context(0, content));
+}
+
+/** A degenerate certs-only SignedData (RFC 8894 §3.4; the PKCS#7 "p7b" form). */
+export function buildCertsOnly(certificates: Buffer[]): Buffer {
+  return contentInfo(
+    OID.signedData,
+    der.seq(der.smallInteger(1), der.setOf(), der.seq(der.oid(OID.data)), der.context(0, Buffer.concat(certificates)), der.setOf()),
+  );
+}
+
+// --- EnvelopedData ---------------------------------------------------------------------------------------------
+
+export const CONTENT_CIPHERS = {
+  [OID.aes128Cbc]: { name: 'aes-128-cbc', keyLength: 16, ivLength: 16, family: 'aes' },
+  [OID.aes192Cbc]: { name: 'aes-192-cbc', keyLength: 24, ivLength: 16, family: 'aes' },
+  [OID.aes256Cbc]: { name: 'aes-256-cbc', keyLength: 32, ivLength: 16, family: 'aes' },
+  [OID.desEde3Cbc]: { name: 'des-ede3-cbc', keyLength: 24, ivLength: 8, family: 'des3' },
+} as const;
+export type ContentCipherOid = keyof typeof CONTENT_CIPHERS;
+export type CipherFamily = (typeof CONTENT_CIPHERS)[ContentCipherOid]['family'];
+
+export interface KeyTransRecipient {
+  rid: { issuer: Buffer; serial: Buffer } | { subjectKeyIdentifier: Buffer };
+  keyEncryptionAlgorithm: string;
+  encryptedKey: Buffer;
+}
+
+export interface EnvelopedData {
+  recipients: KeyTransRecipient[];
+  cipherOid: string;
+  iv: Buffer;
+  encryptedContent: Buffer;
+}
+
+/** Parses EnvelopedData, given either as a ContentInfo or bare (SCEP's pkcsPKIEnvelope is a ContentInfo). */
+export function parseEnvelopedData(input: Buffer): EnvelopedData {
+  return guard('EnvelopedData', () => {
+    let node = der.parse(input);
+    let fields = der.children(der.expect(node, der.TAG.SEQUENCE, 'EnvelopedData'));
+    if (fields[0]?.tag === der.TAG.OID) {
+      if (der.readOid(fields[0]) !== OID.envelopedData) fail('ContentInfo does not hold EnvelopedData');
+      node = der.children(der.expect(fields[1], 0xa0, 'ContentInfo content'))[0]!;
+      fields = der.children(der.expect(node, der.TAG.SEQUENCE, 'EnvelopedData'));
+    }
+    let i = 1;
+    if (fields[i]?.tag === 0xa0) i++; // originatorInfo
+    const recipients: KeyTransRecipient[] = [];
+    for (const ri of der.children(der.expect(fields[i], der.TAG.SET, 'recipientInfos'))) {
+      if (ri.tag !== der.TAG.SEQUENCE) continue; // only KeyTransRecipientInfo is for us
+      const [, rid, alg, key] = der.children(ri);
+      const parsedRid: KeyTransRecipient['rid'] =
+        rid!.tag === der.TAG.SEQUENCE
+          ? { issuer: Buffer.from(der.children(rid!)[0]!.raw), serial: Buffer.from(der.children(rid!)[1]!.content) }
+          : { subjectKeyIdentifier: Buffer.from(rid!.content) };
+      recipients.push({ rid: parsedRid, keyEncryptionAlgorithm: der.readOid(der.children(alg!)[0]!), encryptedKey: der.readOctets(key!) });
+    }
+    const eci = der.children(der.expect(fields[i + 1], der.TAG.SEQUENCE, 'EncryptedContentInfo'));
+    const algorithm = der.children(der.expect(eci[1], der.TAG.SEQUENCE, 'contentEncryptionAlgorithm'));
+    const cipherOid = der.readOid(algorithm[0]!);
+    const iv = algorithm[1] ? der.readOctets(algorithm[1]) : Buffer.alloc(0);
+    const encrypted = eci[2] ?? fail('EnvelopedData has no encrypted content');
+    // [0] IMPLICIT OCTET STRING: primitive 0x80, or constructed 0xa0 made of OCTET STRING segments.
+    const encryptedContent = encrypted.tag === 0x80 ? encrypted.content : encrypted.tag === 0xa0 ? Buffer.concat(der.children(encrypted).map(der.readOctets)) : fail('bad encryptedContent');
+    return { recipients, cipherOid, iv, encryptedContent };
+  });
+}
+
+export function cipherOf(envelope: EnvelopedData): (typeof CONTENT_CIPHERS)[ContentCipherOid] {
+  const cipher = CONTENT_CIPHERS[envelope.cipherOid as ContentCipherOid];
+  if (!cipher) fail(`unsupported content encryption algorithm ${envelope.cipherOid}`, 'unsupported-algorithm');
+  if (envelope.iv.length !== cipher.ivLength) fail('content encryption IV has the wrong length');
+  return cipher;
+}
+
+/** Finds the recipient entry addressed to `certificate`. */
+export function recipientFor(envelope: EnvelopedData, certificate: Buffer): KeyTransRecipient | undefined {
+  const parts = certificateParts(certificate);
+  return envelope.recipients.find((r) =>
+    'subjectKeyIdentifier' in r.rid ? r.rid.subjectKeyIdentifier.equals(parts.subjectKeyIdentifier) : r.rid.issuer.equals(parts.issuer) && r.rid.serial.equals(parts.serial),
+  );
+}
+
+/**
+ * Decrypts the content with an already-unwrapped content key. A wrong key (including the synthetic key of an
+ * implicit rejection) fails here as a CBC padding error — one error for every cause.
+ */
+export function decryptContent(envelope: EnvelopedData, contentKey: Buffer): Buffer {
+  const cipher = cipherOf(envelope);
+  try {
+    const decipher = createDecipheriv(cipher.name, contentKey, envelope.iv);
+    return Buffer.concat([decipher.update(envelope.encryptedContent), decipher.final()]);
+  } catch {
+    fail('the enveloped content does not decrypt', 'bad-signature');
+  }
+}
+
+/** EnvelopedData (as ContentInfo) for one RSA recipient, with RSA PKCS#1 v1.5 key transport. */
+export function buildEnvelopedData(content: Buffer, recipientCertificate: Buffer, cipherOid: ContentCipherOid): Buffer {
+  const cipher = CONTENT_CIPHERS[cipherOid];
+  const key = randomBytes(cipher.keyLength);
+  const iv = randomBytes(cipher.ivLength);
+  const c = createCipheriv(cipher.name, key, iv);
+  const encrypted = Buffer.concat([c.update(content), c.final()]);
+  const publicKey = createPublicKey({ key: certificateParts(recipientCertificate).spki, format: 'der', type: 'spki' });
+  const encryptedKey = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, key);
+  const recipient = der.seq(der.smallInteger(0), issuerAndSerial(recipientCertificate), der.algorithmIdentifier(OID.rsaEncryption, null), der.octets(encryptedKey));
+  return contentInfo(
+    OID.envelopedData,
+    der.seq(
+      der.smallInteger(0),
+      der.setOf(recipient),
+      der.seq(der.oid(OID.data), der.algorithmIdentifier(cipherOid, der.octets(iv)), der.context(0, encrypted, true)),
+    ),
+  );
+}
