@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { resolve, join } from 'node:path';
 import { OperatorError, messageOf } from './errors.ts';
 import { parseKeyAlgorithm, type KeyAlgorithm } from './pki/algorithms.ts';
+import type { CipherFamily } from './pki/cms.ts';
 
 export interface Config {
   dataDir: string;
@@ -22,6 +23,13 @@ export interface Config {
   bodyLimit: number;
   dbBusyTimeoutMs: number;
   logLevel: string;
+  identityDays: number;
+  scepCiphers: CipherFamily[];
+  challengeTtlHours: number;
+  scepMaxClockSkewMinutes: number;
+  scepBodyLimit: number;
+  /** Port of the optional plain-HTTP SCEP listener; null when off. */
+  scepHttpPort: number | null;
 }
 
 type Kind = 'string' | 'integer' | 'list';
@@ -51,6 +59,12 @@ export const OPTIONS: OptionSpec[] = [
   { flag: 'master-key-file', env: 'CERTMDM_MASTER_KEY_FILE', kind: 'string', defaultText: '<data>/master.key', help: 'file holding the key that seals private keys (0600, created on first run); CERTMDM_MASTER_KEY (env only) takes precedence' },
   { flag: 'body-limit', env: 'CERTMDM_BODY_LIMIT', kind: 'integer', defaultText: '1048576', help: 'largest request body accepted, in bytes' },
   { flag: 'db-busy-timeout-ms', env: 'CERTMDM_DB_BUSY_TIMEOUT_MS', kind: 'integer', defaultText: '5000', help: 'how long to wait for a locked database before giving up' },
+  { flag: 'identity-days', env: 'CERTMDM_IDENTITY_DAYS', kind: 'string', defaultText: '365', help: 'validity of device identity certificates issued by SCEP, in days (fractions allowed, e.g. 0.01 for simulations)' },
+  { flag: 'scep-ciphers', env: 'CERTMDM_SCEP_CIPHERS', kind: 'list', defaultText: 'aes,des3', help: 'SCEP content ciphers accepted: aes (AES-128/192/256-CBC) and des3 (DES-EDE3-CBC), both advertised in GetCACaps; des (single DES, 56-bit) only for legacy clients such as micromdm scepclient, never advertised' },
+  { flag: 'challenge-ttl-hours', env: 'CERTMDM_CHALLENGE_TTL_HOURS', kind: 'integer', defaultText: '168', help: 'lifetime of one-time SCEP challenge passwords, in hours' },
+  { flag: 'scep-max-clock-skew-minutes', env: 'CERTMDM_SCEP_MAX_CLOCK_SKEW_MINUTES', kind: 'integer', defaultText: '30', help: 'a SCEP request whose signingTime is further from our clock gets FAILURE badTime' },
+  { flag: 'scep-body-limit', env: 'CERTMDM_SCEP_BODY_LIMIT', kind: 'integer', defaultText: '262144', help: 'largest SCEP PKIOperation body accepted, in bytes' },
+  { flag: 'scep-http-port', env: 'CERTMDM_SCEP_HTTP_PORT', kind: 'string', defaultText: 'off', help: 'also serve /scep (and nothing else) over plain HTTP on this port; SCEP messages are signed and encrypted end to end (0 picks a free port)' },
   { flag: 'log-level', env: 'CERTMDM_LOG_LEVEL', kind: 'string', defaultText: 'info', help: 'fatal, error, warn, info, debug or trace' },
 ];
 
@@ -163,7 +177,27 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     bodyLimit: int('body-limit', 1024 * 1024, 1024, 256 * 1024 * 1024),
     dbBusyTimeoutMs: int('db-busy-timeout-ms', 5000, 0, 600000),
     logLevel,
+    identityDays: positiveNumber('identity-days', str('identity-days', '365')),
+    scepCiphers: ciphers(raw['scep-ciphers']),
+    challengeTtlHours: int('challenge-ttl-hours', 168, 1, 24 * 365),
+    scepMaxClockSkewMinutes: int('scep-max-clock-skew-minutes', 30, 1, 24 * 60),
+    scepBodyLimit: int('scep-body-limit', 256 * 1024, 1024, 16 * 1024 * 1024),
+    scepHttpPort: str('scep-http-port', 'off') === 'off' ? null : int('scep-http-port', 0, 0, 65535),
   };
+}
+
+function positiveNumber(flag: string, raw: string): number {
+  const value = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw) || !(value > 0) || value > 3650) throw new OperatorError(`--${flag} must be a number of days above 0 and at most 3650, got '${raw}'`);
+  return value;
+}
+
+function ciphers(raw: string | string[] | undefined): CipherFamily[] {
+  if (raw === undefined) return ['aes', 'des3'];
+  const list = [...new Set((Array.isArray(raw) ? raw : [raw]).flatMap((c) => c.split(',')).map((c) => c.trim().toLowerCase()).filter(Boolean))];
+  for (const c of list) if (c !== 'aes' && c !== 'des3' && c !== 'des') throw new OperatorError(`--scep-ciphers: unknown cipher '${c}' (aes, des3, des)`);
+  if (list.length === 0) throw new OperatorError('--scep-ciphers needs at least one cipher');
+  return list as CipherFamily[];
 }
 
 export function renderOptionsHelp(): string {

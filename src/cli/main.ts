@@ -8,6 +8,7 @@ import { toPem } from '../pki/certificate.ts';
 import { formatInventoryTable, listInventory } from '../pki/inventory.ts';
 import { CERTIFICATE_ROLES, type CertificateRole } from '../store/types.ts';
 import { parseCommand } from './args.ts';
+import { mintChallenge } from '../scep/challenges.ts';
 import { serve } from './serve.ts';
 
 const USAGE = `usage: certmdm <command> [options]
@@ -21,6 +22,8 @@ commands:
   token create --name NAME      a new admin API token (printed once)
   token list                    admin API tokens (never their secrets)
   token revoke ID               revoke an admin API token
+  scep challenge [--ttl-hours N] [--enrollment REF] [--json]
+                                a one-time SCEP challenge password (printed once)
   audit list [--json] [--limit N]
                                 the audit log, newest first
 
@@ -122,6 +125,18 @@ async function run(argv: string[]): Promise<void> {
           return out(`revoked ${id}`);
         }
         throw new OperatorError(`unknown token command '${sub}'`, 2);
+      });
+    }
+    case 'scep': {
+      const { config, values } = parseCommand(rest, { 'ttl-hours': { type: 'string' }, enrollment: { type: 'string' }, json: { type: 'boolean' } });
+      if (values.help || sub !== 'challenge') return out(commandHelp('scep challenge [--ttl-hours N] [--enrollment REF]'));
+      return withApp(config, false, async (app) => {
+        const ttlHours = values['ttl-hours'] === undefined ? config.challengeTtlHours : Number(values['ttl-hours']);
+        if (!(ttlHours > 0 && ttlHours <= 24 * 365)) throw new OperatorError('--ttl-hours must be above 0 and at most 8760', 2);
+        const enrollmentRef = (values.enrollment as string | undefined) ?? null;
+        const { challenge, record } = await mintChallenge(app.store, app.clock, { ttlMs: ttlHours * 3_600_000, purpose: 'scep', enrollmentRef, createdBy: 'cli' });
+        await app.audit.record({ actor: 'cli', action: 'scep.challenge-created', target: record.id, outcome: 'ok', detail: { expiresAt: record.expiresAt.toISOString(), enrollmentRef } });
+        return out(values.json ? JSON.stringify({ id: record.id, challenge, expiresAt: record.expiresAt.toISOString() }) : challenge);
       });
     }
     case 'audit': {

@@ -1,7 +1,8 @@
 import { ensurePki, openApp } from '../app/context.ts';
 import { mintApiToken } from '../admin/tokens.ts';
 import type { Config } from '../config.ts';
-import { buildHttpServer, tlsCredentials } from '../http/server.ts';
+import type { AddressInfo } from 'node:net';
+import { buildHttpServer, buildScepHttpServer, createScepService } from '../http/server.ts';
 import { createLogger } from '../log.ts';
 
 /** Runs the server until SIGINT/SIGTERM. */
@@ -12,17 +13,27 @@ export async function serve(config: Config): Promise<void> {
   const firstToken = (await app.store.listApiTokens()).length === 0 ? await mintApiToken(app.store, app.clock, 'initial-admin') : undefined;
   if (firstToken) await app.audit.record({ actor: 'system', action: 'token.created', target: firstToken.record.id, outcome: 'ok', detail: { name: 'initial-admin' } });
 
-  const server = await buildHttpServer(app, pki);
+  const scep = createScepService(app, pki);
+  const server = await buildHttpServer(app, pki, scep);
   await server.listen({ host: config.listen, port: config.port });
-  const address = server.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
+  const port = boundPort(server.server.address(), config.port);
   const base = `https://${config.hostnames[0]}:${port}`;
   logger.info({ listen: config.listen, port, url: base }, 'certmdm listening');
 
+  const scepHttp = config.scepHttpPort === null ? undefined : await buildScepHttpServer(app, scep);
+  let scepHttpUrl: string | undefined;
+  if (scepHttp) {
+    await scepHttp.listen({ host: config.listen, port: config.scepHttpPort ?? 0 });
+    const scepPort = boundPort(scepHttp.server.address(), config.scepHttpPort ?? 0);
+    scepHttpUrl = `http://${config.hostnames[0]}:${scepPort}/scep`;
+    logger.info({ listen: config.listen, port: scepPort, url: scepHttpUrl }, 'certmdm scep-http listening');
+  }
+
   const lines = [
     '',
-    `certmdm ${config.hostnames.length ? 'is serving' : ''} on ${config.listen}:${port}`,
+    `certmdm is serving on ${config.listen}:${port}`,
     `  server URL          ${base}/`,
+    `  SCEP URL            ${base}/scep${scepHttpUrl ? `  (plain HTTP: ${scepHttpUrl})` : ''}`,
     `  health              ${base}/healthz`,
     `  admin API           ${base}/v1/certs  (Authorization: Bearer <token>)`,
     `  TLS names           ${config.hostnames.join(', ')}`,
@@ -35,15 +46,17 @@ export async function serve(config: Config): Promise<void> {
   ];
   process.stderr.write(lines.join('\n') + '\n');
 
-  // The TLS listener can take a new certificate without a restart (lifecycle rotations use this).
-  void tlsCredentials;
-
   const stop = async (signal: string) => {
     logger.info({ signal }, 'certmdm stopping');
     await server.close();
+    await scepHttp?.close();
     await app.close();
     process.exit(0);
   };
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
+}
+
+function boundPort(address: AddressInfo | string | null, fallback: number): number {
+  return typeof address === 'object' && address ? address.port : fallback;
 }

@@ -5,6 +5,9 @@ import { toPem } from '../pki/certificate.ts';
 import { listInventory } from '../pki/inventory.ts';
 import type { Identity, ServerPki } from '../pki/server-pki.ts';
 import { requireAdminToken } from './admin-auth.ts';
+import { scepRoutes } from './scep-routes.ts';
+import { mintChallenge } from '../scep/challenges.ts';
+import { ScepService } from '../scep/service.ts';
 
 export const VERSION = '0.1.0';
 
@@ -21,13 +24,34 @@ export function redactUrl(url: string): string {
   return url.split('?')[0]!.replace(/\/enroll\/[^/]+/, '/enroll/[redacted]');
 }
 
-export async function buildHttpServer(app: AppContext, pki: ServerPki): Promise<FastifyInstance<Server>> {
+function requestLogger(app: AppContext): FastifyBaseLogger {
+  return app.logger.child({}, {
+    serializers: {
+      req: (req: { method: string; url: string; ip?: string }) => ({ method: req.method, url: redactUrl(req.url), remoteAddress: req.ip }),
+    },
+  }) as FastifyBaseLogger;
+}
+
+export function createScepService(app: AppContext, pki: ServerPki): ScepService {
+  return new ScepService(
+    { store: app.store, authority: pki.authority, ra: pki.scepRa, clock: app.clock, audit: app.audit },
+    { identityDays: app.config.identityDays, ciphers: app.config.scepCiphers, maxClockSkewMs: app.config.scepMaxClockSkewMinutes * 60_000 },
+  );
+}
+
+/**
+ * SCEP alone over plain HTTP, as RFC 8894 defines it: its messages are signed and encrypted end to end, and some
+ * clients (certmonger 0.79's daemon) cannot be given a private root for the TLS of their PKIOperation request.
+ */
+export async function buildScepHttpServer(app: AppContext, scep: ScepService): Promise<FastifyInstance> {
+  const server = Fastify({ loggerInstance: requestLogger(app), bodyLimit: app.config.bodyLimit });
+  await server.register(scepRoutes, { scep, bodyLimit: app.config.scepBodyLimit, audit: app.audit });
+  return server;
+}
+
+export async function buildHttpServer(app: AppContext, pki: ServerPki, scep: ScepService): Promise<FastifyInstance<Server>> {
   const server = Fastify({
-    loggerInstance: app.logger.child({}, {
-      serializers: {
-        req: (req: { method: string; url: string; ip?: string }) => ({ method: req.method, url: redactUrl(req.url), remoteAddress: req.ip }),
-      },
-    }) as FastifyBaseLogger,
+    loggerInstance: requestLogger(app),
     https: { ...tlsCredentials(pki), minVersion: 'TLSv1.2' },
     bodyLimit: app.config.bodyLimit,
   });
@@ -37,6 +61,8 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki): Promise<
     return { status: 'ok', version: VERSION, time: app.clock().toISOString() };
   });
 
+  await server.register(scepRoutes, { scep, bodyLimit: app.config.scepBodyLimit, audit: app.audit });
+
   await server.register(
     async (admin) => {
       admin.addHook('preHandler', requireAdminToken(app));
@@ -44,6 +70,17 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki): Promise<
         const certificates = await listInventory(app.store, app.clock(), { pem: (request.query as { pem?: string }).pem === '1' });
         await app.audit.record({ actor: request.adminActor!, action: 'certs.list', outcome: 'ok', detail: { count: certificates.length } });
         return { certificates };
+      });
+      admin.post('/scep/challenges', async (request, reply) => {
+        const body = (request.body ?? {}) as { ttlHours?: unknown; enrollmentRef?: unknown };
+        const ttlHours = body.ttlHours === undefined ? app.config.challengeTtlHours : Number(body.ttlHours);
+        if (!Number.isFinite(ttlHours) || ttlHours <= 0 || ttlHours > 24 * 365) {
+          return reply.code(400).send({ error: 'bad-request', message: 'ttlHours must be a number of hours above 0 and at most 8760' });
+        }
+        const enrollmentRef = typeof body.enrollmentRef === 'string' ? body.enrollmentRef.slice(0, 200) : null;
+        const { challenge, record } = await mintChallenge(app.store, app.clock, { ttlMs: ttlHours * 3_600_000, purpose: 'scep', enrollmentRef, createdBy: request.adminActor! });
+        await app.audit.record({ actor: request.adminActor!, action: 'scep.challenge-created', target: record.id, outcome: 'ok', detail: { expiresAt: record.expiresAt.toISOString(), enrollmentRef } });
+        return reply.code(201).send({ id: record.id, challenge, expiresAt: record.expiresAt.toISOString() });
       });
       admin.get('/audit', async (request) => {
         const limit = Math.min(Number((request.query as { limit?: string }).limit ?? 100) || 100, 1000);

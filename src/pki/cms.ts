@@ -231,11 +231,19 @@ export function buildCertsOnly(certificates: Buffer[]): Buffer {
 // --- EnvelopedData ---------------------------------------------------------------------------------------------
 
 export const CONTENT_CIPHERS = {
-  [OID.aes128Cbc]: { name: 'aes-128-cbc', keyLength: 16, ivLength: 16, family: 'aes' },
-  [OID.aes192Cbc]: { name: 'aes-192-cbc', keyLength: 24, ivLength: 16, family: 'aes' },
-  [OID.aes256Cbc]: { name: 'aes-256-cbc', keyLength: 32, ivLength: 16, family: 'aes' },
-  [OID.desEde3Cbc]: { name: 'des-ede3-cbc', keyLength: 24, ivLength: 8, family: 'des3' },
+  [OID.aes128Cbc]: { name: 'aes-128-cbc', label: 'aes-128-cbc', keyLength: 16, ivLength: 16, family: 'aes' },
+  [OID.aes192Cbc]: { name: 'aes-192-cbc', label: 'aes-192-cbc', keyLength: 24, ivLength: 16, family: 'aes' },
+  [OID.aes256Cbc]: { name: 'aes-256-cbc', label: 'aes-256-cbc', keyLength: 32, ivLength: 16, family: 'aes' },
+  [OID.desEde3Cbc]: { name: 'des-ede3-cbc', label: 'des-ede3-cbc', keyLength: 24, ivLength: 8, family: 'des3' },
+  // Single DES, only for legacy clients that know nothing else (micromdm's scepclient always sends it). OpenSSL 3
+  // keeps DES-CBC in its legacy provider; EDE3 with K1 = K2 = K3 is the same cipher, so it runs on the default one.
+  [OID.desCbc]: { name: 'des-ede3-cbc', label: 'des-cbc', keyLength: 8, ivLength: 8, family: 'des' },
 } as const;
+
+/** The key the cipher implementation takes: single DES runs as EDE3 with the key three times. */
+function cipherKey(cipher: (typeof CONTENT_CIPHERS)[ContentCipherOid], key: Buffer): Buffer {
+  return cipher.family === 'des' ? Buffer.concat([key, key, key]) : key;
+}
 export type ContentCipherOid = keyof typeof CONTENT_CIPHERS;
 export type CipherFamily = (typeof CONTENT_CIPHERS)[ContentCipherOid]['family'];
 
@@ -307,7 +315,7 @@ export function recipientFor(envelope: EnvelopedData, certificate: Buffer): KeyT
 export function decryptContent(envelope: EnvelopedData, contentKey: Buffer): Buffer {
   const cipher = cipherOf(envelope);
   try {
-    const decipher = createDecipheriv(cipher.name, contentKey, envelope.iv);
+    const decipher = createDecipheriv(cipher.name, cipherKey(cipher, contentKey), envelope.iv);
     return Buffer.concat([decipher.update(envelope.encryptedContent), decipher.final()]);
   } catch {
     fail('the enveloped content does not decrypt', 'bad-signature');
@@ -319,7 +327,7 @@ export function buildEnvelopedData(content: Buffer, recipientCertificate: Buffer
   const cipher = CONTENT_CIPHERS[cipherOid];
   const key = randomBytes(cipher.keyLength);
   const iv = randomBytes(cipher.ivLength);
-  const c = createCipheriv(cipher.name, key, iv);
+  const c = createCipheriv(cipher.name, cipherKey(cipher, key), iv);
   const encrypted = Buffer.concat([c.update(content), c.final()]);
   const publicKey = createPublicKey({ key: certificateParts(recipientCertificate).spki, format: 'der', type: 'spki' });
   const encryptedKey = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, key);

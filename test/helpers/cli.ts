@@ -37,6 +37,8 @@ export function runCli(
 
 export interface RunningServer {
   port: number;
+  /** The plain-HTTP SCEP listener's port, when --scep-http-port was given. */
+  scepHttpPort?: number;
   stderr: () => string;
   stdout: () => string;
   stop: () => Promise<void>;
@@ -55,16 +57,20 @@ export async function startServer(dataDir: string, extraArgs: string[] = [], env
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${stderr}`)), 30_000);
     child.on('exit', (code) => reject(new Error(`server exited ${code}:\n${stderr}`)));
     const poll = setInterval(() => {
-      const match = /"msg":"certmdm listening"/.test(stdout) && /"port":(\d+)/.exec(stdout.slice(stdout.indexOf('certmdm listening') - 200));
-      if (match) {
+      const line = stdout.split('\n').find((l) => l.includes('"msg":"certmdm listening"'));
+      const match = line && /"port":(\d+)/.exec(line);
+      const scepReady = !extraArgs.includes('--scep-http-port') || stdout.includes('"msg":"certmdm scep-http listening"');
+      if (match && scepReady) {
         clearInterval(poll);
         clearTimeout(timer);
         resolve(Number(match[1]));
       }
     }, 50);
   });
+  const scepLine = stdout.split('\n').find((l) => l.includes('"msg":"certmdm scep-http listening"'));
   return {
     port,
+    scepHttpPort: scepLine ? Number(/"port":(\d+)/.exec(scepLine)?.[1]) : undefined,
     stderr: () => stderr,
     stdout: () => stdout,
     stop: () =>

@@ -1,0 +1,49 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import type { AuditLog } from '../admin/audit.ts';
+import type { ScepService } from '../scep/service.ts';
+
+/**
+ * SCEP's HTTP binding (RFC 8894 §4.1): `GET ?operation=GetCACaps|GetCACert|PKIOperation&message=<base64>` and
+ * `POST ?operation=PKIOperation` with the binary PKIMessage. Served at /scep and at /scep/pkiclient.exe, the path
+ * some clients append.
+ */
+export async function scepRoutes(server: FastifyInstance, options: { scep: ScepService; bodyLimit: number; audit: AuditLog }): Promise<void> {
+  const { scep } = options;
+  server.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
+  server.setErrorHandler(async (error: FastifyError, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status >= 500) throw error;
+    await options.audit.record({ actor: `ip:${request.ip}`, action: 'scep.pkioperation', outcome: 'denied', reason: error.message, detail: { httpStatus: status } });
+    return reply.code(status).type('text/plain').send(`${error.message}\n`);
+  });
+
+  for (const path of ['/scep', '/scep/pkiclient.exe']) {
+    server.get(path, async (request, reply) => {
+      const query = request.query as { operation?: string; message?: string };
+      switch (query.operation) {
+        case 'GetCACaps':
+          return reply.type('text/plain').send(scep.caps());
+        case 'GetCACert': {
+          const ca = scep.caCertificates();
+          return reply.code(ca.status).type(ca.contentType).send(ca.body);
+        }
+        case 'PKIOperation': {
+          const message = Buffer.from(query.message ?? '', 'base64');
+          if (message.length === 0) return reply.code(400).type('text/plain').send('PKIOperation needs a base64 message parameter\n');
+          const response = await scep.pkiOperation(message, request.ip);
+          return reply.code(response.status).type(response.contentType).send(response.body);
+        }
+        default:
+          return reply.code(400).type('text/plain').send('unknown or missing SCEP operation\n');
+      }
+    });
+    server.post(path, { bodyLimit: options.bodyLimit }, async (request, reply) => {
+      const query = request.query as { operation?: string };
+      if (query.operation !== 'PKIOperation') return reply.code(400).type('text/plain').send('POST supports operation=PKIOperation only\n');
+      const body = request.body;
+      if (!Buffer.isBuffer(body) || body.length === 0) return reply.code(400).type('text/plain').send('empty PKIOperation body\n');
+      const response = await scep.pkiOperation(body, request.ip);
+      return reply.code(response.status).type(response.contentType).send(response.body);
+    });
+  }
+}

@@ -1,0 +1,196 @@
+import { createHash } from 'node:crypto';
+import type { AuditLog } from '../admin/audit.ts';
+import type { Clock } from '../clock.ts';
+import type { CertificateAuthority } from '../pki/authority.ts';
+import * as cms from '../pki/cms.ts';
+import { csrSignatureValid, CsrError, parseCsr, type CertificationRequest } from '../pki/csr.ts';
+import { certificateParts } from '../pki/certificate.ts';
+import { OID } from '../pki/oids.ts';
+import { Pkcs1KeyTransport } from '../pki/rsa-pkcs1.ts';
+import type { Identity } from '../pki/server-pki.ts';
+import { ConflictError, type CertificateRecord, type NewCertificate, type Store } from '../store/types.ts';
+import { checkChallenge } from './challenges.ts';
+import { certRepFailure, certRepSuccess, MESSAGE_TYPE, readPkiMessageHeader, ScepError, type CertRepSigner, type PkiMessageHeader } from './messages.ts';
+import { identityTemplate } from './policy.ts';
+
+export interface ScepSettings {
+  /** Validity of issued identities in days; fractions allowed, so the simulator can use minutes. */
+  identityDays: number;
+  /** Content ciphers accepted and advertised. */
+  ciphers: cms.CipherFamily[];
+  /** How far a request's signingTime may be from our clock. */
+  maxClockSkewMs: number;
+}
+
+export interface ScepResponse {
+  status: number;
+  contentType: string;
+  body: Buffer | string;
+}
+
+const PKI_MESSAGE = 'application/x-pki-message';
+
+/**
+ * The SCEP server core (RFC 8894): pure over bytes, with storage, clock and audit injected. It issues immediately
+ * or refuses; nothing is ever PENDING, so CertPoll and GetCert are answered with FAILURE.
+ */
+export class ScepService {
+  readonly #keyTransport: Pkcs1KeyTransport;
+  readonly #signer: CertRepSigner;
+
+  constructor(
+    private readonly deps: { store: Store; authority: CertificateAuthority; ra: Identity; clock: Clock; audit: AuditLog },
+    private readonly settings: ScepSettings,
+  ) {
+    this.#keyTransport = new Pkcs1KeyTransport(deps.ra.privateKey);
+    this.#signer = { certificate: deps.ra.certificate.der, privateKey: deps.ra.privateKey, chain: deps.authority.chain() };
+  }
+
+  caps(): string {
+    const caps = ['POSTPKIOperation', 'SHA-256', 'SHA-1', 'SCEPStandard', 'Renewal'];
+    if (this.settings.ciphers.includes('aes')) caps.push('AES');
+    if (this.settings.ciphers.includes('des3')) caps.push('DES3');
+    return caps.join('\n') + '\n';
+  }
+
+  /** RA + CA chain as a degenerate certs-only PKCS#7, since certmdm answers SCEP with an RA certificate. */
+  caCertificates(): ScepResponse {
+    return {
+      status: 200,
+      contentType: 'application/x-x509-ca-ra-cert',
+      body: cms.buildCertsOnly([this.deps.ra.certificate.der, ...this.deps.authority.chain()]),
+    };
+  }
+
+  async pkiOperation(message: Buffer, peer: string): Promise<ScepResponse> {
+    let header: PkiMessageHeader;
+    try {
+      header = readPkiMessageHeader(message);
+    } catch (err) {
+      await this.#audit(peer, 'denied', `unreadable PKIMessage: ${(err as Error).message}`, {});
+      return { status: 400, contentType: 'text/plain', body: 'malformed SCEP PKIMessage\n' };
+    }
+    const facts: Record<string, unknown> = {
+      transactionId: header.transactionId,
+      messageType: header.messageType,
+      signer: header.signerCertificate ? fingerprint(header.signerCertificate) : null,
+    };
+    try {
+      const { issued, cipherOid, facts: more } = await this.#handle(header);
+      await this.#audit(peer, 'ok', null, { ...facts, ...more, certificate: issued.fingerprintSha256, subject: issued.subject });
+      return { status: 200, contentType: PKI_MESSAGE, body: certRepSuccess(header, this.#signer, [issued.der], cipherOid) };
+    } catch (err) {
+      const failure = err instanceof ScepError ? err : err instanceof ConflictError ? new ScepError(err.message, 'badRequest') : undefined;
+      if (!failure) throw err;
+      await this.#audit(peer, 'denied', failure.message, { ...facts, failInfo: failure.failInfo });
+      return { status: 200, contentType: PKI_MESSAGE, body: certRepFailure(header, this.#signer, failure.failInfo) };
+    }
+  }
+
+  async #handle(header: PkiMessageHeader): Promise<{ issued: CertificateRecord; cipherOid: cms.ContentCipherOid; facts: Record<string, unknown> }> {
+    const now = this.deps.clock();
+    if (!header.signerCertificate) throw new ScepError('the signer certificate is not in the message', 'badMessageCheck');
+    let signingTime: Date | undefined;
+    try {
+      signingTime = cms.verifySignedData(header.signed).signingTime;
+    } catch (err) {
+      if (err instanceof cms.CmsError && err.kind === 'unsupported-algorithm') throw new ScepError(err.message, 'badAlg');
+      throw new ScepError(`message signature: ${(err as Error).message}`, 'badMessageCheck');
+    }
+    if (signingTime && Math.abs(signingTime.getTime() - now.getTime()) > this.settings.maxClockSkewMs) {
+      throw new ScepError(`signingTime ${signingTime.toISOString()} is too far from the server's clock`, 'badTime');
+    }
+    switch (header.messageType) {
+      case MESSAGE_TYPE.PKCSReq:
+      case MESSAGE_TYPE.RenewalReq:
+        break;
+      case MESSAGE_TYPE.CertPoll:
+        throw new ScepError('CertPoll: certmdm never leaves a request pending', 'badRequest');
+      case MESSAGE_TYPE.GetCert:
+      case MESSAGE_TYPE.GetCRL:
+        throw new ScepError('GetCert/GetCRL are not offered', 'badCertId');
+      default:
+        throw new ScepError(`unknown messageType ${header.messageType}`, 'badRequest');
+    }
+
+    const { csr, cipherOid, cipher } = this.#openRequest(header);
+    const transport = { cipher, digest: header.digest, subject: csr.subjectText };
+    if (!csrSignatureValid(csr)) throw new ScepError('the CSR is not signed by the key it certifies', 'badMessageCheck');
+    const template = identityTemplate(csr);
+    const prepare = (): NewCertificate =>
+      this.deps.authority.prepare({ role: 'device-identity', template, validityDays: this.settings.identityDays });
+
+    if (header.messageType === MESSAGE_TYPE.PKCSReq) {
+      if (!certificateParts(header.signerCertificate).spki.equals(csr.spki)) {
+        throw new ScepError('PKCSReq must be signed with the key of the CSR', 'badMessageCheck');
+      }
+      const challenge = await checkChallenge(this.deps.store, csr.challengePassword, now);
+      if (!challenge.ok) throw new ScepError(challenge.reason, 'badRequest');
+      const entry = prepare();
+      await this.deps.store.insertCertificateConsumingChallenge(entry, challenge.record.id, now);
+      return { issued: entry.certificate, cipherOid, facts: { ...transport, challengeId: challenge.record.id, enrollmentRef: challenge.record.enrollmentRef } };
+    }
+
+    const current = await this.#renewableIdentity(header.signerCertificate, now);
+    const entry = prepare();
+    await this.deps.store.insertCertificates([entry]);
+    return { issued: entry.certificate, cipherOid, facts: { ...transport, renewalOf: current.fingerprintSha256 } };
+  }
+
+  /** RenewalReq is honoured only when signed by a current identity this CA issued. */
+  async #renewableIdentity(signer: Buffer, now: Date): Promise<CertificateRecord> {
+    const record = await this.deps.store.getCertificateByFingerprint(fingerprint(signer));
+    if (!record || record.role !== 'device-identity') throw new ScepError('RenewalReq signer is not an identity certmdm issued', 'badCertId');
+    if (record.status !== 'active') throw new ScepError(`RenewalReq signer is ${record.status}`, 'badCertId');
+    if (record.notAfter <= now || record.notBefore > now) throw new ScepError('RenewalReq signer is outside its validity', 'badCertId');
+    return record;
+  }
+
+  /** Decrypts the pkcsPKIEnvelope addressed to our RA and parses the CSR inside. */
+  #openRequest(header: PkiMessageHeader): { csr: CertificationRequest; cipherOid: cms.ContentCipherOid; cipher: string } {
+    let envelope: cms.EnvelopedData;
+    try {
+      envelope = cms.parseEnvelopedData(header.signed.content ?? Buffer.alloc(0));
+    } catch (err) {
+      throw new ScepError(`pkcsPKIEnvelope: ${(err as Error).message}`, 'badMessageCheck');
+    }
+    let cipher: ReturnType<typeof cms.cipherOf>;
+    try {
+      cipher = cms.cipherOf(envelope);
+    } catch (err) {
+      throw new ScepError((err as Error).message, err instanceof cms.CmsError && err.kind === 'unsupported-algorithm' ? 'badAlg' : 'badMessageCheck');
+    }
+    if (!this.settings.ciphers.includes(cipher.family)) throw new ScepError(`content cipher ${cipher.label} is not enabled (--scep-ciphers)`, 'badAlg');
+    const recipient = cms.recipientFor(envelope, this.deps.ra.certificate.der);
+    if (!recipient) throw new ScepError("the request is not encrypted to certmdm's RA certificate", 'badMessageCheck');
+    if (recipient.keyEncryptionAlgorithm !== OID.rsaEncryption) throw new ScepError('key transport must be rsaEncryption', 'badAlg');
+    const contentKey = this.#keyTransport.decryptKey(recipient.encryptedKey, cipher.keyLength);
+    let plaintext: Buffer;
+    try {
+      plaintext = cms.decryptContent(envelope, contentKey);
+    } catch {
+      throw new ScepError('the request does not decrypt', 'badMessageCheck');
+    }
+    try {
+      return { csr: parseCsr(plaintext), cipherOid: envelope.cipherOid as cms.ContentCipherOid, cipher: cipher.label };
+    } catch (err) {
+      if (err instanceof CsrError) throw new ScepError(err.message, 'badRequest');
+      throw err;
+    }
+  }
+
+  async #audit(peer: string, outcome: 'ok' | 'denied', reason: string | null, detail: Record<string, unknown>): Promise<void> {
+    await this.deps.audit.record({
+      actor: `ip:${peer}`,
+      action: 'scep.pkioperation',
+      target: (detail.transactionId as string | undefined) ?? null,
+      outcome,
+      reason,
+      detail,
+    });
+  }
+}
+
+function fingerprint(der: Buffer): string {
+  return createHash('sha256').update(der).digest('hex');
+}
