@@ -1,0 +1,43 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensurePki, openApp } from '../../src/app/context.ts';
+import { resolveConfig, type RawOptions } from '../../src/config.ts';
+import { buildHttpServer, createScepService } from '../../src/http/server.ts';
+import { createLogger } from '../../src/log.ts';
+import { toPem } from '../../src/pki/certificate.ts';
+import { mintChallenge } from '../../src/scep/challenges.ts';
+import { tempDir } from '../helpers/cli.ts';
+
+/** The real server (HTTP edge, SCEP core, SQLite, PKI) in-process, with a clock the test moves. */
+export async function scepFixture(flags: RawOptions = {}) {
+  const dir = tempDir('scep-fixture-');
+  let now = new Date();
+  const config = resolveConfig({ data: join(dir, 'data'), 'root-algorithm': 'rsa-2048', hostname: ['localhost'], ...flags }, {});
+  const app = await openApp(config, { logger: createLogger('silent'), clock: () => now, create: true });
+  const pki = await ensurePki(app);
+  const scep = createScepService(app, pki);
+  const server = await buildHttpServer(app, pki, scep);
+  const root = join(dir, 'root.pem');
+  const ra = join(dir, 'ra.pem');
+  writeFileSync(root, toPem(pki.authority.root.der));
+  writeFileSync(ra, toPem(pki.scepRa.certificate.der));
+  return {
+    app,
+    pki,
+    server,
+    scep,
+    root,
+    ra,
+    advance: (ms: number) => {
+      now = new Date(now.getTime() + ms);
+    },
+    challenge: async (ttlMs = 3_600_000) => (await mintChallenge(app.store, () => now, { ttlMs, purpose: 'scep', createdBy: 'test' })),
+    identities: () => app.store.listCertificates({ role: 'device-identity' }),
+    post: (body: Buffer) =>
+      server.inject({ method: 'POST', url: '/scep?operation=PKIOperation', payload: body, headers: { 'content-type': 'application/x-pki-message' } }),
+    close: async () => {
+      await server.close();
+      await app.close();
+    },
+  };
+}
