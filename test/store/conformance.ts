@@ -104,6 +104,31 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     assert.equal(await store.getCertificate(racer.certificate.id), undefined, 'the losing replacement left nothing behind');
   });
 
+  withStore('a challenge is consumed once, atomically with the certificate it produced', async (store) => {
+    const at = new Date(Date.UTC(2026, 0, 1));
+    const challenge = { id: randomBytes(8).toString('hex'), secretHash: randomBytes(32), purpose: 'scep', enrollmentRef: 'profile:1', createdBy: 'cli', createdAt: at, expiresAt: new Date(at.getTime() + day), consumedAt: null, certificateId: null };
+    await store.insertChallenge(challenge);
+    assert.deepEqual(await store.getChallenge(challenge.id), challenge);
+    const first = { certificate: certificate() };
+    await store.insertCertificateConsumingChallenge(first, challenge.id, new Date(at.getTime() + 1000));
+    const consumed = await store.getChallenge(challenge.id);
+    assert.equal(consumed?.certificateId, first.certificate.id);
+    assert.deepEqual(consumed?.consumedAt, new Date(at.getTime() + 1000));
+    const second = { certificate: certificate() };
+    await assert.rejects(store.insertCertificateConsumingChallenge(second, challenge.id, new Date(at.getTime() + 2000)), ConflictError);
+    assert.equal(await store.getCertificate(second.certificate.id), undefined, 'the loser left no certificate');
+  });
+
+  withStore('an expired challenge cannot be consumed', async (store) => {
+    const at = new Date(Date.UTC(2026, 0, 1));
+    const challenge = { id: randomBytes(8).toString('hex'), secretHash: randomBytes(32), purpose: 'scep', enrollmentRef: null, createdBy: 'cli', createdAt: at, expiresAt: new Date(at.getTime() + 1000), consumedAt: null, certificateId: null };
+    await store.insertChallenge(challenge);
+    const entry = { certificate: certificate() };
+    await assert.rejects(store.insertCertificateConsumingChallenge(entry, challenge.id, new Date(at.getTime() + 1000)), ConflictError);
+    assert.equal(await store.getCertificate(entry.certificate.id), undefined);
+    assert.equal((await store.getChallenge(challenge.id))?.consumedAt, null);
+  });
+
   withStore('API tokens: lookup, touch, revoke once', async (store) => {
     const token = { id: randomBytes(8).toString('hex'), name: 'ops', secretHash: randomBytes(32), createdAt: new Date(Date.UTC(2026, 0, 1)), lastUsedAt: null, revokedAt: null };
     await store.insertApiToken(token);
