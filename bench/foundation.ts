@@ -19,16 +19,19 @@ export async function foundationBench(limits: { rsaSign: number }): Promise<Benc
   const clock = systemClock;
   const keyring = new Keyring(store, MasterKey.generate(), clock);
   const audit = new AuditLog(store, createLogger('silent'), clock);
-  const pki = await ensureServerPki({ store, keyring, clock, audit }, {
-    organization: 'bench',
-    rootAlgorithm: 'rsa-2048',
-    rootDays: 3650,
-    intermediateDays: 1825,
-    tlsDays: 397,
-    tlsRenewBeforeDays: 30,
-    signingDays: 730,
-    hostnames: ['localhost'],
-  });
+  const pki = await ensureServerPki(
+    { store, keyring, clock, audit },
+    {
+      organization: 'bench',
+      rootAlgorithm: 'rsa-2048',
+      rootDays: 3650,
+      intermediateDays: 1825,
+      tlsDays: 397,
+      tlsRenewBeforeDays: 30,
+      signingDays: 730,
+      hostnames: ['localhost'],
+    },
+  );
   // A CSR hands the CA its SubjectPublicKeyInfo as DER, so issuance starts from that.
   const publicKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' });
   let n = 0;
@@ -36,7 +39,10 @@ export async function foundationBench(limits: { rsaSign: number }): Promise<Benc
     pki.authority.issue({
       role: 'device-identity',
       template: {
-        subject: [['O', 'bench'], ['CN', `device ${n++}`]],
+        subject: [
+          ['O', 'bench'],
+          ['CN', `device ${n++}`],
+        ],
         publicKey,
         keyUsage: ['digitalSignature', 'keyEncipherment'],
         extendedKeyUsage: [EKU.clientAuth],

@@ -1,10 +1,11 @@
 import { cpus } from 'node:os';
 import { foundationBench } from './foundation.ts';
 import { machineLimits } from './limits.ts';
+import { scepBench } from './scep.ts';
 import { printRows } from './measure.ts';
 
 const limits = await machineLimits();
 console.log(`certmdm bench — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown cpu'})`);
 console.log(`machine limits: RSA-2048 sign ${limits.rsaSign.toFixed(0)}/s, verify ${limits.rsaVerify.toFixed(0)}/s (node:crypto)\n`);
-const rows = [...(await foundationBench(limits))];
+const rows = [...(await foundationBench(limits)), ...(await scepBench(limits))];
 printRows(rows);

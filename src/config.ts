@@ -44,27 +44,135 @@ interface OptionSpec {
 
 /** Every option of `certmdm serve` (and the other commands that open the data directory). */
 export const OPTIONS: OptionSpec[] = [
-  { flag: 'data', env: 'CERTMDM_DATA', kind: 'string', defaultText: './data', help: 'data directory (database, master key file); created 0700 on first run' },
-  { flag: 'config', env: 'CERTMDM_CONFIG', kind: 'string', defaultText: 'none', help: 'JSON file whose keys are these option names; flags and env override it' },
+  {
+    flag: 'data',
+    env: 'CERTMDM_DATA',
+    kind: 'string',
+    defaultText: './data',
+    help: 'data directory (database, master key file); created 0700 on first run',
+  },
+  {
+    flag: 'config',
+    env: 'CERTMDM_CONFIG',
+    kind: 'string',
+    defaultText: 'none',
+    help: 'JSON file whose keys are these option names; flags and env override it',
+  },
   { flag: 'listen', env: 'CERTMDM_LISTEN', kind: 'string', defaultText: '0.0.0.0', help: 'address the HTTPS listener binds' },
   { flag: 'port', env: 'CERTMDM_PORT', kind: 'integer', defaultText: '8443', help: 'HTTPS port (0 picks a free one)' },
-  { flag: 'hostname', env: 'CERTMDM_HOSTNAMES', kind: 'list', defaultText: 'this host\'s name, localhost, 127.0.0.1', help: 'DNS name or IP devices use to reach the server; repeat or comma-separate; the first is the public one. Each becomes a SAN of the TLS certificate' },
-  { flag: 'organization', env: 'CERTMDM_ORGANIZATION', kind: 'string', defaultText: 'certmdm', help: 'organization name in certificate subjects and profiles' },
-  { flag: 'root-algorithm', env: 'CERTMDM_ROOT_ALGORITHM', kind: 'string', defaultText: 'rsa-3072', help: 'root CA key: rsa-2048, rsa-3072, rsa-4096 or p-384 (used only when the CA is first created)' },
+  {
+    flag: 'hostname',
+    env: 'CERTMDM_HOSTNAMES',
+    kind: 'list',
+    defaultText: "this host's name, localhost, 127.0.0.1",
+    help: 'DNS name or IP devices use to reach the server; repeat or comma-separate; the first is the public one. Each becomes a SAN of the TLS certificate',
+  },
+  {
+    flag: 'organization',
+    env: 'CERTMDM_ORGANIZATION',
+    kind: 'string',
+    defaultText: 'certmdm',
+    help: 'organization name in certificate subjects and profiles',
+  },
+  {
+    flag: 'root-algorithm',
+    env: 'CERTMDM_ROOT_ALGORITHM',
+    kind: 'string',
+    defaultText: 'rsa-3072',
+    help: 'root CA key: rsa-2048, rsa-3072, rsa-4096 or p-384 (used only when the CA is first created)',
+  },
   { flag: 'root-days', env: 'CERTMDM_ROOT_DAYS', kind: 'integer', defaultText: '3650', help: 'root CA validity in days' },
-  { flag: 'intermediate-days', env: 'CERTMDM_INTERMEDIATE_DAYS', kind: 'integer', defaultText: '1825', help: 'intermediate CA validity in days (capped by the root)' },
-  { flag: 'tls-days', env: 'CERTMDM_TLS_DAYS', kind: 'integer', defaultText: '397', help: 'server TLS certificate validity in days; at most 825 (Apple\'s limit for private roots)' },
-  { flag: 'tls-renew-before-days', env: 'CERTMDM_TLS_RENEW_BEFORE_DAYS', kind: 'integer', defaultText: '30', help: 're-issue the TLS certificate at start when it expires within this many days' },
-  { flag: 'signing-days', env: 'CERTMDM_SIGNING_DAYS', kind: 'integer', defaultText: '730', help: 'profile-signing certificate validity in days' },
-  { flag: 'master-key-file', env: 'CERTMDM_MASTER_KEY_FILE', kind: 'string', defaultText: '<data>/master.key', help: 'file holding the key that seals private keys (0600, created on first run); CERTMDM_MASTER_KEY (env only) takes precedence' },
-  { flag: 'body-limit', env: 'CERTMDM_BODY_LIMIT', kind: 'integer', defaultText: '1048576', help: 'largest request body accepted, in bytes' },
-  { flag: 'db-busy-timeout-ms', env: 'CERTMDM_DB_BUSY_TIMEOUT_MS', kind: 'integer', defaultText: '5000', help: 'how long to wait for a locked database before giving up' },
-  { flag: 'identity-days', env: 'CERTMDM_IDENTITY_DAYS', kind: 'string', defaultText: '365', help: 'validity of device identity certificates issued by SCEP, in days (fractions allowed, e.g. 0.01 for simulations)' },
-  { flag: 'scep-ciphers', env: 'CERTMDM_SCEP_CIPHERS', kind: 'list', defaultText: 'aes,des3', help: 'SCEP content ciphers accepted: aes (AES-128/192/256-CBC) and des3 (DES-EDE3-CBC), both advertised in GetCACaps; des (single DES, 56-bit) only for legacy clients such as micromdm scepclient, never advertised' },
-  { flag: 'challenge-ttl-hours', env: 'CERTMDM_CHALLENGE_TTL_HOURS', kind: 'integer', defaultText: '168', help: 'lifetime of one-time SCEP challenge passwords, in hours' },
-  { flag: 'scep-max-clock-skew-minutes', env: 'CERTMDM_SCEP_MAX_CLOCK_SKEW_MINUTES', kind: 'integer', defaultText: '30', help: 'a SCEP request whose signingTime is further from our clock gets FAILURE badTime' },
-  { flag: 'scep-body-limit', env: 'CERTMDM_SCEP_BODY_LIMIT', kind: 'integer', defaultText: '262144', help: 'largest SCEP PKIOperation body accepted, in bytes' },
-  { flag: 'scep-http-port', env: 'CERTMDM_SCEP_HTTP_PORT', kind: 'string', defaultText: 'off', help: 'also serve /scep (and nothing else) over plain HTTP on this port; SCEP messages are signed and encrypted end to end (0 picks a free port)' },
+  {
+    flag: 'intermediate-days',
+    env: 'CERTMDM_INTERMEDIATE_DAYS',
+    kind: 'integer',
+    defaultText: '1825',
+    help: 'intermediate CA validity in days (capped by the root)',
+  },
+  {
+    flag: 'tls-days',
+    env: 'CERTMDM_TLS_DAYS',
+    kind: 'integer',
+    defaultText: '397',
+    help: "server TLS certificate validity in days; at most 825 (Apple's limit for private roots)",
+  },
+  {
+    flag: 'tls-renew-before-days',
+    env: 'CERTMDM_TLS_RENEW_BEFORE_DAYS',
+    kind: 'integer',
+    defaultText: '30',
+    help: 're-issue the TLS certificate at start when it expires within this many days',
+  },
+  {
+    flag: 'signing-days',
+    env: 'CERTMDM_SIGNING_DAYS',
+    kind: 'integer',
+    defaultText: '730',
+    help: 'profile-signing certificate validity in days',
+  },
+  {
+    flag: 'master-key-file',
+    env: 'CERTMDM_MASTER_KEY_FILE',
+    kind: 'string',
+    defaultText: '<data>/master.key',
+    help: 'file holding the key that seals private keys (0600, created on first run); CERTMDM_MASTER_KEY (env only) takes precedence',
+  },
+  {
+    flag: 'body-limit',
+    env: 'CERTMDM_BODY_LIMIT',
+    kind: 'integer',
+    defaultText: '1048576',
+    help: 'largest request body accepted, in bytes',
+  },
+  {
+    flag: 'db-busy-timeout-ms',
+    env: 'CERTMDM_DB_BUSY_TIMEOUT_MS',
+    kind: 'integer',
+    defaultText: '5000',
+    help: 'how long to wait for a locked database before giving up',
+  },
+  {
+    flag: 'identity-days',
+    env: 'CERTMDM_IDENTITY_DAYS',
+    kind: 'string',
+    defaultText: '365',
+    help: 'validity of device identity certificates issued by SCEP, in days (fractions allowed, e.g. 0.01 for simulations)',
+  },
+  {
+    flag: 'scep-ciphers',
+    env: 'CERTMDM_SCEP_CIPHERS',
+    kind: 'list',
+    defaultText: 'aes,des3',
+    help: 'SCEP content ciphers accepted: aes (AES-128/192/256-CBC) and des3 (DES-EDE3-CBC), both advertised in GetCACaps; des (single DES, 56-bit) only for legacy clients such as micromdm scepclient, never advertised',
+  },
+  {
+    flag: 'challenge-ttl-hours',
+    env: 'CERTMDM_CHALLENGE_TTL_HOURS',
+    kind: 'integer',
+    defaultText: '168',
+    help: 'lifetime of one-time SCEP challenge passwords, in hours',
+  },
+  {
+    flag: 'scep-max-clock-skew-minutes',
+    env: 'CERTMDM_SCEP_MAX_CLOCK_SKEW_MINUTES',
+    kind: 'integer',
+    defaultText: '30',
+    help: 'a SCEP request whose signingTime is further from our clock gets FAILURE badTime',
+  },
+  {
+    flag: 'scep-body-limit',
+    env: 'CERTMDM_SCEP_BODY_LIMIT',
+    kind: 'integer',
+    defaultText: '262144',
+    help: 'largest SCEP PKIOperation body accepted, in bytes',
+  },
+  {
+    flag: 'scep-http-port',
+    env: 'CERTMDM_SCEP_HTTP_PORT',
+    kind: 'string',
+    defaultText: 'off',
+    help: 'also serve /scep (and nothing else) over plain HTTP on this port; SCEP messages are signed and encrypted end to end (0 picks a free port)',
+  },
   { flag: 'log-level', env: 'CERTMDM_LOG_LEVEL', kind: 'string', defaultText: 'info', help: 'fatal, error, warn, info, debug or trace' },
 ];
 
@@ -140,9 +248,17 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
   };
 
   const hostRaw = raw.hostname;
-  const hostnames = hostRaw === undefined
-    ? defaultHostnames()
-    : [...new Set((Array.isArray(hostRaw) ? hostRaw : [hostRaw]).flatMap((h) => h.split(',')).map((h) => h.trim().toLowerCase()).filter(Boolean))];
+  const hostnames =
+    hostRaw === undefined
+      ? defaultHostnames()
+      : [
+          ...new Set(
+            (Array.isArray(hostRaw) ? hostRaw : [hostRaw])
+              .flatMap((h) => h.split(','))
+              .map((h) => h.trim().toLowerCase())
+              .filter(Boolean),
+          ),
+        ];
   if (hostnames.length === 0) throw new OperatorError('at least one --hostname is needed');
   for (const h of hostnames) {
     if (!isValidHostname(h)) throw new OperatorError(`hostname '${h}' is not a valid DNS name or IP address`);
@@ -158,7 +274,9 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
   const intermediateDays = int('intermediate-days', 1825, 7, 36500);
   const tlsDays = int('tls-days', 397, 1, 100000);
   if (tlsDays > TLS_MAX_DAYS) {
-    throw new OperatorError(`--tls-days ${tlsDays} exceeds ${TLS_MAX_DAYS}: Apple devices refuse longer TLS certificates from a private root`);
+    throw new OperatorError(
+      `--tls-days ${tlsDays} exceeds ${TLS_MAX_DAYS}: Apple devices refuse longer TLS certificates from a private root`,
+    );
   }
   return {
     dataDir,
@@ -188,14 +306,23 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
 
 function positiveNumber(flag: string, raw: string): number {
   const value = Number(raw);
-  if (!/^\d+(\.\d+)?$/.test(raw) || !(value > 0) || value > 3650) throw new OperatorError(`--${flag} must be a number of days above 0 and at most 3650, got '${raw}'`);
+  if (!/^\d+(\.\d+)?$/.test(raw) || !(value > 0) || value > 3650)
+    throw new OperatorError(`--${flag} must be a number of days above 0 and at most 3650, got '${raw}'`);
   return value;
 }
 
 function ciphers(raw: string | string[] | undefined): CipherFamily[] {
   if (raw === undefined) return ['aes', 'des3'];
-  const list = [...new Set((Array.isArray(raw) ? raw : [raw]).flatMap((c) => c.split(',')).map((c) => c.trim().toLowerCase()).filter(Boolean))];
-  for (const c of list) if (c !== 'aes' && c !== 'des3' && c !== 'des') throw new OperatorError(`--scep-ciphers: unknown cipher '${c}' (aes, des3, des)`);
+  const list = [
+    ...new Set(
+      (Array.isArray(raw) ? raw : [raw])
+        .flatMap((c) => c.split(','))
+        .map((c) => c.trim().toLowerCase())
+        .filter(Boolean),
+    ),
+  ];
+  for (const c of list)
+    if (c !== 'aes' && c !== 'des3' && c !== 'des') throw new OperatorError(`--scep-ciphers: unknown cipher '${c}' (aes, des3, des)`);
   if (list.length === 0) throw new OperatorError('--scep-ciphers needs at least one cipher');
   return list as CipherFamily[];
 }
@@ -206,4 +333,3 @@ export function renderOptionsHelp(): string {
     return `${head}\n      ${o.help}\n      env ${o.env}; default ${o.defaultText}`;
   }).join('\n');
 }
-

@@ -3,7 +3,10 @@
  * The CLI prints it as-is and exits non-zero; anything else is a bug and gets a stack trace.
  */
 export class OperatorError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
     this.name = 'OperatorError';
   }

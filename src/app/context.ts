@@ -37,10 +37,7 @@ async function checkMasterKey(store: Store, master: MasterKey): Promise<void> {
  * for "nothing is overwritten": every check that can fail (directory, master key, database, key check value) runs
  * before the first write.
  */
-export async function openApp(
-  config: Config,
-  options: { logger: Logger; clock?: Clock; create: boolean },
-): Promise<AppContext> {
+export async function openApp(config: Config, options: { logger: Logger; clock?: Clock; create: boolean }): Promise<AppContext> {
   const clock = options.clock ?? systemClock;
   const dataDir = prepareDataDir(config.dataDir, { create: options.create });
   const { key: master } = loadMasterKey({

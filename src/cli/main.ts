@@ -115,7 +115,11 @@ async function run(argv: string[]): Promise<void> {
             lastUsedAt: t.lastUsedAt?.toISOString() ?? null,
             revokedAt: t.revokedAt?.toISOString() ?? null,
           }));
-          return out(values.json ? JSON.stringify(tokens, null, 2) : tokens.map((t) => `${t.id}  ${t.revokedAt ? 'revoked' : 'active '}  ${t.name}`).join('\n'));
+          return out(
+            values.json
+              ? JSON.stringify(tokens, null, 2)
+              : tokens.map((t) => `${t.id}  ${t.revokedAt ? 'revoked' : 'active '}  ${t.name}`).join('\n'),
+          );
         }
         if (sub === 'revoke') {
           const id = positionals[0];
@@ -128,14 +132,29 @@ async function run(argv: string[]): Promise<void> {
       });
     }
     case 'scep': {
-      const { config, values } = parseCommand(rest, { 'ttl-hours': { type: 'string' }, enrollment: { type: 'string' }, json: { type: 'boolean' } });
+      const { config, values } = parseCommand(rest, {
+        'ttl-hours': { type: 'string' },
+        enrollment: { type: 'string' },
+        json: { type: 'boolean' },
+      });
       if (values.help || sub !== 'challenge') return out(commandHelp('scep challenge [--ttl-hours N] [--enrollment REF]'));
       return withApp(config, false, async (app) => {
         const ttlHours = values['ttl-hours'] === undefined ? config.challengeTtlHours : Number(values['ttl-hours']);
         if (!(ttlHours > 0 && ttlHours <= 24 * 365)) throw new OperatorError('--ttl-hours must be above 0 and at most 8760', 2);
         const enrollmentRef = (values.enrollment as string | undefined) ?? null;
-        const { challenge, record } = await mintChallenge(app.store, app.clock, { ttlMs: ttlHours * 3_600_000, purpose: 'scep', enrollmentRef, createdBy: 'cli' });
-        await app.audit.record({ actor: 'cli', action: 'scep.challenge-created', target: record.id, outcome: 'ok', detail: { expiresAt: record.expiresAt.toISOString(), enrollmentRef } });
+        const { challenge, record } = await mintChallenge(app.store, app.clock, {
+          ttlMs: ttlHours * 3_600_000,
+          purpose: 'scep',
+          enrollmentRef,
+          createdBy: 'cli',
+        });
+        await app.audit.record({
+          actor: 'cli',
+          action: 'scep.challenge-created',
+          target: record.id,
+          outcome: 'ok',
+          detail: { expiresAt: record.expiresAt.toISOString(), enrollmentRef },
+        });
         return out(values.json ? JSON.stringify({ id: record.id, challenge, expiresAt: record.expiresAt.toISOString() }) : challenge);
       });
     }
@@ -147,7 +166,12 @@ async function run(argv: string[]): Promise<void> {
         return out(
           values.json
             ? JSON.stringify(events, null, 2)
-            : events.map((e) => `${e.at.toISOString()}  ${e.outcome.padEnd(7)} ${e.action}  ${e.actor}${e.target ? '  ' + e.target : ''}${e.reason ? '  (' + e.reason + ')' : ''}`).join('\n'),
+            : events
+                .map(
+                  (e) =>
+                    `${e.at.toISOString()}  ${e.outcome.padEnd(7)} ${e.action}  ${e.actor}${e.target ? '  ' + e.target : ''}${e.reason ? '  (' + e.reason + ')' : ''}`,
+                )
+                .join('\n'),
         );
       });
     }

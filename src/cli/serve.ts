@@ -11,7 +11,14 @@ export async function serve(config: Config): Promise<void> {
   const app = await openApp(config, { logger, create: true });
   const pki = await ensurePki(app);
   const firstToken = (await app.store.listApiTokens()).length === 0 ? await mintApiToken(app.store, app.clock, 'initial-admin') : undefined;
-  if (firstToken) await app.audit.record({ actor: 'system', action: 'token.created', target: firstToken.record.id, outcome: 'ok', detail: { name: 'initial-admin' } });
+  if (firstToken)
+    await app.audit.record({
+      actor: 'system',
+      action: 'token.created',
+      target: firstToken.record.id,
+      outcome: 'ok',
+      detail: { name: 'initial-admin' },
+    });
 
   const scep = createScepService(app, pki);
   const server = await buildHttpServer(app, pki, scep);
@@ -39,9 +46,7 @@ export async function serve(config: Config): Promise<void> {
     `  TLS names           ${config.hostnames.join(', ')}`,
     `  root CA (SHA-256)   ${pki.authority.root.fingerprintSha256}`,
     `  data directory      ${app.dataDir.path}`,
-    ...(firstToken
-      ? ['', '  First admin API token (shown once, store it now):', `    ${firstToken.token}`]
-      : []),
+    ...(firstToken ? ['', '  First admin API token (shown once, store it now):', `    ${firstToken.token}`] : []),
     '',
   ];
   process.stderr.write(lines.join('\n') + '\n');

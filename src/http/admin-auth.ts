@@ -16,9 +16,7 @@ export function requireAdminToken(deps: { store: Store; audit: AuditLog; clock: 
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = request.headers.authorization ?? '';
     const presented = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
-    const check = presented
-      ? await verifyApiToken(deps.store, presented)
-      : ({ ok: false, reason: 'no bearer token' } as const);
+    const check = presented ? await verifyApiToken(deps.store, presented) : ({ ok: false, reason: 'no bearer token' } as const);
     if (!check.ok) {
       await deps.audit.record({
         actor: `ip:${request.ip}`,

@@ -7,13 +7,22 @@ import type { ScepService } from '../scep/service.ts';
  * `POST ?operation=PKIOperation` with the binary PKIMessage. Served at /scep and at /scep/pkiclient.exe, the path
  * some clients append.
  */
-export async function scepRoutes(server: FastifyInstance, options: { scep: ScepService; bodyLimit: number; audit: AuditLog }): Promise<void> {
+export async function scepRoutes(
+  server: FastifyInstance,
+  options: { scep: ScepService; bodyLimit: number; audit: AuditLog },
+): Promise<void> {
   const { scep } = options;
   server.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
   server.setErrorHandler(async (error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
     if (status >= 500) throw error;
-    await options.audit.record({ actor: `ip:${request.ip}`, action: 'scep.pkioperation', outcome: 'denied', reason: error.message, detail: { httpStatus: status } });
+    await options.audit.record({
+      actor: `ip:${request.ip}`,
+      action: 'scep.pkioperation',
+      outcome: 'denied',
+      reason: error.message,
+      detail: { httpStatus: status },
+    });
     return reply.code(status).type('text/plain').send(`${error.message}\n`);
   });
 

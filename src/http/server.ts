@@ -25,11 +25,18 @@ export function redactUrl(url: string): string {
 }
 
 function requestLogger(app: AppContext): FastifyBaseLogger {
-  return app.logger.child({}, {
-    serializers: {
-      req: (req: { method: string; url: string; ip?: string }) => ({ method: req.method, url: redactUrl(req.url), remoteAddress: req.ip }),
+  return app.logger.child(
+    {},
+    {
+      serializers: {
+        req: (req: { method: string; url: string; ip?: string }) => ({
+          method: req.method,
+          url: redactUrl(req.url),
+          remoteAddress: req.ip,
+        }),
+      },
     },
-  }) as FastifyBaseLogger;
+  ) as FastifyBaseLogger;
 }
 
 export function createScepService(app: AppContext, pki: ServerPki): ScepService {
@@ -78,8 +85,19 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, scep: Sce
           return reply.code(400).send({ error: 'bad-request', message: 'ttlHours must be a number of hours above 0 and at most 8760' });
         }
         const enrollmentRef = typeof body.enrollmentRef === 'string' ? body.enrollmentRef.slice(0, 200) : null;
-        const { challenge, record } = await mintChallenge(app.store, app.clock, { ttlMs: ttlHours * 3_600_000, purpose: 'scep', enrollmentRef, createdBy: request.adminActor! });
-        await app.audit.record({ actor: request.adminActor!, action: 'scep.challenge-created', target: record.id, outcome: 'ok', detail: { expiresAt: record.expiresAt.toISOString(), enrollmentRef } });
+        const { challenge, record } = await mintChallenge(app.store, app.clock, {
+          ttlMs: ttlHours * 3_600_000,
+          purpose: 'scep',
+          enrollmentRef,
+          createdBy: request.adminActor!,
+        });
+        await app.audit.record({
+          actor: request.adminActor!,
+          action: 'scep.challenge-created',
+          target: record.id,
+          outcome: 'ok',
+          detail: { expiresAt: record.expiresAt.toISOString(), enrollmentRef },
+        });
         return reply.code(201).send({ id: record.id, challenge, expiresAt: record.expiresAt.toISOString() });
       });
       admin.get('/audit', async (request) => {

@@ -145,7 +145,7 @@ function keyUsageBits(usages: KeyUsage[]): Buffer {
   const bits = usages.map((u) => KEY_USAGE_BITS[u]);
   const highest = Math.max(...bits);
   const bytes = Buffer.alloc(Math.floor(highest / 8) + 1);
-  for (const bit of bits) bytes[Math.floor(bit / 8)]! |= 0x80 >> bit % 8;
+  for (const bit of bits) bytes[Math.floor(bit / 8)]! |= 0x80 >> (bit % 8);
   return der.bitString(bytes, 7 - (highest % 8));
 }
 
@@ -155,7 +155,12 @@ function ipBytes(address: string): Buffer {
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
   const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  return Buffer.from(groups.flatMap((g) => { const n = parseInt(g, 16); return [n >> 8, n & 0xff]; }));
+  return Buffer.from(
+    groups.flatMap((g) => {
+      const n = parseInt(g, 16);
+      return [n >> 8, n & 0xff];
+    }),
+  );
 }
 
 function extension(id: string, critical: boolean, value: Buffer): Buffer {

@@ -1,7 +1,18 @@
-import { createCipheriv, createDecipheriv, createHash, createPublicKey, publicEncrypt, constants, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  publicEncrypt,
+  constants,
+  randomBytes,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { certificateParts } from './certificate.ts';
 import * as der from './der.ts';
 import { DIGEST_BY_OID, DIGEST_OID, OID, SIGNATURE_DIGEST, type DigestName } from './oids.ts';
+import { publicKeyFromSpki } from './public-keys.ts';
 
 /**
  * CMS (RFC 5652) as certmdm needs it: SignedData in (BER or DER, with or without signed attributes, exactly one
@@ -78,7 +89,13 @@ export function parseSignedData(input: Buffer): SignedData {
     const certificates: Buffer[] = [];
     let signerSet: der.Node | undefined;
     for (const field of fields.slice(3)) {
-      if (field.tag === 0xa0) certificates.push(...der.children(field).filter((c) => c.tag === der.TAG.SEQUENCE).map((c) => Buffer.from(c.raw)));
+      if (field.tag === 0xa0)
+        certificates.push(
+          ...der
+            .children(field)
+            .filter((c) => c.tag === der.TAG.SEQUENCE)
+            .map((c) => Buffer.from(c.raw)),
+        );
       else if (field.tag === der.TAG.SET) signerSet = field;
     }
     const signers = der.children(der.expect(signerSet, der.TAG.SET, 'signerInfos')).map(parseSignerInfo);
@@ -141,9 +158,11 @@ export function verifySignedData(signed: SignedData, content: Buffer | undefined
   if (signed.signers.length !== 1) fail(`expected exactly one signer, found ${signed.signers.length}`);
   if (!content) fail('no content to verify');
   const signer = signed.signers[0]!;
-  const certificate = findSignerCertificate(signer, signed.certificates) ?? fail('the signer certificate is not in the message', 'bad-signature');
+  const certificate =
+    findSignerCertificate(signer, signed.certificates) ?? fail('the signer certificate is not in the message', 'bad-signature');
   const algorithmDigest = SIGNATURE_DIGEST[signer.signatureAlgorithm];
-  if (!(signer.signatureAlgorithm in SIGNATURE_DIGEST)) fail(`unsupported signature algorithm ${signer.signatureAlgorithm}`, 'unsupported-algorithm');
+  if (!(signer.signatureAlgorithm in SIGNATURE_DIGEST))
+    fail(`unsupported signature algorithm ${signer.signatureAlgorithm}`, 'unsupported-algorithm');
   if (algorithmDigest && algorithmDigest !== signer.digest) fail('signature and digest algorithms disagree', 'unsupported-algorithm');
 
   let signedBytes = content;
@@ -158,7 +177,7 @@ export function verifySignedData(signed: SignedData, content: Buffer | undefined
     if (time) signingTime = guard('signingTime', () => der.readTime(time));
     signedBytes = signer.signedAttributes.raw;
   }
-  const publicKey = guard('signer public key', () => createPublicKey({ key: certificateParts(certificate).spki, format: 'der', type: 'spki' }));
+  const publicKey = guard('signer public key', () => publicKeyFromSpki(certificateParts(certificate).spki));
   let ok = false;
   try {
     ok = verify(signer.digest, signedBytes, publicKey, signer.signature);
@@ -206,13 +225,21 @@ export function buildSignedData(options: {
     issuerAndSerial(options.signerCertificate),
     digestAlgorithm,
     der.context(0, sortedAttributes),
-    isRsa ? der.algorithmIdentifier(OID.rsaEncryption, null) : der.algorithmIdentifier(options.digest === 'sha384' ? OID.ecdsaWithSHA384 : OID.ecdsaWithSHA256),
+    isRsa
+      ? der.algorithmIdentifier(OID.rsaEncryption, null)
+      : der.algorithmIdentifier(options.digest === 'sha384' ? OID.ecdsaWithSHA384 : OID.ecdsaWithSHA256),
     der.octets(signature),
   );
   const encap = options.content ? der.seq(der.oid(contentType), der.context(0, der.octets(content))) : der.seq(der.oid(contentType));
   return contentInfo(
     OID.signedData,
-    der.seq(der.smallInteger(1), der.setOf(digestAlgorithm), encap, der.context(0, Buffer.concat(options.certificates)), der.setOf(signerInfo)),
+    der.seq(
+      der.smallInteger(1),
+      der.setOf(digestAlgorithm),
+      encap,
+      der.context(0, Buffer.concat(options.certificates)),
+      der.setOf(signerInfo),
+    ),
   );
 }
 
@@ -288,7 +315,12 @@ export function parseEnvelopedData(input: Buffer): EnvelopedData {
     const iv = algorithm[1] ? der.readOctets(algorithm[1]) : Buffer.alloc(0);
     const encrypted = eci[2] ?? fail('EnvelopedData has no encrypted content');
     // [0] IMPLICIT OCTET STRING: primitive 0x80, or constructed 0xa0 made of OCTET STRING segments.
-    const encryptedContent = encrypted.tag === 0x80 ? encrypted.content : encrypted.tag === 0xa0 ? Buffer.concat(der.children(encrypted).map(der.readOctets)) : fail('bad encryptedContent');
+    const encryptedContent =
+      encrypted.tag === 0x80
+        ? encrypted.content
+        : encrypted.tag === 0xa0
+          ? Buffer.concat(der.children(encrypted).map(der.readOctets))
+          : fail('bad encryptedContent');
     return { recipients, cipherOid, iv, encryptedContent };
   });
 }
@@ -304,7 +336,9 @@ export function cipherOf(envelope: EnvelopedData): (typeof CONTENT_CIPHERS)[Cont
 export function recipientFor(envelope: EnvelopedData, certificate: Buffer): KeyTransRecipient | undefined {
   const parts = certificateParts(certificate);
   return envelope.recipients.find((r) =>
-    'subjectKeyIdentifier' in r.rid ? r.rid.subjectKeyIdentifier.equals(parts.subjectKeyIdentifier) : r.rid.issuer.equals(parts.issuer) && r.rid.serial.equals(parts.serial),
+    'subjectKeyIdentifier' in r.rid
+      ? r.rid.subjectKeyIdentifier.equals(parts.subjectKeyIdentifier)
+      : r.rid.issuer.equals(parts.issuer) && r.rid.serial.equals(parts.serial),
   );
 }
 
@@ -329,9 +363,14 @@ export function buildEnvelopedData(content: Buffer, recipientCertificate: Buffer
   const iv = randomBytes(cipher.ivLength);
   const c = createCipheriv(cipher.name, cipherKey(cipher, key), iv);
   const encrypted = Buffer.concat([c.update(content), c.final()]);
-  const publicKey = createPublicKey({ key: certificateParts(recipientCertificate).spki, format: 'der', type: 'spki' });
+  const publicKey = publicKeyFromSpki(certificateParts(recipientCertificate).spki);
   const encryptedKey = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, key);
-  const recipient = der.seq(der.smallInteger(0), issuerAndSerial(recipientCertificate), der.algorithmIdentifier(OID.rsaEncryption, null), der.octets(encryptedKey));
+  const recipient = der.seq(
+    der.smallInteger(0),
+    issuerAndSerial(recipientCertificate),
+    der.algorithmIdentifier(OID.rsaEncryption, null),
+    der.octets(encryptedKey),
+  );
   return contentInfo(
     OID.envelopedData,
     der.seq(

@@ -1,7 +1,8 @@
-import { createPublicKey, verify } from 'node:crypto';
+import { sign, verify } from 'node:crypto';
 import { formatName } from './certificate.ts';
 import * as der from './der.ts';
 import { OID, SIGNATURE_DIGEST } from './oids.ts';
+import { publicKeyFromSpki } from './public-keys.ts';
 
 /** A PKCS#10 CertificationRequest (RFC 2986), read without trusting any of it. */
 export interface CertificationRequest {
@@ -71,7 +72,7 @@ export function csrSignatureValid(csr: CertificationRequest): boolean {
   const digest = SIGNATURE_DIGEST[csr.signatureAlgorithm];
   if (!digest) return false;
   try {
-    const key = createPublicKey({ key: csr.spki, format: 'der', type: 'spki' });
+    const key = publicKeyFromSpki(csr.spki);
     return verify(digest, csr.info, key, csr.signature);
   } catch {
     return false;
@@ -85,11 +86,26 @@ export interface RequestedUsage {
   subjectAltName: { dns: string[]; email: string[]; uri: string[]; other: number };
 }
 
-const KEY_USAGE_NAMES = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement', 'keyCertSign', 'cRLSign', 'encipherOnly', 'decipherOnly'];
+const KEY_USAGE_NAMES = [
+  'digitalSignature',
+  'nonRepudiation',
+  'keyEncipherment',
+  'dataEncipherment',
+  'keyAgreement',
+  'keyCertSign',
+  'cRLSign',
+  'encipherOnly',
+  'decipherOnly',
+];
 
 /** What the requester asks for in its extensionRequest; policy decides what of it to grant. */
 export function requestedUsage(csr: CertificationRequest): RequestedUsage {
-  const out: RequestedUsage = { ca: false, keyUsage: new Set(), extendedKeyUsage: [], subjectAltName: { dns: [], email: [], uri: [], other: 0 } };
+  const out: RequestedUsage = {
+    ca: false,
+    keyUsage: new Set(),
+    extendedKeyUsage: [],
+    subjectAltName: { dns: [], email: [], uri: [], other: 0 },
+  };
   for (const ext of csr.extensions) {
     const node = der.parse(ext.value);
     if (ext.id === OID.basicConstraints) {
@@ -98,7 +114,7 @@ export function requestedUsage(csr: CertificationRequest): RequestedUsage {
     } else if (ext.id === OID.keyUsage) {
       const bits = node.content.subarray(1);
       KEY_USAGE_NAMES.forEach((name, i) => {
-        if ((bits[Math.floor(i / 8)] ?? 0) & (0x80 >> i % 8)) out.keyUsage.add(name);
+        if ((bits[Math.floor(i / 8)] ?? 0) & (0x80 >> (i % 8))) out.keyUsage.add(name);
       });
     } else if (ext.id === OID.extKeyUsage) {
       out.extendedKeyUsage = der.children(node).map(der.readOid);
@@ -113,4 +129,20 @@ export function requestedUsage(csr: CertificationRequest): RequestedUsage {
     }
   }
   return out;
+}
+
+/** Builds a PKCS#10 request signed with SHA-256 (clients and the simulator; the server only reads them). */
+export function buildCsr(options: {
+  subject: Buffer;
+  publicKey: import('node:crypto').KeyObject;
+  privateKey: import('node:crypto').KeyObject;
+  challengePassword?: string;
+}): Buffer {
+  const spki = options.publicKey.export({ type: 'spki', format: 'der' });
+  const attributes = options.challengePassword
+    ? [der.seq(der.oid(OID.challengePassword), der.setOf(der.printable(options.challengePassword)))]
+    : [];
+  const info = der.seq(der.smallInteger(0), options.subject, spki, der.context(0, Buffer.concat(attributes)));
+  const signature = sign('sha256', info, options.privateKey);
+  return der.seq(info, der.algorithmIdentifier(OID.sha256WithRSAEncryption, null), der.bitString(signature));
 }

@@ -146,7 +146,7 @@ export function readNode(buf: Buffer, offset = 0, depth = 0): Node {
 export function children(node: Node, depth = 0): Node[] {
   if (!node.constructed) throw new DerError(`element with tag 0x${node.tag.toString(16)} is not constructed`);
   const out: Node[] = [];
-  for (let pos = 0; pos < node.content.length; ) {
+  for (let pos = 0; pos < node.content.length;) {
     const child = readNode(node.content, pos, depth + 1);
     out.push(child);
     pos += child.raw.length;
@@ -200,7 +200,10 @@ export function readString(node: Node): string {
 
 export function readTime(node: Node): Date {
   const s = node.content.toString('latin1');
-  const m = node.tag === TAG.UTC_TIME ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s);
+  const m =
+    node.tag === TAG.UTC_TIME
+      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s)
+      : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s);
   if (!m) throw new DerError(`unsupported time '${s}'`);
   let year = Number(m[1]);
   if (node.tag === TAG.UTC_TIME) year += year < 50 ? 2000 : 1900;

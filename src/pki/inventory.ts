@@ -66,5 +66,12 @@ export function formatInventoryTable(entries: InventoryEntry[]): string {
   ]);
   const header = ['ROLE', 'STATUS', 'NOT AFTER', 'DAYS', 'SHA-256', 'DEPENDANTS', 'SUBJECT'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return [header, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

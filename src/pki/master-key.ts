@@ -81,21 +81,22 @@ export type MasterKeySource = { kind: 'env' } | { kind: 'file'; path: string; cr
  * is true, i.e. when the data directory is new. An existing but unreadable or malformed file is an error, never
  * replaced.
  */
-export function loadMasterKey(options: {
-  envValue?: string;
-  file: string;
-  create: boolean;
-}): { key: MasterKey; source: MasterKeySource } {
+export function loadMasterKey(options: { envValue?: string; file: string; create: boolean }): { key: MasterKey; source: MasterKeySource } {
   if (options.envValue) return { key: MasterKey.parse(options.envValue, 'CERTMDM_MASTER_KEY'), source: { kind: 'env' } };
   if (existsSync(options.file)) {
     const mode = statSync(options.file).mode & 0o777;
     if (mode & 0o077) {
       throw new OperatorError(`master key file ${options.file} is readable by others (mode ${mode.toString(8)}); chmod 600 it`);
     }
-    return { key: MasterKey.parse(readFileSync(options.file, 'utf8'), `master key file ${options.file}`), source: { kind: 'file', path: options.file, created: false } };
+    return {
+      key: MasterKey.parse(readFileSync(options.file, 'utf8'), `master key file ${options.file}`),
+      source: { kind: 'file', path: options.file, created: false },
+    };
   }
   if (!options.create) {
-    throw new OperatorError(`master key file ${options.file} is missing and the data directory already holds keys; set CERTMDM_MASTER_KEY or restore the file`);
+    throw new OperatorError(
+      `master key file ${options.file} is missing and the data directory already holds keys; set CERTMDM_MASTER_KEY or restore the file`,
+    );
   }
   const key = MasterKey.generate();
   writeFileSync(options.file, key.export() + '\n', { mode: 0o600, flag: 'wx' });

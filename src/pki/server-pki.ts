@@ -167,7 +167,8 @@ export async function ensureServerPki(
     service: 'https-listener',
     validityDays: settings.tlsDays,
     template: (key) => templates.tlsServer(settings.organization, settings.hostnames, key),
-    staleBecause: (c) => (sansOf(c.der).join(',') !== settings.hostnames.map(canonicalName).sort().join(',') ? 'hostnames changed' : undefined),
+    staleBecause: (c) =>
+      sansOf(c.der).join(',') !== settings.hostnames.map(canonicalName).sort().join(',') ? 'hostnames changed' : undefined,
   });
   const profileSigning = await ensure({
     role: 'profile-signing',

@@ -10,7 +10,10 @@ type Template = Omit<CertificateTemplate, 'notBefore' | 'notAfter'>;
 
 export function rootCa(organization: string, label: string, publicKey: KeyObject): Template {
   return {
-    subject: [['O', organization], ['CN', `${organization} Root CA ${label}`]],
+    subject: [
+      ['O', organization],
+      ['CN', `${organization} Root CA ${label}`],
+    ],
     publicKey,
     ca: {},
     keyUsage: ['keyCertSign', 'cRLSign'],
@@ -19,7 +22,10 @@ export function rootCa(organization: string, label: string, publicKey: KeyObject
 
 export function intermediateCa(organization: string, label: string, publicKey: KeyObject): Template {
   return {
-    subject: [['O', organization], ['CN', `${organization} Intermediate CA ${label}`]],
+    subject: [
+      ['O', organization],
+      ['CN', `${organization} Intermediate CA ${label}`],
+    ],
     publicKey,
     // pathLen 0: it issues end-entity certificates only.
     ca: { pathLength: 0 },
@@ -31,7 +37,10 @@ export function tlsServer(organization: string, hostnames: string[], publicKey: 
   const first = hostnames[0];
   if (!first) throw new Error('a TLS certificate needs at least one hostname');
   return {
-    subject: [['O', organization], ['CN', first]],
+    subject: [
+      ['O', organization],
+      ['CN', first],
+    ],
     publicKey,
     keyUsage: publicKey.asymmetricKeyType === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature'],
     extendedKeyUsage: [EKU.serverAuth],
@@ -43,7 +52,10 @@ export function tlsServer(organization: string, hostnames: string[], publicKey: 
 }
 
 export function profileSigning(organization: string, publicKey: KeyObject): Template {
-  const subject: DistinguishedName = [['O', organization], ['CN', `${organization} Profile Signing`]];
+  const subject: DistinguishedName = [
+    ['O', organization],
+    ['CN', `${organization} Profile Signing`],
+  ];
   // Profiles are CMS-signed; Apple shows the signer's name. emailProtection is what CMS signers conventionally carry.
   return { subject, publicKey, keyUsage: ['digitalSignature'], extendedKeyUsage: [EKU.emailProtection, EKU.codeSigning] };
 }
@@ -52,7 +64,10 @@ export function scepRa(organization: string, publicKey: KeyObject): Template {
   // digitalSignature signs CertReps; keyEncipherment receives the requests' content keys. No EKU: OpenSSL-based
   // clients (certmonger) verify the CertRep signer for any purpose.
   return {
-    subject: [['O', organization], ['CN', `${organization} SCEP RA`]],
+    subject: [
+      ['O', organization],
+      ['CN', `${organization} SCEP RA`],
+    ],
     publicKey,
     keyUsage: ['digitalSignature', 'keyEncipherment'],
   };

@@ -42,7 +42,9 @@ export class ScepError extends Error {
 }
 
 function printable(node: der.Node | undefined): string | undefined {
-  return node && (node.tag === der.TAG.PRINTABLE_STRING || node.tag === der.TAG.UTF8_STRING || node.tag === der.TAG.IA5_STRING) ? der.readString(node) : undefined;
+  return node && (node.tag === der.TAG.PRINTABLE_STRING || node.tag === der.TAG.UTF8_STRING || node.tag === der.TAG.IA5_STRING)
+    ? der.readString(node)
+    : undefined;
 }
 
 /**

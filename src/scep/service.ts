@@ -10,7 +10,15 @@ import { Pkcs1KeyTransport } from '../pki/rsa-pkcs1.ts';
 import type { Identity } from '../pki/server-pki.ts';
 import { ConflictError, type CertificateRecord, type NewCertificate, type Store } from '../store/types.ts';
 import { checkChallenge } from './challenges.ts';
-import { certRepFailure, certRepSuccess, MESSAGE_TYPE, readPkiMessageHeader, ScepError, type CertRepSigner, type PkiMessageHeader } from './messages.ts';
+import {
+  certRepFailure,
+  certRepSuccess,
+  MESSAGE_TYPE,
+  readPkiMessageHeader,
+  ScepError,
+  type CertRepSigner,
+  type PkiMessageHeader,
+} from './messages.ts';
 import { identityTemplate } from './policy.ts';
 
 export interface ScepSettings {
@@ -87,7 +95,9 @@ export class ScepService {
     }
   }
 
-  async #handle(header: PkiMessageHeader): Promise<{ issued: CertificateRecord; cipherOid: cms.ContentCipherOid; facts: Record<string, unknown> }> {
+  async #handle(
+    header: PkiMessageHeader,
+  ): Promise<{ issued: CertificateRecord; cipherOid: cms.ContentCipherOid; facts: Record<string, unknown> }> {
     const now = this.deps.clock();
     if (!header.signerCertificate) throw new ScepError('the signer certificate is not in the message', 'badMessageCheck');
     let signingTime: Date | undefined;
@@ -128,7 +138,11 @@ export class ScepService {
       if (!challenge.ok) throw new ScepError(challenge.reason, 'badRequest');
       const entry = prepare();
       await this.deps.store.insertCertificateConsumingChallenge(entry, challenge.record.id, now);
-      return { issued: entry.certificate, cipherOid, facts: { ...transport, challengeId: challenge.record.id, enrollmentRef: challenge.record.enrollmentRef } };
+      return {
+        issued: entry.certificate,
+        cipherOid,
+        facts: { ...transport, challengeId: challenge.record.id, enrollmentRef: challenge.record.enrollmentRef },
+      };
     }
 
     const current = await this.#renewableIdentity(header.signerCertificate, now);
@@ -140,7 +154,8 @@ export class ScepService {
   /** RenewalReq is honoured only when signed by a current identity this CA issued. */
   async #renewableIdentity(signer: Buffer, now: Date): Promise<CertificateRecord> {
     const record = await this.deps.store.getCertificateByFingerprint(fingerprint(signer));
-    if (!record || record.role !== 'device-identity') throw new ScepError('RenewalReq signer is not an identity certmdm issued', 'badCertId');
+    if (!record || record.role !== 'device-identity')
+      throw new ScepError('RenewalReq signer is not an identity certmdm issued', 'badCertId');
     if (record.status !== 'active') throw new ScepError(`RenewalReq signer is ${record.status}`, 'badCertId');
     if (record.notAfter <= now || record.notBefore > now) throw new ScepError('RenewalReq signer is outside its validity', 'badCertId');
     return record;
@@ -158,9 +173,13 @@ export class ScepService {
     try {
       cipher = cms.cipherOf(envelope);
     } catch (err) {
-      throw new ScepError((err as Error).message, err instanceof cms.CmsError && err.kind === 'unsupported-algorithm' ? 'badAlg' : 'badMessageCheck');
+      throw new ScepError(
+        (err as Error).message,
+        err instanceof cms.CmsError && err.kind === 'unsupported-algorithm' ? 'badAlg' : 'badMessageCheck',
+      );
     }
-    if (!this.settings.ciphers.includes(cipher.family)) throw new ScepError(`content cipher ${cipher.label} is not enabled (--scep-ciphers)`, 'badAlg');
+    if (!this.settings.ciphers.includes(cipher.family))
+      throw new ScepError(`content cipher ${cipher.label} is not enabled (--scep-ciphers)`, 'badAlg');
     const recipient = cms.recipientFor(envelope, this.deps.ra.certificate.der);
     if (!recipient) throw new ScepError("the request is not encrypted to certmdm's RA certificate", 'badMessageCheck');
     if (recipient.keyEncryptionAlgorithm !== OID.rsaEncryption) throw new ScepError('key transport must be rsaEncryption', 'badAlg');

@@ -73,8 +73,12 @@ export interface SqliteOptions {
 export class SqliteStore implements Store {
   readonly backend = 'sqlite';
   readonly #db: Database.Database;
+  readonly #statements = new Map<string, Database.Statement>();
 
-  private constructor(db: Database.Database, readonly path: string) {
+  private constructor(
+    db: Database.Database,
+    readonly path: string,
+  ) {
     this.#db = db;
   }
 
@@ -95,6 +99,16 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** Prepared once, reused: preparing costs more than running these small statements. */
+  #sql(text: string): Database.Statement {
+    let statement = this.#statements.get(text);
+    if (!statement) {
+      statement = this.#db.prepare(text);
+      this.#statements.set(text, statement);
+    }
+    return statement;
+  }
+
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }
@@ -104,9 +118,7 @@ export class SqliteStore implements Store {
   }
 
   #schemaVersionSync(): number {
-    const table = this.#db
-      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
-      .get();
+    const table = this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
     if (!table) return 0;
     const row = this.#db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as Row;
     return Number(row.v ?? 0);
@@ -140,23 +152,23 @@ export class SqliteStore implements Store {
   }
 
   async getMeta(key: string): Promise<string | undefined> {
-    const row = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
+    const row = this.#sql('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
     return row ? String(row.value) : undefined;
   }
 
   async setMetaIfAbsent(key: string, value: string): Promise<boolean> {
-    return this.#db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(key, value).changes === 1;
+    return this.#sql('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(key, value).changes === 1;
   }
 
   async getSealedKey(id: string): Promise<SealedKeyRecord | undefined> {
-    const r = this.#db.prepare('SELECT * FROM sealed_keys WHERE id = ?').get(id) as Row | undefined;
+    const r = this.#sql('SELECT * FROM sealed_keys WHERE id = ?').get(id) as Row | undefined;
     return r
       ? { id: String(r.id), algorithm: String(r.algorithm), sealed: Buffer.from(r.sealed as Uint8Array), createdAt: date(r.created_at) }
       : undefined;
   }
 
   async listSealedKeys(): Promise<SealedKeyRecord[]> {
-    return (this.#db.prepare('SELECT * FROM sealed_keys ORDER BY created_at, id').all() as Row[]).map((r) => ({
+    return (this.#sql('SELECT * FROM sealed_keys ORDER BY created_at, id').all() as Row[]).map((r) => ({
       id: String(r.id),
       algorithm: String(r.algorithm),
       sealed: Buffer.from(r.sealed as Uint8Array),
@@ -167,22 +179,21 @@ export class SqliteStore implements Store {
   #insertOne(entry: NewCertificate): void {
     const c = entry.certificate;
     if (entry.key) {
-      this.#db
-        .prepare('INSERT INTO sealed_keys (id, algorithm, sealed, created_at) VALUES (?, ?, ?, ?)')
-        .run(entry.key.id, entry.key.algorithm, entry.key.sealed, ms(entry.key.createdAt));
+      this.#sql('INSERT INTO sealed_keys (id, algorithm, sealed, created_at) VALUES (?, ?, ?, ?)').run(
+        entry.key.id,
+        entry.key.algorithm,
+        entry.key.sealed,
+        ms(entry.key.createdAt),
+      );
     }
-    this.#db
-      .prepare(
-        `INSERT INTO certificates (id, role, subject, issuer_id, serial_hex, fingerprint_sha256, not_before, not_after,
+    this.#sql(
+      `INSERT INTO certificates (id, role, subject, issuer_id, serial_hex, fingerprint_sha256, not_before, not_after,
            status, key_id, der, created_at, superseded_by)
          VALUES (@id, @role, @subject, @issuerId, @serialHex, @fingerprintSha256, @notBefore, @notAfter,
            @status, @keyId, @der, @createdAt, @supersededBy)`,
-      )
-      .run({ ...c, notBefore: ms(c.notBefore), notAfter: ms(c.notAfter), createdAt: ms(c.createdAt) });
+    ).run({ ...c, notBefore: ms(c.notBefore), notAfter: ms(c.notAfter), createdAt: ms(c.createdAt) });
     for (const d of entry.dependants ?? []) {
-      this.#db
-        .prepare('INSERT OR IGNORE INTO certificate_dependants (certificate_id, kind, ref) VALUES (?, ?, ?)')
-        .run(c.id, d.kind, d.ref);
+      this.#sql('INSERT OR IGNORE INTO certificate_dependants (certificate_id, kind, ref) VALUES (?, ?, ?)').run(c.id, d.kind, d.ref);
     }
   }
 
@@ -194,72 +205,76 @@ export class SqliteStore implements Store {
     this.#db.transaction(() => {
       this.#insertOne(replacement);
       for (const id of supersedes) {
-        const changed = this.#db
-          .prepare("UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE id = ? AND status = 'active'")
-          .run(replacement.certificate.id, id).changes;
+        const changed = this.#sql(
+          "UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE id = ? AND status = 'active'",
+        ).run(replacement.certificate.id, id).changes;
         if (changed !== 1) throw new ConflictError(`certificate ${id} is no longer active`);
       }
     })();
   }
 
   async getCertificate(id: string): Promise<CertificateRecord | undefined> {
-    const r = this.#db.prepare('SELECT * FROM certificates WHERE id = ?').get(id) as Row | undefined;
+    const r = this.#sql('SELECT * FROM certificates WHERE id = ?').get(id) as Row | undefined;
     return r ? certificateFromRow(r) : undefined;
   }
 
   async getCertificateByFingerprint(fingerprintSha256: string): Promise<CertificateRecord | undefined> {
-    const r = this.#db
-      .prepare('SELECT * FROM certificates WHERE fingerprint_sha256 = ?')
-      .get(fingerprintSha256.toLowerCase()) as Row | undefined;
+    const r = this.#sql('SELECT * FROM certificates WHERE fingerprint_sha256 = ?').get(fingerprintSha256.toLowerCase()) as Row | undefined;
     return r ? certificateFromRow(r) : undefined;
   }
 
   async listCertificates(query: CertificateQuery = {}): Promise<CertificateRecord[]> {
-    const rows = this.#db
-      .prepare(
-        `SELECT * FROM certificates
+    const rows = this.#sql(
+      `SELECT * FROM certificates
          WHERE (@role IS NULL OR role = @role) AND (@status IS NULL OR status = @status)
          ORDER BY not_after, id`,
-      )
-      .all({ role: query.role ?? null, status: query.status ?? null }) as Row[];
+    ).all({ role: query.role ?? null, status: query.status ?? null }) as Row[];
     return rows.map(certificateFromRow);
   }
 
   async setCertificateStatus(id: string, from: CertificateStatus, to: CertificateStatus): Promise<boolean> {
-    return this.#db.prepare('UPDATE certificates SET status = ? WHERE id = ? AND status = ?').run(to, id, from).changes === 1;
+    return this.#sql('UPDATE certificates SET status = ? WHERE id = ? AND status = ?').run(to, id, from).changes === 1;
   }
 
   async addDependant(d: Dependant): Promise<void> {
-    this.#db
-      .prepare('INSERT OR IGNORE INTO certificate_dependants (certificate_id, kind, ref) VALUES (?, ?, ?)')
-      .run(d.certificateId, d.kind, d.ref);
+    this.#sql('INSERT OR IGNORE INTO certificate_dependants (certificate_id, kind, ref) VALUES (?, ?, ?)').run(
+      d.certificateId,
+      d.kind,
+      d.ref,
+    );
   }
 
   async listDependants(certificateId: string): Promise<Dependant[]> {
-    return (
-      this.#db
-        .prepare('SELECT * FROM certificate_dependants WHERE certificate_id = ? ORDER BY kind, ref')
-        .all(certificateId) as Row[]
-    ).map((r) => ({ certificateId: String(r.certificate_id), kind: String(r.kind), ref: String(r.ref) }));
+    return (this.#sql('SELECT * FROM certificate_dependants WHERE certificate_id = ? ORDER BY kind, ref').all(certificateId) as Row[]).map(
+      (r) => ({ certificateId: String(r.certificate_id), kind: String(r.kind), ref: String(r.ref) }),
+    );
   }
 
   async listIssuedBy(certificateId: string): Promise<CertificateRecord[]> {
-    return (
-      this.#db.prepare('SELECT * FROM certificates WHERE issuer_id = ? ORDER BY not_after, id').all(certificateId) as Row[]
-    ).map(certificateFromRow);
+    return (this.#sql('SELECT * FROM certificates WHERE issuer_id = ? ORDER BY not_after, id').all(certificateId) as Row[]).map(
+      certificateFromRow,
+    );
   }
 
   async insertChallenge(c: ChallengeRecord): Promise<void> {
-    this.#db
-      .prepare(
-        `INSERT INTO scep_challenges (id, secret_hash, purpose, enrollment_ref, created_by, created_at, expires_at, consumed_at, certificate_id)
+    this.#sql(
+      `INSERT INTO scep_challenges (id, secret_hash, purpose, enrollment_ref, created_by, created_at, expires_at, consumed_at, certificate_id)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(c.id, c.secretHash, c.purpose, c.enrollmentRef, c.createdBy, ms(c.createdAt), ms(c.expiresAt), c.consumedAt && ms(c.consumedAt), c.certificateId);
+    ).run(
+      c.id,
+      c.secretHash,
+      c.purpose,
+      c.enrollmentRef,
+      c.createdBy,
+      ms(c.createdAt),
+      ms(c.expiresAt),
+      c.consumedAt && ms(c.consumedAt),
+      c.certificateId,
+    );
   }
 
   async getChallenge(id: string): Promise<ChallengeRecord | undefined> {
-    const r = this.#db.prepare('SELECT * FROM scep_challenges WHERE id = ?').get(id) as Row | undefined;
+    const r = this.#sql('SELECT * FROM scep_challenges WHERE id = ?').get(id) as Row | undefined;
     return r
       ? {
           id: String(r.id),
@@ -278,55 +293,60 @@ export class SqliteStore implements Store {
   async insertCertificateConsumingChallenge(entry: NewCertificate, challengeId: string, now: Date): Promise<void> {
     this.#db.transaction(() => {
       this.#insertOne(entry);
-      const changed = this.#db
-        .prepare(
-          `UPDATE scep_challenges SET consumed_at = ?, certificate_id = ?
+      const changed = this.#sql(
+        `UPDATE scep_challenges SET consumed_at = ?, certificate_id = ?
            WHERE id = ? AND consumed_at IS NULL AND expires_at > ?`,
-        )
-        .run(ms(now), entry.certificate.id, challengeId, ms(now)).changes;
+      ).run(ms(now), entry.certificate.id, challengeId, ms(now)).changes;
       if (changed !== 1) throw new ConflictError(`challenge ${challengeId} is already used or expired`);
     })();
   }
 
   async insertApiToken(t: ApiTokenRecord): Promise<void> {
-    this.#db
-      .prepare(
-        'INSERT INTO api_tokens (id, name, secret_hash, created_at, last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)',
-      )
-      .run(t.id, t.name, t.secretHash, ms(t.createdAt), t.lastUsedAt && ms(t.lastUsedAt), t.revokedAt && ms(t.revokedAt));
+    this.#sql('INSERT INTO api_tokens (id, name, secret_hash, created_at, last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+      t.id,
+      t.name,
+      t.secretHash,
+      ms(t.createdAt),
+      t.lastUsedAt && ms(t.lastUsedAt),
+      t.revokedAt && ms(t.revokedAt),
+    );
   }
 
   async getApiToken(id: string): Promise<ApiTokenRecord | undefined> {
-    const r = this.#db.prepare('SELECT * FROM api_tokens WHERE id = ?').get(id) as Row | undefined;
+    const r = this.#sql('SELECT * FROM api_tokens WHERE id = ?').get(id) as Row | undefined;
     return r ? tokenFromRow(r) : undefined;
   }
 
   async listApiTokens(): Promise<ApiTokenRecord[]> {
-    return (this.#db.prepare('SELECT * FROM api_tokens ORDER BY created_at, id').all() as Row[]).map(tokenFromRow);
+    return (this.#sql('SELECT * FROM api_tokens ORDER BY created_at, id').all() as Row[]).map(tokenFromRow);
   }
 
   async touchApiToken(id: string, at: Date): Promise<void> {
-    this.#db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(ms(at), id);
+    this.#sql('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(ms(at), id);
   }
 
   async revokeApiToken(id: string, at: Date): Promise<boolean> {
-    return (
-      this.#db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(ms(at), id)
-        .changes === 1
-    );
+    return this.#sql('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(ms(at), id).changes === 1;
   }
 
   async appendAudit(e: AuditEvent): Promise<number> {
-    const result = this.#db
-      .prepare('INSERT INTO audit_log (at, actor, action, target, outcome, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(ms(e.at), e.actor, e.action, e.target ?? null, e.outcome, e.reason ?? null, e.detail ? JSON.stringify(e.detail) : null);
+    const result = this.#sql('INSERT INTO audit_log (at, actor, action, target, outcome, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+      ms(e.at),
+      e.actor,
+      e.action,
+      e.target ?? null,
+      e.outcome,
+      e.reason ?? null,
+      e.detail ? JSON.stringify(e.detail) : null,
+    );
     return Number(result.lastInsertRowid);
   }
 
   async listAudit(query: { action?: string; limit?: number } = {}): Promise<StoredAuditEvent[]> {
-    const rows = this.#db
-      .prepare('SELECT * FROM audit_log WHERE (@action IS NULL OR action = @action) ORDER BY id DESC LIMIT @limit')
-      .all({ action: query.action ?? null, limit: query.limit ?? 100 }) as Row[];
+    const rows = this.#sql('SELECT * FROM audit_log WHERE (@action IS NULL OR action = @action) ORDER BY id DESC LIMIT @limit').all({
+      action: query.action ?? null,
+      limit: query.limit ?? 100,
+    }) as Row[];
     return rows.map((r) => ({
       id: Number(r.id),
       at: date(r.at),

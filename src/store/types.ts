@@ -3,15 +3,7 @@
  * conformance suite in test/store/conformance.ts. Each method that changes more than one row is atomic.
  */
 
-export const CERTIFICATE_ROLES = [
-  'root',
-  'intermediate',
-  'tls',
-  'profile-signing',
-  'scep-ra',
-  'push',
-  'device-identity',
-] as const;
+export const CERTIFICATE_ROLES = ['root', 'intermediate', 'tls', 'profile-signing', 'scep-ra', 'push', 'device-identity'] as const;
 export type CertificateRole = (typeof CERTIFICATE_ROLES)[number];
 
 export const CERTIFICATE_STATUSES = ['active', 'superseded', 'revoked', 'expired'] as const;

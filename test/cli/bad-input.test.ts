@@ -74,7 +74,9 @@ test('a corrupt database is refused and left as it is', () => {
 test('a database locked by another process is refused within the busy timeout', async () => {
   const { dataDir, before } = initialised();
   // Python's sqlite3 (not our code) takes an exclusive lock and holds it.
-  const holder = spawn('python3', ['-c', `
+  const holder = spawn('python3', [
+    '-c',
+    `
 import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)
 c.execute('PRAGMA locking_mode=EXCLUSIVE')
@@ -82,7 +84,9 @@ c.execute('BEGIN EXCLUSIVE')
 c.execute("SELECT count(*) FROM meta").fetchall()
 print('locked', flush=True)
 time.sleep(30)
-`, join(dataDir, 'certmdm.db')]);
+`,
+    join(dataDir, 'certmdm.db'),
+  ]);
   try {
     await new Promise<void>((resolve, reject) => {
       holder.stdout.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());

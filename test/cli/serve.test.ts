@@ -29,7 +29,15 @@ function fingerprints(dataDir: string): Record<string, string> {
 }
 
 async function get(port: string | number, path: string, ca: string, token?: string) {
-  const r = run('curl', ['-sS', '--cacert', ca, '-w', '\n%{http_code}', ...(token ? ['-H', `Authorization: Bearer ${token}`] : []), `https://localhost:${port}${path}`]);
+  const r = run('curl', [
+    '-sS',
+    '--cacert',
+    ca,
+    '-w',
+    '\n%{http_code}',
+    ...(token ? ['-H', `Authorization: Bearer ${token}`] : []),
+    `https://localhost:${port}${path}`,
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trimEnd().split('\n');
   const status = Number(lines.pop());
@@ -45,14 +53,33 @@ test('a served certmdm passes openssl s_client against its own root, and restart
   assert.match(server.stderr(), /server URL\s+https:\/\/localhost:\d+\//);
   const root = exportRole(dataDir, 'root');
 
-  const sclient = run('openssl', ['s_client', '-connect', `127.0.0.1:${server.port}`, '-servername', 'localhost', '-CAfile', root, '-verify_return_error', '-verify_hostname', 'localhost'], { input: '' });
+  const sclient = run(
+    'openssl',
+    [
+      's_client',
+      '-connect',
+      `127.0.0.1:${server.port}`,
+      '-servername',
+      'localhost',
+      '-CAfile',
+      root,
+      '-verify_return_error',
+      '-verify_hostname',
+      'localhost',
+    ],
+    { input: '' },
+  );
   assert.equal(sclient.status, 0, sclient.stderr + sclient.stdout);
   assert.match(sclient.stdout, /Verify return code: 0 \(ok\)/);
 
   // s_client must fail against a root that is not ours: the test can tell a good chain from a bad one.
   const otherDir = join(tempDir(), 'other');
   init(otherDir);
-  const foreign = run('openssl', ['s_client', '-connect', `127.0.0.1:${server.port}`, '-CAfile', exportRole(otherDir, 'root'), '-verify_return_error'], { input: '' });
+  const foreign = run(
+    'openssl',
+    ['s_client', '-connect', `127.0.0.1:${server.port}`, '-CAfile', exportRole(otherDir, 'root'), '-verify_return_error'],
+    { input: '' },
+  );
   assert.notEqual(foreign.status, 0);
 
   const health = await get(server.port, '/healthz', root);
@@ -83,7 +110,9 @@ test('a served certmdm passes openssl s_client against its own root, and restart
   t.after(() => again.stop());
   assert.deepEqual(fingerprints(dataDir), before, 'a restart reuses the CA, TLS and signing certificates');
   assert.doesNotMatch(again.stderr(), /cmdm_/, 'the first token is printed only once');
-  const sclient2 = run('openssl', ['s_client', '-connect', `127.0.0.1:${again.port}`, '-CAfile', root, '-verify_return_error'], { input: '' });
+  const sclient2 = run('openssl', ['s_client', '-connect', `127.0.0.1:${again.port}`, '-CAfile', root, '-verify_return_error'], {
+    input: '',
+  });
   assert.equal(sclient2.status, 0, sclient2.stderr);
 });
 
@@ -105,10 +134,17 @@ test('no file under the data directory holds a private key in the clear; keys an
   await server.stop();
   assert.equal(statSync(dataDir).mode & 0o777, 0o700);
 
-  const app = await openApp(resolveConfig({ data: dataDir, 'root-algorithm': 'rsa-2048', hostname: ['localhost', '127.0.0.1'] }, {}), { logger: createLogger('silent'), create: false });
+  const app = await openApp(resolveConfig({ data: dataDir, 'root-algorithm': 'rsa-2048', hostname: ['localhost', '127.0.0.1'] }, {}), {
+    logger: createLogger('silent'),
+    create: false,
+  });
   const keys = await app.store.listSealedKeys();
   const plaintexts = await Promise.all(keys.map(async (k) => (await app.keyring.open(k.id)).export({ type: 'pkcs8', format: 'der' })));
-  const pkcs1 = await Promise.all(keys.filter((k) => k.algorithm.startsWith('rsa')).map(async (k) => (await app.keyring.open(k.id)).export({ type: 'pkcs1', format: 'der' })));
+  const pkcs1 = await Promise.all(
+    keys
+      .filter((k) => k.algorithm.startsWith('rsa'))
+      .map(async (k) => (await app.keyring.open(k.id)).export({ type: 'pkcs1', format: 'der' })),
+  );
   await app.close();
   assert.equal(keys.length, 5, 'root, intermediate, TLS, profile-signing and SCEP RA keys are all in the store');
 
@@ -128,7 +164,18 @@ test('no file under the data directory holds a private key in the clear; keys an
 test('serve --help documents every option', () => {
   const r = runCli(['serve', '--help']);
   assert.equal(r.status, 0);
-  for (const option of ['--data', '--config', '--listen', '--port', '--hostname', '--root-algorithm', '--tls-days', '--master-key-file', 'CERTMDM_MASTER_KEY', 'CERTMDM_DATA']) {
+  for (const option of [
+    '--data',
+    '--config',
+    '--listen',
+    '--port',
+    '--hostname',
+    '--root-algorithm',
+    '--tls-days',
+    '--master-key-file',
+    'CERTMDM_MASTER_KEY',
+    'CERTMDM_DATA',
+  ]) {
     assert.ok(r.stdout.includes(option), option);
   }
 });

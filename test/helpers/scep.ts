@@ -34,15 +34,15 @@ export function newRequester(): Requester {
   openssl(['genrsa', '-out', keyPem, '2048']);
   const selfSignedPem = join(dir, 'self.pem');
   openssl(['req', '-new', '-x509', '-key', keyPem, '-subj', '/CN=SCEP requester', '-days', '2', '-out', selfSignedPem]);
-  const selfSigned = Buffer.from(
-    readFileSync(selfSignedPem, 'utf8').replace(/-----[A-Z ]+-----|\s/g, ''),
-    'base64',
-  );
+  const selfSigned = Buffer.from(readFileSync(selfSignedPem, 'utf8').replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
   return { dir, keyPem, key: createPrivateKey(readFileSync(keyPem)), selfSigned, selfSignedPem };
 }
 
 /** A PKCS#10 request made by openssl, with an optional challenge and extra extensions (openssl -addext syntax). */
-export function makeCsr(requester: Requester, options: { cn?: string; challenge?: string; addext?: string[]; keyPem?: string } = {}): Buffer {
+export function makeCsr(
+  requester: Requester,
+  options: { cn?: string; challenge?: string; addext?: string[]; keyPem?: string } = {},
+): Buffer {
   const config = join(requester.dir, `req-${randomBytes(4).toString('hex')}.cnf`);
   writeFileSync(
     config,
@@ -120,7 +120,22 @@ export function readCertRep(body: Buffer, requester: Requester, rootPem: string)
   const signed = cms.parseSignedData(body);
   // A FAILURE carries no content; its messageDigest is over the empty string.
   const detached = signed.content ? [] : ['-content', join(dir, 'empty')];
-  const verified = run('openssl', ['cms', '-verify', '-inform', 'DER', '-in', join(dir, 'rep.der'), ...detached, '-CAfile', rootPem, '-purpose', 'any', '-out', join(dir, 'content.der'), '-binary']);
+  const verified = run('openssl', [
+    'cms',
+    '-verify',
+    '-inform',
+    'DER',
+    '-in',
+    join(dir, 'rep.der'),
+    ...detached,
+    '-CAfile',
+    rootPem,
+    '-purpose',
+    'any',
+    '-out',
+    join(dir, 'content.der'),
+    '-binary',
+  ]);
   assert.equal(verified.status, 0, `openssl cms -verify of the CertRep: ${verified.stderr}`);
   const signer = signed.signers[0]!;
   const text = (oid: string) => {
@@ -130,7 +145,21 @@ export function readCertRep(body: Buffer, requester: Requester, rootPem: string)
   const status = text(OID.scepPkiStatus) ?? '';
   let certificates = '';
   if (status === '0') {
-    const decrypted = run('openssl', ['cms', '-decrypt', '-inform', 'DER', '-in', join(dir, 'content.der'), '-recip', requester.selfSignedPem, '-inkey', requester.keyPem, '-out', join(dir, 'certs.p7'), '-binary']);
+    const decrypted = run('openssl', [
+      'cms',
+      '-decrypt',
+      '-inform',
+      'DER',
+      '-in',
+      join(dir, 'content.der'),
+      '-recip',
+      requester.selfSignedPem,
+      '-inkey',
+      requester.keyPem,
+      '-out',
+      join(dir, 'certs.p7'),
+      '-binary',
+    ]);
     assert.equal(decrypted.status, 0, `openssl cms -decrypt: ${decrypted.stderr}`);
     certificates = run('openssl', ['pkcs7', '-inform', 'DER', '-in', join(dir, 'certs.p7'), '-print_certs']).stdout;
   }

@@ -57,7 +57,16 @@ test('openssl verifies the TLS and profile-signing certificates through the inte
     assert.equal(r.status, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /: OK/);
   }
-  const tlsPurpose = run('openssl', ['verify', '-purpose', 'sslserver', '-CAfile', files.root, '-untrusted', files.intermediate, files.tls]);
+  const tlsPurpose = run('openssl', [
+    'verify',
+    '-purpose',
+    'sslserver',
+    '-CAfile',
+    files.root,
+    '-untrusted',
+    files.intermediate,
+    files.tls,
+  ]);
   assert.equal(tlsPurpose.status, 0, tlsPurpose.stderr + tlsPurpose.stdout);
   // Without the intermediate the chain must not verify: the root does not sign end-entity certificates itself.
   const broken = run('openssl', ['verify', '-CAfile', files.root, files.tls]);
@@ -89,10 +98,16 @@ test('openssl shows the extensions a security engineer expects', async () => {
   assert.doesNotMatch(signing, /TLS Web Server Authentication/);
 });
 
-test('AKI of each certificate is its issuer\'s SKI', async () => {
+test("AKI of each certificate is its issuer's SKI", async () => {
   const { pki } = await makePki();
-  const ski = (der: Buffer) => /Subject Key Identifier:\s*\n\s*([0-9A-F:]+)/.exec(run('openssl', ['x509', '-inform', 'DER', '-noout', '-text'], { input: der }).stdout)?.[1];
-  const aki = (der: Buffer) => /Authority Key Identifier:\s*\n\s*(?:keyid:)?([0-9A-F:]+)/.exec(run('openssl', ['x509', '-inform', 'DER', '-noout', '-text'], { input: der }).stdout)?.[1];
+  const ski = (der: Buffer) =>
+    /Subject Key Identifier:\s*\n\s*([0-9A-F:]+)/.exec(
+      run('openssl', ['x509', '-inform', 'DER', '-noout', '-text'], { input: der }).stdout,
+    )?.[1];
+  const aki = (der: Buffer) =>
+    /Authority Key Identifier:\s*\n\s*(?:keyid:)?([0-9A-F:]+)/.exec(
+      run('openssl', ['x509', '-inform', 'DER', '-noout', '-text'], { input: der }).stdout,
+    )?.[1];
   assert.ok(ski(pki.authority.root.der));
   assert.equal(aki(pki.authority.intermediate.der), ski(pki.authority.root.der));
   assert.equal(aki(pki.tls.certificate.der), ski(pki.authority.intermediate.der));

@@ -11,9 +11,26 @@ import { newRequester } from '../helpers/scep.ts';
 function opensslSign(extra: string[]) {
   const signer = newRequester();
   const dir = tempDir();
-  const body = Buffer.from(`<?xml version="1.0"?><plist><dict><key>UDID</key><string>${randomBytes(8).toString('hex')}</string></dict></plist>`);
+  const body = Buffer.from(
+    `<?xml version="1.0"?><plist><dict><key>UDID</key><string>${randomBytes(8).toString('hex')}</string></dict></plist>`,
+  );
   writeFileSync(join(dir, 'body'), body);
-  const r = run('openssl', ['cms', '-sign', '-binary', '-outform', 'DER', '-signer', signer.selfSignedPem, '-inkey', signer.keyPem, '-in', join(dir, 'body'), '-out', join(dir, 'sig'), ...extra]);
+  const r = run('openssl', [
+    'cms',
+    '-sign',
+    '-binary',
+    '-outform',
+    'DER',
+    '-signer',
+    signer.selfSignedPem,
+    '-inkey',
+    signer.keyPem,
+    '-in',
+    join(dir, 'body'),
+    '-out',
+    join(dir, 'sig'),
+    ...extra,
+  ]);
   assert.equal(r.status, 0, r.stderr);
   return { body, signature: readFileSync(join(dir, 'sig')), signer };
 }
@@ -46,7 +63,12 @@ test('DER with signed attributes and SHA-256: messageDigest and signingTime are 
 
 test('malformed CMS is a CmsError, never a crash', () => {
   const { signature } = opensslSign(['-md', 'sha256']);
-  for (const bad of [Buffer.alloc(0), Buffer.from('garbage'), signature.subarray(0, signature.length - 10), Buffer.concat([signature, Buffer.from([0])])]) {
+  for (const bad of [
+    Buffer.alloc(0),
+    Buffer.from('garbage'),
+    signature.subarray(0, signature.length - 10),
+    Buffer.concat([signature, Buffer.from([0])]),
+  ]) {
     assert.throws(() => cms.parseSignedData(bad), cms.CmsError);
   }
 });
@@ -57,7 +79,21 @@ test('our certs-only and EnvelopedData are read by openssl', () => {
   const content = randomBytes(100);
   for (const oid of Object.keys(cms.CONTENT_CIPHERS).filter((o) => cms.CONTENT_CIPHERS[o as cms.ContentCipherOid].family !== 'des')) {
     writeFileSync(join(dir, 'env.der'), cms.buildEnvelopedData(content, recipient.selfSigned, oid as cms.ContentCipherOid));
-    const r = run('openssl', ['cms', '-decrypt', '-inform', 'DER', '-in', join(dir, 'env.der'), '-recip', recipient.selfSignedPem, '-inkey', recipient.keyPem, '-out', join(dir, 'out'), '-binary']);
+    const r = run('openssl', [
+      'cms',
+      '-decrypt',
+      '-inform',
+      'DER',
+      '-in',
+      join(dir, 'env.der'),
+      '-recip',
+      recipient.selfSignedPem,
+      '-inkey',
+      recipient.keyPem,
+      '-out',
+      join(dir, 'out'),
+      '-binary',
+    ]);
     assert.equal(r.status, 0, `${oid}: ${r.stderr}`);
     assert.deepEqual(readFileSync(join(dir, 'out')), content);
   }

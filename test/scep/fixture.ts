@@ -31,10 +31,15 @@ export async function scepFixture(flags: RawOptions = {}) {
     advance: (ms: number) => {
       now = new Date(now.getTime() + ms);
     },
-    challenge: async (ttlMs = 3_600_000) => (await mintChallenge(app.store, () => now, { ttlMs, purpose: 'scep', createdBy: 'test' })),
+    challenge: async (ttlMs = 3_600_000) => await mintChallenge(app.store, () => now, { ttlMs, purpose: 'scep', createdBy: 'test' }),
     identities: () => app.store.listCertificates({ role: 'device-identity' }),
     post: (body: Buffer) =>
-      server.inject({ method: 'POST', url: '/scep?operation=PKIOperation', payload: body, headers: { 'content-type': 'application/x-pki-message' } }),
+      server.inject({
+        method: 'POST',
+        url: '/scep?operation=PKIOperation',
+        payload: body,
+        headers: { 'content-type': 'application/x-pki-message' },
+      }),
     close: async () => {
       await server.close();
       await app.close();

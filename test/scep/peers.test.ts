@@ -24,16 +24,33 @@ function identityCount(dataDir: string): number {
 
 function lastScepAudit(dataDir: string) {
   const r = runCli(['audit', 'list', '--json', '--data', dataDir]);
-  return (JSON.parse(r.stdout) as { action: string; outcome: string; reason: string | null; detail: Record<string, unknown> }[]).find((e) => e.action === 'scep.pkioperation');
+  return (JSON.parse(r.stdout) as { action: string; outcome: string; reason: string | null; detail: Record<string, unknown> }[]).find(
+    (e) => e.action === 'scep.pkioperation',
+  );
 }
 
 /** One scepclient enrollment in a fresh directory (it re-uses csr.pem from its working directory otherwise). */
 function scepclient(url: string, root: string, challengePassword: string, cn: string) {
   const dir = tempDir('scepclient-');
-  const r = run('scepclient', ['-server-url', url, '-challenge', challengePassword, '-private-key', join(dir, 'key.pem'), '-certificate', join(dir, 'cert.pem'), '-cn', cn], {
-    cwd: dir,
-    env: { ...process.env, SSL_CERT_FILE: root },
-  });
+  const r = run(
+    'scepclient',
+    [
+      '-server-url',
+      url,
+      '-challenge',
+      challengePassword,
+      '-private-key',
+      join(dir, 'key.pem'),
+      '-certificate',
+      join(dir, 'cert.pem'),
+      '-cn',
+      cn,
+    ],
+    {
+      cwd: dir,
+      env: { ...process.env, SSL_CERT_FILE: root },
+    },
+  );
   return { ...r, dir, cert: join(dir, 'cert.pem') };
 }
 
@@ -44,10 +61,27 @@ test('GetCACaps and GetCACert: openssl reads the RA + CA chain', async (t) => {
   const dir = tempDir();
   const root = exportRole(dataDir, 'root', dir);
   const caps = run('curl', ['-sS', '--cacert', root, `https://localhost:${server.port}/scep?operation=GetCACaps`]);
-  assert.deepEqual(caps.stdout.trim().split('\n').sort(), ['AES', 'DES3', 'POSTPKIOperation', 'Renewal', 'SCEPStandard', 'SHA-1', 'SHA-256']);
+  assert.deepEqual(caps.stdout.trim().split('\n').sort(), [
+    'AES',
+    'DES3',
+    'POSTPKIOperation',
+    'Renewal',
+    'SCEPStandard',
+    'SHA-1',
+    'SHA-256',
+  ]);
 
   const p7 = join(dir, 'ca.p7b');
-  const get = run('curl', ['-sS', '--cacert', root, '-o', p7, '-w', '%{content_type}', `https://localhost:${server.port}/scep?operation=GetCACert`]);
+  const get = run('curl', [
+    '-sS',
+    '--cacert',
+    root,
+    '-o',
+    p7,
+    '-w',
+    '%{content_type}',
+    `https://localhost:${server.port}/scep?operation=GetCACert`,
+  ]);
   assert.equal(get.stdout, 'application/x-x509-ca-ra-cert');
   const printed = run('openssl', ['pkcs7', '-inform', 'DER', '-in', p7, '-print_certs', '-noout']);
   assert.equal(printed.status, 0, printed.stderr);
@@ -143,7 +177,11 @@ for (const [label, ciphers, expected] of [
     const key = join(work, 'key.pem');
     const cert = join(work, 'cert.pem');
     run('openssl', ['genrsa', '-traditional', '-out', key, '2048']);
-    const request = run('getcert', ['request', '-s', '-c', 'certmdm', '-k', key, '-f', cert, '-N', 'CN=certmonger-device', '-L', challenge(dataDir), '-w', '-v'], { env: cm.env });
+    const request = run(
+      'getcert',
+      ['request', '-s', '-c', 'certmdm', '-k', key, '-f', cert, '-N', 'CN=certmonger-device', '-L', challenge(dataDir), '-w', '-v'],
+      { env: cm.env },
+    );
     assert.equal(request.status, 0, request.stdout + request.stderr + run('getcert', ['list', '-s'], { env: cm.env }).stdout);
     const verify = run('openssl', ['verify', '-CAfile', root, '-untrusted', intermediate, cert]);
     assert.equal(verify.status, 0, verify.stderr + verify.stdout);

@@ -30,7 +30,15 @@ describe('SCEP PKIOperation', () => {
       test(`PKCSReq with ${cipher} and ${digest} issues a client certificate`, async () => {
         const { challenge, record } = await f.challenge();
         const senderNonce = Buffer.alloc(16, 7);
-        const body = pkiMessage(alice, envelope(makeCsr(alice, { cn: `dev-${cipher}-${digest}`, challenge, addext: ['keyUsage=critical,digitalSignature,keyEncipherment'] }), f.ra, cipher), { digest, transactionId: 'tx-1', senderNonce });
+        const body = pkiMessage(
+          alice,
+          envelope(
+            makeCsr(alice, { cn: `dev-${cipher}-${digest}`, challenge, addext: ['keyUsage=critical,digitalSignature,keyEncipherment'] }),
+            f.ra,
+            cipher,
+          ),
+          { digest, transactionId: 'tx-1', senderNonce },
+        );
         const response = await f.post(body);
         assert.equal(response.statusCode, 200);
         assert.equal(response.headers['content-type'], 'application/x-pki-message');
@@ -54,7 +62,10 @@ describe('SCEP PKIOperation', () => {
   test('PKIOperation also works by GET with a base64 message', async () => {
     const { challenge } = await f.challenge();
     const body = pkiMessage(alice, envelope(makeCsr(alice, { challenge }), f.ra));
-    const response = await f.server.inject({ method: 'GET', url: `/scep?operation=PKIOperation&message=${encodeURIComponent(body.toString('base64'))}` });
+    const response = await f.server.inject({
+      method: 'GET',
+      url: `/scep?operation=PKIOperation&message=${encodeURIComponent(body.toString('base64'))}`,
+    });
     assert.equal(response.statusCode, 200);
     assert.equal(readCertRep(response.rawPayload, alice, f.root).status, '0');
   });
@@ -143,13 +154,15 @@ describe('SCEP PKIOperation', () => {
       name: 'a CSR asking for serverAuth',
       failInfo: '2',
       reason: /asks for serverAuth/,
-      build: (challenge) => pkiMessage(alice, envelope(makeCsr(alice, { challenge, addext: ['extendedKeyUsage=serverAuth,clientAuth'] }), f.ra)),
+      build: (challenge) =>
+        pkiMessage(alice, envelope(makeCsr(alice, { challenge, addext: ['extendedKeyUsage=serverAuth,clientAuth'] }), f.ra)),
     },
     {
       name: 'a signingTime far from the server clock',
       failInfo: '3',
       reason: /signingTime .* too far/,
-      build: (challenge) => pkiMessage(alice, envelope(makeCsr(alice, { challenge }), f.ra), { signingTime: new Date(Date.now() - 86_400_000) }),
+      build: (challenge) =>
+        pkiMessage(alice, envelope(makeCsr(alice, { challenge }), f.ra), { signingTime: new Date(Date.now() - 86_400_000) }),
     },
     {
       name: 'an envelope that is not EnvelopedData',
@@ -195,7 +208,10 @@ describe('SCEP PKIOperation', () => {
     const { challenge, record } = await f.challenge();
     const bob = newRequester();
     const before = (await f.identities()).length;
-    const bodies = [pkiMessage(alice, envelope(makeCsr(alice, { challenge, cn: 'racer-a' }), f.ra)), pkiMessage(bob, envelope(makeCsr(bob, { challenge, cn: 'racer-b' }), f.ra))];
+    const bodies = [
+      pkiMessage(alice, envelope(makeCsr(alice, { challenge, cn: 'racer-a' }), f.ra)),
+      pkiMessage(bob, envelope(makeCsr(bob, { challenge, cn: 'racer-b' }), f.ra)),
+    ];
     const responses = await Promise.all(bodies.map((b) => f.post(b)));
     const statuses = responses.map((r, i) => readCertRep(r.rawPayload, i === 0 ? alice : bob, f.root).status).sort();
     assert.deepEqual(statuses, ['0', '2']);
@@ -227,7 +243,11 @@ describe('SCEP PKIOperation', () => {
       const caps = await aesOnly.server.inject({ method: 'GET', url: '/scep?operation=GetCACaps' });
       assert.doesNotMatch(caps.body, /DES3/);
       const { challenge, record } = await aesOnly.challenge();
-      const rep = readCertRep((await aesOnly.post(pkiMessage(alice, envelope(makeCsr(alice, { challenge }), aesOnly.ra, 'des3')))).rawPayload, alice, aesOnly.root);
+      const rep = readCertRep(
+        (await aesOnly.post(pkiMessage(alice, envelope(makeCsr(alice, { challenge }), aesOnly.ra, 'des3')))).rawPayload,
+        alice,
+        aesOnly.root,
+      );
       assert.equal(rep.failInfo, '0');
       assert.equal((await aesOnly.app.store.getChallenge(record.id))?.consumedAt, null);
     } finally {

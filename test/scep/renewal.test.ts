@@ -24,7 +24,11 @@ describe('SCEP RenewalReq', () => {
   /** The device's next key signs the new CSR; the request is signed with the current identity. */
   function renewal(signer: Buffer, signerKeyPem: string, next: Requester) {
     const csr = makeCsr(next, { cn: 'renewing-device' });
-    return pkiMessage(next, envelope(csr, f.ra), { messageType: '17', signerCertificate: signer, signerKey: createPrivateKey(readFileSync(signerKeyPem)) });
+    return pkiMessage(next, envelope(csr, f.ra), {
+      messageType: '17',
+      signerCertificate: signer,
+      signerKey: createPrivateKey(readFileSync(signerKeyPem)),
+    });
   }
 
   test('signed by a current identity from this CA: a new certificate, no challenge needed', async () => {

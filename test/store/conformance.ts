@@ -61,7 +61,10 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     assert.deepEqual(await store.listDependants(root.id), [{ certificateId: root.id, kind: 'service', ref: 'https-listener' }]);
     const child = certificate({ issuerId: root.id });
     await store.insertCertificates([{ certificate: child }]);
-    assert.deepEqual((await store.listIssuedBy(root.id)).map((c) => c.id), [child.id]);
+    assert.deepEqual(
+      (await store.listIssuedBy(root.id)).map((c) => c.id),
+      [child.id],
+    );
   });
 
   withStore('a batch insert is all or nothing', async (store) => {
@@ -83,11 +86,20 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     const soon = certificate({ role: 'tls', notAfter: new Date(base + 1 * day) });
     const other = certificate({ role: 'root', notAfter: new Date(base + 10 * day) });
     await store.insertCertificates([{ certificate: late }, { certificate: soon }, { certificate: other }]);
-    assert.deepEqual((await store.listCertificates()).map((c) => c.id), [soon.id, other.id, late.id]);
-    assert.deepEqual((await store.listCertificates({ role: 'tls' })).map((c) => c.id), [soon.id, late.id]);
+    assert.deepEqual(
+      (await store.listCertificates()).map((c) => c.id),
+      [soon.id, other.id, late.id],
+    );
+    assert.deepEqual(
+      (await store.listCertificates({ role: 'tls' })).map((c) => c.id),
+      [soon.id, late.id],
+    );
     assert.equal(await store.setCertificateStatus(soon.id, 'active', 'revoked'), true);
     assert.equal(await store.setCertificateStatus(soon.id, 'active', 'revoked'), false, 'status change is conditional');
-    assert.deepEqual((await store.listCertificates({ role: 'tls', status: 'active' })).map((c) => c.id), [late.id]);
+    assert.deepEqual(
+      (await store.listCertificates({ role: 'tls', status: 'active' })).map((c) => c.id),
+      [late.id],
+    );
   });
 
   withStore('replacement supersedes atomically and refuses a stale predecessor', async (store) => {
@@ -106,7 +118,17 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
 
   withStore('a challenge is consumed once, atomically with the certificate it produced', async (store) => {
     const at = new Date(Date.UTC(2026, 0, 1));
-    const challenge = { id: randomBytes(8).toString('hex'), secretHash: randomBytes(32), purpose: 'scep', enrollmentRef: 'profile:1', createdBy: 'cli', createdAt: at, expiresAt: new Date(at.getTime() + day), consumedAt: null, certificateId: null };
+    const challenge = {
+      id: randomBytes(8).toString('hex'),
+      secretHash: randomBytes(32),
+      purpose: 'scep',
+      enrollmentRef: 'profile:1',
+      createdBy: 'cli',
+      createdAt: at,
+      expiresAt: new Date(at.getTime() + day),
+      consumedAt: null,
+      certificateId: null,
+    };
     await store.insertChallenge(challenge);
     assert.deepEqual(await store.getChallenge(challenge.id), challenge);
     const first = { certificate: certificate() };
@@ -121,7 +143,17 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
 
   withStore('an expired challenge cannot be consumed', async (store) => {
     const at = new Date(Date.UTC(2026, 0, 1));
-    const challenge = { id: randomBytes(8).toString('hex'), secretHash: randomBytes(32), purpose: 'scep', enrollmentRef: null, createdBy: 'cli', createdAt: at, expiresAt: new Date(at.getTime() + 1000), consumedAt: null, certificateId: null };
+    const challenge = {
+      id: randomBytes(8).toString('hex'),
+      secretHash: randomBytes(32),
+      purpose: 'scep',
+      enrollmentRef: null,
+      createdBy: 'cli',
+      createdAt: at,
+      expiresAt: new Date(at.getTime() + 1000),
+      consumedAt: null,
+      certificateId: null,
+    };
     await store.insertChallenge(challenge);
     const entry = { certificate: certificate() };
     await assert.rejects(store.insertCertificateConsumingChallenge(entry, challenge.id, new Date(at.getTime() + 1000)), ConflictError);
@@ -130,7 +162,14 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
   });
 
   withStore('API tokens: lookup, touch, revoke once', async (store) => {
-    const token = { id: randomBytes(8).toString('hex'), name: 'ops', secretHash: randomBytes(32), createdAt: new Date(Date.UTC(2026, 0, 1)), lastUsedAt: null, revokedAt: null };
+    const token = {
+      id: randomBytes(8).toString('hex'),
+      name: 'ops',
+      secretHash: randomBytes(32),
+      createdAt: new Date(Date.UTC(2026, 0, 1)),
+      lastUsedAt: null,
+      revokedAt: null,
+    };
     await store.insertApiToken(token);
     assert.deepEqual(await store.getApiToken(token.id), token);
     const at = new Date(Date.UTC(2026, 0, 2));
@@ -138,17 +177,33 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     assert.deepEqual((await store.getApiToken(token.id))?.lastUsedAt, at);
     assert.equal(await store.revokeApiToken(token.id, at), true);
     assert.equal(await store.revokeApiToken(token.id, at), false);
-    assert.deepEqual((await store.listApiTokens()).map((t) => t.revokedAt), [at]);
+    assert.deepEqual(
+      (await store.listApiTokens()).map((t) => t.revokedAt),
+      [at],
+    );
   });
 
   withStore('audit log is append-only, newest first, filterable', async (store) => {
     await store.appendAudit({ at: new Date(1000), actor: 'cli', action: 'a', outcome: 'ok' });
-    await store.appendAudit({ at: new Date(2000), actor: 'ip:127.0.0.1', action: 'b', outcome: 'denied', reason: 'no token', detail: { n: 1 } });
+    await store.appendAudit({
+      at: new Date(2000),
+      actor: 'ip:127.0.0.1',
+      action: 'b',
+      outcome: 'denied',
+      reason: 'no token',
+      detail: { n: 1 },
+    });
     const all = await store.listAudit();
-    assert.deepEqual(all.map((e) => e.action), ['b', 'a']);
+    assert.deepEqual(
+      all.map((e) => e.action),
+      ['b', 'a'],
+    );
     assert.deepEqual(all[0]?.detail, { n: 1 });
     assert.equal(all[0]?.reason, 'no token');
-    assert.deepEqual((await store.listAudit({ action: 'a' })).map((e) => e.actor), ['cli']);
+    assert.deepEqual(
+      (await store.listAudit({ action: 'a' })).map((e) => e.actor),
+      ['cli'],
+    );
     assert.equal((await store.listAudit({ limit: 1 })).length, 1);
   });
 }
