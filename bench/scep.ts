@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensurePki, openApp } from '../src/app/context.ts';
 import { resolveConfig } from '../src/config.ts';
-import { buildHttpServer, createScepService } from '../src/http/server.ts';
+import { createServices } from '../src/app/services.ts';
+import { buildHttpServer } from '../src/http/server.ts';
 import { createLogger } from '../src/log.ts';
 import { buildCertificate, encodeName, toPem } from '../src/pki/certificate.ts';
 import { buildCsr } from '../src/pki/csr.ts';
@@ -30,7 +31,8 @@ export async function scepBench(limits: { rsaSign: number }): Promise<BenchRow[]
   );
   const app = await openApp(config, { logger: createLogger('silent'), create: true });
   const pki = await ensurePki(app);
-  const scep = createScepService(app, pki);
+  const services = createServices(app, pki);
+  const { scep } = services;
   const ra = pki.scepRa.certificate.der;
 
   // A handful of device keys, each with many requests under fresh challenges.
@@ -84,7 +86,7 @@ export async function scepBench(limits: { rsaSign: number }): Promise<BenchRow[]
   await profiler?.stop('scep-in-process');
   inProcessRequests.forEach((r, i) => check(inProcessBodies[i]!, r));
 
-  const server = await buildHttpServer({ ...app, logger: createLogger('silent') }, pki, scep);
+  const server = await buildHttpServer({ ...app, logger: createLogger('silent') }, pki, services);
   await server.listen({ host: '127.0.0.1', port: 0 });
   const port = (server.server.address() as { port: number }).port;
   const agent = new Agent({ keepAlive: true, maxSockets: 4, ca: toPem(pki.authority.root.der) });

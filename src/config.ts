@@ -30,6 +30,14 @@ export interface Config {
   scepBodyLimit: number;
   /** Port of the optional plain-HTTP SCEP listener; null when off. */
   scepHttpPort: number | null;
+  /** Base of every URL a device is given (ServerURL, CheckInURL, SCEP); must never change once devices enrolled. */
+  publicUrl: string;
+  scepUrl: string;
+  pushTopic: string | null;
+  signMessage: boolean;
+  pinServerUrl: boolean;
+  pkcs12Encryption: 'legacy' | 'modern';
+  enrollLinkTtlHours: number;
 }
 
 type Kind = 'string' | 'integer' | 'list';
@@ -173,6 +181,13 @@ export const OPTIONS: OptionSpec[] = [
     defaultText: 'off',
     help: 'also serve /scep (and nothing else) over plain HTTP on this port; SCEP messages are signed and encrypted end to end (0 picks a free port)',
   },
+  { flag: 'public-url', env: 'CERTMDM_PUBLIC_URL', kind: 'string', defaultText: 'https://<first hostname>:<port>', help: 'https base URL devices use (ServerURL, CheckInURL, SCEP, enrollment links); it must never change once devices have enrolled' },
+  { flag: 'scep-url', env: 'CERTMDM_SCEP_URL', kind: 'string', defaultText: '<public-url>/scep', help: 'SCEP URL put in enrollment profiles' },
+  { flag: 'push-topic', env: 'CERTMDM_PUSH_TOPIC', kind: 'string', defaultText: 'from the push certificate', help: 'APNs topic (com.apple.mgmt.…) for enrollment profiles until a push certificate is imported' },
+  { flag: 'sign-message', env: 'CERTMDM_SIGN_MESSAGE', kind: 'string', defaultText: 'true', help: 'SignMessage in the MDM payload: devices sign every message (Mdm-Signature), needed behind TLS-terminating proxies' },
+  { flag: 'pin-server-url', env: 'CERTMDM_PIN_SERVER_URL', kind: 'string', defaultText: 'false', help: 'pin ServerURL and CheckInURL to the profile\'s root certificates (ServerURLPinningCertificateUUIDs)' },
+  { flag: 'pkcs12-encryption', env: 'CERTMDM_PKCS12_ENCRYPTION', kind: 'string', defaultText: 'legacy', help: 'PKCS#12 identities: legacy (3DES, SHA-1 MAC; every Apple OS imports it) or modern (AES-256, PBKDF2, SHA-256 MAC; current OS versions only)' },
+  { flag: 'enroll-link-ttl-hours', env: 'CERTMDM_ENROLL_LINK_TTL_HOURS', kind: 'integer', defaultText: '72', help: 'lifetime of one-time enrollment links, in hours' },
   { flag: 'log-level', env: 'CERTMDM_LOG_LEVEL', kind: 'string', defaultText: 'info', help: 'fatal, error, warn, info, debug or trace' },
 ];
 
@@ -301,7 +316,49 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     scepMaxClockSkewMinutes: int('scep-max-clock-skew-minutes', 30, 1, 24 * 60),
     scepBodyLimit: int('scep-body-limit', 256 * 1024, 1024, 16 * 1024 * 1024),
     scepHttpPort: str('scep-http-port', 'off') === 'off' ? null : int('scep-http-port', 0, 0, 65535),
+    ...deviceUrls(str('public-url', ''), str('scep-url', ''), hostnames[0]!, int('port', 8443, 0, 65535)),
+    pushTopic: pushTopic(str('push-topic', '')),
+    signMessage: boolean('sign-message', str('sign-message', 'true')),
+    pinServerUrl: boolean('pin-server-url', str('pin-server-url', 'false')),
+    pkcs12Encryption: oneOf('pkcs12-encryption', str('pkcs12-encryption', 'legacy'), ['legacy', 'modern'] as const),
+    enrollLinkTtlHours: int('enroll-link-ttl-hours', 72, 1, 24 * 365),
   };
+}
+
+function boolean(flag: string, raw: string): boolean {
+  if (raw === 'true' || raw === '1' || raw === 'yes') return true;
+  if (raw === 'false' || raw === '0' || raw === 'no') return false;
+  throw new OperatorError(`--${flag} must be true or false, got '${raw}'`);
+}
+
+function oneOf<T extends string>(flag: string, raw: string, choices: readonly T[]): T {
+  if ((choices as readonly string[]).includes(raw)) return raw as T;
+  throw new OperatorError(`--${flag} must be one of ${choices.join(', ')}, got '${raw}'`);
+}
+
+function pushTopic(raw: string): string | null {
+  if (!raw) return null;
+  if (!/^com\.apple\.mgmt\.[A-Za-z0-9._-]+$/.test(raw)) throw new OperatorError(`--push-topic '${raw}' is not an MDM push topic (com.apple.mgmt.…)`);
+  return raw;
+}
+
+/** The https base URL devices are given, and the SCEP URL. Validated here: a device cannot be told a bad one. */
+function deviceUrls(publicRaw: string, scepRaw: string, hostname: string, port: number): { publicUrl: string; scepUrl: string } {
+  const host = isIP(hostname) === 6 ? `[${hostname}]` : hostname;
+  const fallback = `https://${host}${port === 443 ? '' : `:${port || 8443}`}`;
+  const parse = (flag: string, raw: string, schemes: string[]) => {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new OperatorError(`--${flag} '${raw}' is not a URL`);
+    }
+    if (!schemes.includes(url.protocol)) throw new OperatorError(`--${flag} '${raw}' must use ${schemes.map((s) => s.replace(':', '')).join(' or ')}`);
+    if (url.search || url.hash || url.username) throw new OperatorError(`--${flag} '${raw}' must not carry a query, fragment or credentials`);
+    return url.href.replace(/\/$/, '');
+  };
+  const publicUrl = parse('public-url', publicRaw || fallback, ['https:']);
+  return { publicUrl, scepUrl: parse('scep-url', scepRaw || `${publicUrl}/scep`, ['https:', 'http:']) };
 }
 
 function positiveNumber(flag: string, raw: string): number {

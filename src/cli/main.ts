@@ -6,7 +6,8 @@ import { OperatorError, messageOf } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { toPem } from '../pki/certificate.ts';
 import { formatInventoryTable, listInventory } from '../pki/inventory.ts';
-import { CERTIFICATE_ROLES, type CertificateRole } from '../store/types.ts';
+import { CERTIFICATE_ROLES, type CertificateRole, type IdentityKind } from '../store/types.ts';
+import { createProfileService } from '../app/services.ts';
 import { parseCommand } from './args.ts';
 import { mintChallenge } from '../scep/challenges.ts';
 import { serve } from './serve.ts';
@@ -22,6 +23,10 @@ commands:
   token create --name NAME      a new admin API token (printed once)
   token list                    admin API tokens (never their secrets)
   token revoke ID               revoke an admin API token
+  enroll-link [--identity scep|pkcs12] [--ttl-hours N]
+                                a one-time enrollment link (GET it on the device to install the profile)
+  profile enroll|trust --out FILE [--identity scep|pkcs12] [--unsigned]
+                                write a signed enrollment or trust profile
   scep challenge [--ttl-hours N] [--enrollment REF] [--json]
                                 a one-time SCEP challenge password (printed once)
   audit list [--json] [--limit N]
@@ -158,6 +163,33 @@ async function run(argv: string[]): Promise<void> {
         return out(values.json ? JSON.stringify({ id: record.id, challenge, expiresAt: record.expiresAt.toISOString() }) : challenge);
       });
     }
+    case 'enroll-link': {
+      const { config, values } = parseCommand(argv.slice(1), { identity: { type: 'string' }, 'ttl-hours': { type: 'string' }, json: { type: 'boolean' } });
+      if (values.help) return out(commandHelp('enroll-link [--identity scep|pkcs12] [--ttl-hours N] [--json]'));
+      const identity = identityKind(values.identity);
+      return withApp(config, false, async (app) => {
+        const profiles = createProfileService(app, await ensurePki(app));
+        const ttlHours = values['ttl-hours'] === undefined ? config.enrollLinkTtlHours : Number(values['ttl-hours']);
+        if (!(ttlHours > 0 && ttlHours <= 24 * 365)) throw new OperatorError('--ttl-hours must be above 0 and at most 8760', 2);
+        const { url, record } = await profiles.createLink({ identity, createdBy: 'cli', ttlMs: ttlHours * 3_600_000 });
+        return out(values.json ? JSON.stringify({ id: record.id, url, identity, expiresAt: record.expiresAt.toISOString() }) : url);
+      });
+    }
+    case 'profile': {
+      const { config, values } = parseCommand(rest, { identity: { type: 'string' }, out: { type: 'string' }, unsigned: { type: 'boolean' } });
+      if (values.help || (sub !== 'enroll' && sub !== 'trust')) return out(commandHelp('profile enroll|trust --out FILE [--identity scep|pkcs12] [--unsigned]'));
+      if (!values.out) throw new OperatorError('profile needs --out FILE', 2);
+      return withApp(config, false, async (app) => {
+        const profiles = createProfileService(app, await ensurePki(app));
+        const sign = !values.unsigned;
+        const generated =
+          sub === 'enroll'
+            ? await profiles.enrollment({ identity: identityKind(values.identity), createdBy: 'cli', sign })
+            : await profiles.trust({ createdBy: 'cli', sign });
+        writeFileSync(String(values.out), generated.body, { mode: 0o600 });
+        return out(`${generated.record.kind} profile ${generated.record.id} (${sign ? 'signed' : 'UNSIGNED'}) written to ${values.out}; effective expiry ${generated.record.effectiveExpiry.toISOString()}`);
+      });
+    }
     case 'audit': {
       const { config, values } = parseCommand(rest, { json: { type: 'boolean' }, limit: { type: 'string' } });
       if (values.help || sub !== 'list') return out(commandHelp('audit list'));
@@ -183,6 +215,12 @@ async function run(argv: string[]): Promise<void> {
     default:
       throw new OperatorError(`unknown command '${command}'\n${USAGE}`, 2);
   }
+}
+
+function identityKind(raw: unknown): IdentityKind {
+  const value = raw ?? 'scep';
+  if (value !== 'scep' && value !== 'pkcs12') throw new OperatorError("--identity must be 'scep' or 'pkcs12'", 2);
+  return value;
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<void> {

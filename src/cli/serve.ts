@@ -2,7 +2,8 @@ import { ensurePki, openApp } from '../app/context.ts';
 import { mintApiToken } from '../admin/tokens.ts';
 import type { Config } from '../config.ts';
 import type { AddressInfo } from 'node:net';
-import { buildHttpServer, buildScepHttpServer, createScepService } from '../http/server.ts';
+import { createServices } from '../app/services.ts';
+import { buildHttpServer, buildScepHttpServer } from '../http/server.ts';
 import { createLogger } from '../log.ts';
 
 /** Runs the server until SIGINT/SIGTERM. */
@@ -20,14 +21,14 @@ export async function serve(config: Config): Promise<void> {
       detail: { name: 'initial-admin' },
     });
 
-  const scep = createScepService(app, pki);
-  const server = await buildHttpServer(app, pki, scep);
+  const services = createServices(app, pki);
+  const server = await buildHttpServer(app, pki, services);
   await server.listen({ host: config.listen, port: config.port });
   const port = boundPort(server.server.address(), config.port);
   const base = `https://${config.hostnames[0]}:${port}`;
   logger.info({ listen: config.listen, port, url: base }, 'certmdm listening');
 
-  const scepHttp = config.scepHttpPort === null ? undefined : await buildScepHttpServer(app, scep);
+  const scepHttp = config.scepHttpPort === null ? undefined : await buildScepHttpServer(app, services.scep);
   let scepHttpUrl: string | undefined;
   if (scepHttp) {
     await scepHttp.listen({ host: config.listen, port: config.scepHttpPort ?? 0 });
@@ -41,6 +42,8 @@ export async function serve(config: Config): Promise<void> {
     `certmdm is serving on ${config.listen}:${port}`,
     `  server URL          ${base}/`,
     `  SCEP URL            ${base}/scep${scepHttpUrl ? `  (plain HTTP: ${scepHttpUrl})` : ''}`,
+    `  MDMServiceConfig    ${base}/MDMServiceConfig`,
+    `  public URL          ${config.publicUrl}  (ServerURL ${services.profiles.urls().serverUrl})`,
     `  health              ${base}/healthz`,
     `  admin API           ${base}/v1/certs  (Authorization: Bearer <token>)`,
     `  TLS names           ${config.hostnames.join(', ')}`,

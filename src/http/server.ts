@@ -7,7 +7,9 @@ import type { Identity, ServerPki } from '../pki/server-pki.ts';
 import { requireAdminToken } from './admin-auth.ts';
 import { scepRoutes } from './scep-routes.ts';
 import { mintChallenge } from '../scep/challenges.ts';
-import { ScepService } from '../scep/service.ts';
+import type { ScepService } from '../scep/service.ts';
+import type { Services } from '../app/services.ts';
+import { profileRoutes } from './profile-routes.ts';
 
 export const VERSION = '0.1.0';
 
@@ -39,13 +41,6 @@ function requestLogger(app: AppContext): FastifyBaseLogger {
   ) as FastifyBaseLogger;
 }
 
-export function createScepService(app: AppContext, pki: ServerPki): ScepService {
-  return new ScepService(
-    { store: app.store, authority: pki.authority, ra: pki.scepRa, clock: app.clock, audit: app.audit },
-    { identityDays: app.config.identityDays, ciphers: app.config.scepCiphers, maxClockSkewMs: app.config.scepMaxClockSkewMinutes * 60_000 },
-  );
-}
-
 /**
  * SCEP alone over plain HTTP, as RFC 8894 defines it: its messages are signed and encrypted end to end, and some
  * clients (certmonger 0.79's daemon) cannot be given a private root for the TLS of their PKIOperation request.
@@ -56,7 +51,8 @@ export async function buildScepHttpServer(app: AppContext, scep: ScepService): P
   return server;
 }
 
-export async function buildHttpServer(app: AppContext, pki: ServerPki, scep: ScepService): Promise<FastifyInstance<Server>> {
+export async function buildHttpServer(app: AppContext, pki: ServerPki, services: Services): Promise<FastifyInstance<Server>> {
+  const { scep, profiles } = services;
   const server = Fastify({
     loggerInstance: requestLogger(app),
     https: { ...tlsCredentials(pki), minVersion: 'TLSv1.2' },
@@ -69,6 +65,7 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, scep: Sce
   });
 
   await server.register(scepRoutes, { scep, bodyLimit: app.config.scepBodyLimit, audit: app.audit });
+  await server.register(profileRoutes, { profiles });
 
   await server.register(
     async (admin) => {
@@ -99,6 +96,17 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, scep: Sce
           detail: { expiresAt: record.expiresAt.toISOString(), enrollmentRef },
         });
         return reply.code(201).send({ id: record.id, challenge, expiresAt: record.expiresAt.toISOString() });
+      });
+      admin.post('/enrollment-links', async (request, reply) => {
+        const body = (request.body ?? {}) as { identity?: unknown; ttlHours?: unknown };
+        const identity = body.identity ?? 'scep';
+        if (identity !== 'scep' && identity !== 'pkcs12') return reply.code(400).send({ error: 'bad-request', message: "identity must be 'scep' or 'pkcs12'" });
+        const ttlHours = body.ttlHours === undefined ? app.config.enrollLinkTtlHours : Number(body.ttlHours);
+        if (!Number.isFinite(ttlHours) || ttlHours <= 0 || ttlHours > 24 * 365) {
+          return reply.code(400).send({ error: 'bad-request', message: 'ttlHours must be a number of hours above 0 and at most 8760' });
+        }
+        const { url, record } = await profiles.createLink({ identity, createdBy: request.adminActor!, ttlMs: ttlHours * 3_600_000 });
+        return reply.code(201).send({ id: record.id, url, identity, expiresAt: record.expiresAt.toISOString() });
       });
       admin.get('/audit', async (request) => {
         const limit = Math.min(Number((request.query as { limit?: string }).limit ?? 100) || 100, 1000);

@@ -1,29 +1,20 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { mintSecret, parseSecret, secretMatches } from '../admin/secrets.ts';
 import type { Clock } from '../clock.ts';
 import type { ChallengeRecord, Store } from '../store/types.ts';
 
-/**
- * One-time SCEP challenge passwords: 16 hex digits of id, then 40 of secret. Hex only, because challengePassword
- * is often a PrintableString, which has no '_' or '/'. Only SHA-256 of the secret is stored.
- */
-const CHALLENGE_PATTERN = /^([0-9a-f]{16})([0-9a-f]{40})$/;
-const DUMMY_HASH = createHash('sha256').update('certmdm-no-such-challenge').digest();
-
-function hashSecret(secret: string): Buffer {
-  return createHash('sha256').update(secret).digest();
+export interface ChallengeOptions {
+  ttlMs: number;
+  purpose: string;
+  enrollmentRef?: string | null;
+  createdBy: string;
 }
 
-export async function mintChallenge(
-  store: Store,
-  clock: Clock,
-  options: { ttlMs: number; purpose: string; enrollmentRef?: string | null; createdBy: string },
-): Promise<{ challenge: string; record: ChallengeRecord }> {
-  const id = randomBytes(8).toString('hex');
-  const secret = randomBytes(20).toString('hex');
-  const now = clock();
+/** A new one-time SCEP challenge, not yet stored (a profile stores it with itself). See admin/secrets.ts. */
+export function newChallenge(now: Date, options: ChallengeOptions): { challenge: string; record: ChallengeRecord } {
+  const { id, text, secretHash } = mintSecret();
   const record: ChallengeRecord = {
     id,
-    secretHash: hashSecret(secret),
+    secretHash,
     purpose: options.purpose,
     enrollmentRef: options.enrollmentRef ?? null,
     createdBy: options.createdBy,
@@ -32,8 +23,14 @@ export async function mintChallenge(
     consumedAt: null,
     certificateId: null,
   };
-  await store.insertChallenge(record);
-  return { challenge: id + secret, record };
+  return { challenge: text, record };
+}
+
+/** Mints and stores a challenge on its own (CLI, admin API). */
+export async function mintChallenge(store: Store, clock: Clock, options: ChallengeOptions): Promise<{ challenge: string; record: ChallengeRecord }> {
+  const minted = newChallenge(clock(), options);
+  await store.insertChallenge(minted.record);
+  return minted;
 }
 
 export type ChallengeCheck = { ok: true; record: ChallengeRecord } | { ok: false; reason: string; challengeId?: string };
@@ -41,13 +38,11 @@ export type ChallengeCheck = { ok: true; record: ChallengeRecord } | { ok: false
 /** Checks a presented challenge without consuming it; consumption happens atomically with issuance. */
 export async function checkChallenge(store: Store, presented: string | undefined, now: Date): Promise<ChallengeCheck> {
   if (!presented) return { ok: false, reason: 'no challenge password in the request' };
-  const match = CHALLENGE_PATTERN.exec(presented.trim().toLowerCase());
-  if (!match) return { ok: false, reason: 'challenge password is not one certmdm issued' };
-  const [, id, secret] = match as unknown as [string, string, string];
-  const record = await store.getChallenge(id);
-  const equal = timingSafeEqual(hashSecret(secret), record?.secretHash ?? DUMMY_HASH);
-  if (!record || !equal) return { ok: false, reason: 'wrong challenge password', challengeId: id };
-  if (record.consumedAt) return { ok: false, reason: 'challenge password already used', challengeId: id };
-  if (record.expiresAt <= now) return { ok: false, reason: 'challenge password expired', challengeId: id };
-  return { ok: true, record };
+  const parsed = parseSecret(presented);
+  if (!parsed) return { ok: false, reason: 'challenge password is not one certmdm issued' };
+  const record = await store.getChallenge(parsed.id);
+  if (!secretMatches(parsed.secret, record?.secretHash)) return { ok: false, reason: 'wrong challenge password', challengeId: parsed.id };
+  if (record!.consumedAt) return { ok: false, reason: 'challenge password already used', challengeId: parsed.id };
+  if (record!.expiresAt <= now) return { ok: false, reason: 'challenge password expired', challengeId: parsed.id };
+  return { ok: true, record: record! };
 }

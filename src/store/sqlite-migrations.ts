@@ -75,4 +75,40 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       CREATE INDEX scep_challenges_by_expiry ON scep_challenges(expires_at);
     `,
   },
+  {
+    version: 3,
+    name: 'profiles',
+    sql: `
+      CREATE TABLE profiles (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('enrollment', 'trust')),
+        payload_identifier TEXT NOT NULL,
+        payload_uuid TEXT NOT NULL UNIQUE,
+        enrollment_ref TEXT,
+        identity_kind TEXT,
+        challenge_id TEXT REFERENCES scep_challenges(id),
+        signer_certificate_id TEXT REFERENCES certificates(id),
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        effective_expiry INTEGER NOT NULL
+      );
+      CREATE INDEX profiles_by_enrollment ON profiles(enrollment_ref, created_at);
+      CREATE TABLE profile_certificates (
+        profile_id TEXT NOT NULL REFERENCES profiles(id),
+        certificate_id TEXT NOT NULL REFERENCES certificates(id),
+        role TEXT NOT NULL,
+        PRIMARY KEY (profile_id, certificate_id)
+      );
+      CREATE TABLE enrollment_links (
+        id TEXT PRIMARY KEY,
+        secret_hash BLOB NOT NULL,
+        identity_kind TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        profile_id TEXT REFERENCES profiles(id)
+      );
+    `,
+  },
 ];

@@ -97,6 +97,47 @@ export interface ChallengeRecord {
   certificateId: string | null;
 }
 
+export type IdentityKind = 'scep' | 'pkcs12';
+
+/** A generated profile and what it carries, so the lifecycle engine knows when it must be replaced. */
+export interface ProfileRecord {
+  id: string;
+  kind: 'enrollment' | 'trust';
+  payloadIdentifier: string;
+  payloadUuid: string;
+  /** The enrollment it belongs to (the identity's subject CN); null for trust profiles. */
+  enrollmentRef: string | null;
+  identityKind: IdentityKind | null;
+  challengeId: string | null;
+  signerCertificateId: string | null;
+  createdBy: string;
+  createdAt: Date;
+  /** Earliest notAfter among the embedded certificates and the identity the profile will produce. */
+  effectiveExpiry: Date;
+  certificates: { certificateId: string; role: 'anchor' | 'intermediate' | 'identity' }[];
+}
+
+export interface EnrollmentLinkRecord {
+  id: string;
+  secretHash: Buffer;
+  identityKind: IdentityKind;
+  createdBy: string;
+  createdAt: Date;
+  expiresAt: Date;
+  usedAt: Date | null;
+  profileId: string | null;
+}
+
+export interface NewProfile {
+  profile: ProfileRecord;
+  /** Certificates made for this profile (a PKCS#12 identity), stored in the same transaction. */
+  certificates?: NewCertificate[];
+  /** The SCEP challenge minted into it. */
+  challenge?: ChallengeRecord;
+  /** The enrollment link this profile answers; consumed in the same transaction. */
+  consumesLink?: { id: string; now: Date };
+}
+
 export interface Store {
   readonly backend: string;
   close(): Promise<void>;
@@ -138,6 +179,17 @@ export interface Store {
    * nothing. Throws ConflictError, changing nothing, if the challenge is already consumed or expired at `now`.
    */
   insertCertificateConsumingChallenge(entry: NewCertificate, challengeId: string, now: Date): Promise<void>;
+
+  /**
+   * Stores a profile with everything made for it, all or nothing; the embedded certificates get the profile as a
+   * dependant. Throws ConflictError, storing nothing, if the link it consumes is already used or expired.
+   */
+  insertProfile(entry: NewProfile): Promise<void>;
+  getProfile(id: string): Promise<ProfileRecord | undefined>;
+  /** Newest first. */
+  listProfiles(query?: { kind?: ProfileRecord['kind']; enrollmentRef?: string }): Promise<ProfileRecord[]>;
+  insertEnrollmentLink(link: EnrollmentLinkRecord): Promise<void>;
+  getEnrollmentLink(id: string): Promise<EnrollmentLinkRecord | undefined>;
 
   insertApiToken(token: ApiTokenRecord): Promise<void>;
   getApiToken(id: string): Promise<ApiTokenRecord | undefined>;

@@ -2,7 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensurePki, openApp } from '../../src/app/context.ts';
 import { resolveConfig, type RawOptions } from '../../src/config.ts';
-import { buildHttpServer, createScepService } from '../../src/http/server.ts';
+import { createServices } from '../../src/app/services.ts';
+import { buildHttpServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/log.ts';
 import { toPem } from '../../src/pki/certificate.ts';
 import { mintChallenge } from '../../src/scep/challenges.ts';
@@ -12,11 +13,15 @@ import { tempDir } from '../helpers/cli.ts';
 export async function scepFixture(flags: RawOptions = {}) {
   const dir = tempDir('scep-fixture-');
   let now = new Date();
-  const config = resolveConfig({ data: join(dir, 'data'), 'root-algorithm': 'rsa-2048', hostname: ['localhost'], ...flags }, {});
+  const config = resolveConfig(
+    { data: join(dir, 'data'), 'root-algorithm': 'rsa-2048', hostname: ['localhost'], 'push-topic': 'com.apple.mgmt.External.5f3c0d1e-test', ...flags },
+    {},
+  );
   const app = await openApp(config, { logger: createLogger('silent'), clock: () => now, create: true });
   const pki = await ensurePki(app);
-  const scep = createScepService(app, pki);
-  const server = await buildHttpServer(app, pki, scep);
+  const services = createServices(app, pki);
+  const { scep } = services;
+  const server = await buildHttpServer(app, pki, services);
   const root = join(dir, 'root.pem');
   const ra = join(dir, 'ra.pem');
   writeFileSync(root, toPem(pki.authority.root.der));
@@ -26,6 +31,8 @@ export async function scepFixture(flags: RawOptions = {}) {
     pki,
     server,
     scep,
+    profiles: services.profiles,
+    dir,
     root,
     ra,
     advance: (ms: number) => {

@@ -1,0 +1,41 @@
+import type { AppContext } from './context.ts';
+import type { ServerPki } from '../pki/server-pki.ts';
+import { ProfileService } from '../profiles/service.ts';
+import { ScepService } from '../scep/service.ts';
+
+/** The protocol services over one app context and PKI: what the HTTP edge, the CLI and the simulator share. */
+export function createScepService(app: AppContext, pki: ServerPki): ScepService {
+  return new ScepService(
+    { store: app.store, authority: pki.authority, ra: pki.scepRa, clock: app.clock, audit: app.audit },
+    { identityDays: app.config.identityDays, ciphers: app.config.scepCiphers, maxClockSkewMs: app.config.scepMaxClockSkewMinutes * 60_000 },
+  );
+}
+
+export function createProfileService(app: AppContext, pki: ServerPki): ProfileService {
+  const c = app.config;
+  return new ProfileService(
+    { store: app.store, clock: app.clock, audit: app.audit, pki },
+    {
+      organization: c.organization,
+      publicUrl: c.publicUrl,
+      scepUrl: c.scepUrl,
+      pushTopic: c.pushTopic,
+      signMessage: c.signMessage,
+      pinServerUrl: c.pinServerUrl,
+      pkcs12Encryption: c.pkcs12Encryption,
+      identityDays: c.identityDays,
+      challengeTtlMs: c.challengeTtlHours * 3_600_000,
+      enrollLinkTtlMs: c.enrollLinkTtlHours * 3_600_000,
+    },
+  );
+}
+
+export interface Services {
+  scep: ScepService;
+  profiles: ProfileService;
+}
+
+export function createServices(app: AppContext, pki: ServerPki): Services {
+  return { scep: createScepService(app, pki), profiles: createProfileService(app, pki) };
+}
+
