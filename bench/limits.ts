@@ -9,5 +9,6 @@ export async function machineLimits() {
   return {
     rsaSign: await rate(() => sign('sha256', data, privateKey)),
     rsaVerify: await rate(() => verify('sha256', data, publicKey, signature)),
+    rsaKeygen: await rate(() => generateKeyPairSync('rsa', { modulusLength: 2048 }), 3000),
   };
 }

@@ -181,13 +181,55 @@ export const OPTIONS: OptionSpec[] = [
     defaultText: 'off',
     help: 'also serve /scep (and nothing else) over plain HTTP on this port; SCEP messages are signed and encrypted end to end (0 picks a free port)',
   },
-  { flag: 'public-url', env: 'CERTMDM_PUBLIC_URL', kind: 'string', defaultText: 'https://<first hostname>:<port>', help: 'https base URL devices use (ServerURL, CheckInURL, SCEP, enrollment links); it must never change once devices have enrolled' },
-  { flag: 'scep-url', env: 'CERTMDM_SCEP_URL', kind: 'string', defaultText: '<public-url>/scep', help: 'SCEP URL put in enrollment profiles' },
-  { flag: 'push-topic', env: 'CERTMDM_PUSH_TOPIC', kind: 'string', defaultText: 'from the push certificate', help: 'APNs topic (com.apple.mgmt.…) for enrollment profiles until a push certificate is imported' },
-  { flag: 'sign-message', env: 'CERTMDM_SIGN_MESSAGE', kind: 'string', defaultText: 'true', help: 'SignMessage in the MDM payload: devices sign every message (Mdm-Signature), needed behind TLS-terminating proxies' },
-  { flag: 'pin-server-url', env: 'CERTMDM_PIN_SERVER_URL', kind: 'string', defaultText: 'false', help: 'pin ServerURL and CheckInURL to the profile\'s root certificates (ServerURLPinningCertificateUUIDs)' },
-  { flag: 'pkcs12-encryption', env: 'CERTMDM_PKCS12_ENCRYPTION', kind: 'string', defaultText: 'legacy', help: 'PKCS#12 identities: legacy (3DES, SHA-1 MAC; every Apple OS imports it) or modern (AES-256, PBKDF2, SHA-256 MAC; current OS versions only)' },
-  { flag: 'enroll-link-ttl-hours', env: 'CERTMDM_ENROLL_LINK_TTL_HOURS', kind: 'integer', defaultText: '72', help: 'lifetime of one-time enrollment links, in hours' },
+  {
+    flag: 'public-url',
+    env: 'CERTMDM_PUBLIC_URL',
+    kind: 'string',
+    defaultText: 'https://<first hostname>:<port>',
+    help: 'https base URL devices use (ServerURL, CheckInURL, SCEP, enrollment links); it must never change once devices have enrolled',
+  },
+  {
+    flag: 'scep-url',
+    env: 'CERTMDM_SCEP_URL',
+    kind: 'string',
+    defaultText: '<public-url>/scep',
+    help: 'SCEP URL put in enrollment profiles',
+  },
+  {
+    flag: 'push-topic',
+    env: 'CERTMDM_PUSH_TOPIC',
+    kind: 'string',
+    defaultText: 'from the push certificate',
+    help: 'APNs topic (com.apple.mgmt.…) for enrollment profiles until a push certificate is imported',
+  },
+  {
+    flag: 'sign-message',
+    env: 'CERTMDM_SIGN_MESSAGE',
+    kind: 'string',
+    defaultText: 'true',
+    help: 'SignMessage in the MDM payload: devices sign every message (Mdm-Signature), needed behind TLS-terminating proxies',
+  },
+  {
+    flag: 'pin-server-url',
+    env: 'CERTMDM_PIN_SERVER_URL',
+    kind: 'string',
+    defaultText: 'false',
+    help: "pin ServerURL and CheckInURL to the profile's root certificates (ServerURLPinningCertificateUUIDs)",
+  },
+  {
+    flag: 'pkcs12-encryption',
+    env: 'CERTMDM_PKCS12_ENCRYPTION',
+    kind: 'string',
+    defaultText: 'legacy',
+    help: 'PKCS#12 identities: legacy (3DES, SHA-1 MAC; every Apple OS imports it) or modern (AES-256, PBKDF2, SHA-256 MAC; current OS versions only)',
+  },
+  {
+    flag: 'enroll-link-ttl-hours',
+    env: 'CERTMDM_ENROLL_LINK_TTL_HOURS',
+    kind: 'integer',
+    defaultText: '72',
+    help: 'lifetime of one-time enrollment links, in hours',
+  },
   { flag: 'log-level', env: 'CERTMDM_LOG_LEVEL', kind: 'string', defaultText: 'info', help: 'fatal, error, warn, info, debug or trace' },
 ];
 
@@ -338,7 +380,8 @@ function oneOf<T extends string>(flag: string, raw: string, choices: readonly T[
 
 function pushTopic(raw: string): string | null {
   if (!raw) return null;
-  if (!/^com\.apple\.mgmt\.[A-Za-z0-9._-]+$/.test(raw)) throw new OperatorError(`--push-topic '${raw}' is not an MDM push topic (com.apple.mgmt.…)`);
+  if (!/^com\.apple\.mgmt\.[A-Za-z0-9._-]+$/.test(raw))
+    throw new OperatorError(`--push-topic '${raw}' is not an MDM push topic (com.apple.mgmt.…)`);
   return raw;
 }
 
@@ -353,8 +396,10 @@ function deviceUrls(publicRaw: string, scepRaw: string, hostname: string, port: 
     } catch {
       throw new OperatorError(`--${flag} '${raw}' is not a URL`);
     }
-    if (!schemes.includes(url.protocol)) throw new OperatorError(`--${flag} '${raw}' must use ${schemes.map((s) => s.replace(':', '')).join(' or ')}`);
-    if (url.search || url.hash || url.username) throw new OperatorError(`--${flag} '${raw}' must not carry a query, fragment or credentials`);
+    if (!schemes.includes(url.protocol))
+      throw new OperatorError(`--${flag} '${raw}' must use ${schemes.map((s) => s.replace(':', '')).join(' or ')}`);
+    if (url.search || url.hash || url.username)
+      throw new OperatorError(`--${flag} '${raw}' must not carry a query, fragment or credentials`);
     return url.href.replace(/\/$/, '');
   };
   const publicUrl = parse('public-url', publicRaw || fallback, ['https:']);

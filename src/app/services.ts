@@ -38,4 +38,3 @@ export interface Services {
 export function createServices(app: AppContext, pki: ServerPki): Services {
   return { scep: createScepService(app, pki), profiles: createProfileService(app, pki) };
 }
-

@@ -164,7 +164,11 @@ async function run(argv: string[]): Promise<void> {
       });
     }
     case 'enroll-link': {
-      const { config, values } = parseCommand(argv.slice(1), { identity: { type: 'string' }, 'ttl-hours': { type: 'string' }, json: { type: 'boolean' } });
+      const { config, values } = parseCommand(argv.slice(1), {
+        identity: { type: 'string' },
+        'ttl-hours': { type: 'string' },
+        json: { type: 'boolean' },
+      });
       if (values.help) return out(commandHelp('enroll-link [--identity scep|pkcs12] [--ttl-hours N] [--json]'));
       const identity = identityKind(values.identity);
       return withApp(config, false, async (app) => {
@@ -176,8 +180,13 @@ async function run(argv: string[]): Promise<void> {
       });
     }
     case 'profile': {
-      const { config, values } = parseCommand(rest, { identity: { type: 'string' }, out: { type: 'string' }, unsigned: { type: 'boolean' } });
-      if (values.help || (sub !== 'enroll' && sub !== 'trust')) return out(commandHelp('profile enroll|trust --out FILE [--identity scep|pkcs12] [--unsigned]'));
+      const { config, values } = parseCommand(rest, {
+        identity: { type: 'string' },
+        out: { type: 'string' },
+        unsigned: { type: 'boolean' },
+      });
+      if (values.help || (sub !== 'enroll' && sub !== 'trust'))
+        return out(commandHelp('profile enroll|trust --out FILE [--identity scep|pkcs12] [--unsigned]'));
       if (!values.out) throw new OperatorError('profile needs --out FILE', 2);
       return withApp(config, false, async (app) => {
         const profiles = createProfileService(app, await ensurePki(app));
@@ -187,7 +196,9 @@ async function run(argv: string[]): Promise<void> {
             ? await profiles.enrollment({ identity: identityKind(values.identity), createdBy: 'cli', sign })
             : await profiles.trust({ createdBy: 'cli', sign });
         writeFileSync(String(values.out), generated.body, { mode: 0o600 });
-        return out(`${generated.record.kind} profile ${generated.record.id} (${sign ? 'signed' : 'UNSIGNED'}) written to ${values.out}; effective expiry ${generated.record.effectiveExpiry.toISOString()}`);
+        return out(
+          `${generated.record.kind} profile ${generated.record.id} (${sign ? 'signed' : 'UNSIGNED'}) written to ${values.out}; effective expiry ${generated.record.effectiveExpiry.toISOString()}`,
+        );
       });
     }
     case 'audit': {

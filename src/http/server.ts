@@ -100,7 +100,8 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
       admin.post('/enrollment-links', async (request, reply) => {
         const body = (request.body ?? {}) as { identity?: unknown; ttlHours?: unknown };
         const identity = body.identity ?? 'scep';
-        if (identity !== 'scep' && identity !== 'pkcs12') return reply.code(400).send({ error: 'bad-request', message: "identity must be 'scep' or 'pkcs12'" });
+        if (identity !== 'scep' && identity !== 'pkcs12')
+          return reply.code(400).send({ error: 'bad-request', message: "identity must be 'scep' or 'pkcs12'" });
         const ttlHours = body.ttlHours === undefined ? app.config.enrollLinkTtlHours : Number(body.ttlHours);
         if (!Number.isFinite(ttlHours) || ttlHours <= 0 || ttlHours > 24 * 365) {
           return reply.code(400).send({ error: 'bad-request', message: 'ttlHours must be a number of hours above 0 and at most 8760' });

@@ -127,13 +127,20 @@ export function buildPkcs12(options: {
   const encryptedCerts = encrypt(certContents, options.password, encryption);
   const certsInfo = der.seq(
     der.oid(OID_ENCRYPTED_DATA),
-    der.context(0, der.seq(der.smallInteger(0), der.seq(der.oid(OID_DATA), encryptedCerts.algorithm, der.context(0, encryptedCerts.data, true)))),
+    der.context(
+      0,
+      der.seq(der.smallInteger(0), der.seq(der.oid(OID_DATA), encryptedCerts.algorithm, der.context(0, encryptedCerts.data, true))),
+    ),
   );
 
   const pkcs8 = options.privateKey.export({ type: 'pkcs8', format: 'der' });
   const encryptedKey = encrypt(pkcs8, options.password, encryption);
   pkcs8.fill(0);
-  const keyBag = der.seq(der.oid(OID_KEY_BAG_SHROUDED), der.context(0, der.seq(encryptedKey.algorithm, der.octets(encryptedKey.data))), attributes);
+  const keyBag = der.seq(
+    der.oid(OID_KEY_BAG_SHROUDED),
+    der.context(0, der.seq(encryptedKey.algorithm, der.octets(encryptedKey.data))),
+    attributes,
+  );
   const keyInfo = der.seq(der.oid(OID_DATA), der.context(0, der.octets(der.seq(keyBag))));
 
   const authenticatedSafe = der.seq(certsInfo, keyInfo);

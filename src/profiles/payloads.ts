@@ -35,7 +35,13 @@ export interface EnrollmentInput {
   uuid: () => string;
 }
 
-function certificatePayload(type: 'com.apple.security.root' | 'com.apple.security.pkcs1', der: Buffer, identifier: string, name: string, uuid: string): PlistDict {
+function certificatePayload(
+  type: 'com.apple.security.root' | 'com.apple.security.pkcs1',
+  der: Buffer,
+  identifier: string,
+  name: string,
+  uuid: string,
+): PlistDict {
   return {
     PayloadType: type,
     PayloadVersion: 1,
@@ -53,9 +59,23 @@ function certificateLabel(der: Buffer): string {
 
 export function enrollmentProfile(input: EnrollmentInput): { profile: PlistDict; payloadUuid: string } {
   const prefix = input.identifierPrefix;
-  const anchors = input.anchors.map((der) => certificatePayload('com.apple.security.root', der, `${prefix}.enrollment.anchor.${certificateLabel(der)}`, `${input.organization} Root CA`, input.uuid()));
+  const anchors = input.anchors.map((der) =>
+    certificatePayload(
+      'com.apple.security.root',
+      der,
+      `${prefix}.enrollment.anchor.${certificateLabel(der)}`,
+      `${input.organization} Root CA`,
+      input.uuid(),
+    ),
+  );
   const intermediates = input.intermediates.map((der) =>
-    certificatePayload('com.apple.security.pkcs1', der, `${prefix}.enrollment.intermediate.${certificateLabel(der)}`, `${input.organization} Intermediate CA`, input.uuid()),
+    certificatePayload(
+      'com.apple.security.pkcs1',
+      der,
+      `${prefix}.enrollment.intermediate.${certificateLabel(der)}`,
+      `${input.organization} Intermediate CA`,
+      input.uuid(),
+    ),
   );
   const identityUuid = input.uuid();
   const identity: PlistDict =
@@ -127,7 +147,10 @@ export function enrollmentProfile(input: EnrollmentInput): { profile: PlistDict;
   };
 }
 
-export function trustProfile(input: { identifierPrefix: string; organization: string; anchors: Buffer[]; uuid: () => string }): { profile: PlistDict; payloadUuid: string } {
+export function trustProfile(input: { identifierPrefix: string; organization: string; anchors: Buffer[]; uuid: () => string }): {
+  profile: PlistDict;
+  payloadUuid: string;
+} {
   const payloadUuid = input.uuid();
   return {
     payloadUuid,
@@ -141,7 +164,13 @@ export function trustProfile(input: { identifierPrefix: string; organization: st
       PayloadOrganization: input.organization,
       PayloadScope: 'System',
       PayloadContent: input.anchors.map((der) =>
-        certificatePayload('com.apple.security.root', der, `${input.identifierPrefix}.trust.anchor.${certificateLabel(der)}`, `${input.organization} Root CA`, input.uuid()),
+        certificatePayload(
+          'com.apple.security.root',
+          der,
+          `${input.identifierPrefix}.trust.anchor.${certificateLabel(der)}`,
+          `${input.organization} Root CA`,
+          input.uuid(),
+        ),
       ),
     },
   };

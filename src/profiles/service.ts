@@ -10,7 +10,15 @@ import { buildPkcs12, type Pkcs12Encryption } from '../pki/pkcs12.ts';
 import type { ServerPki } from '../pki/server-pki.ts';
 import { serializePlist } from '../plist/serialize.ts';
 import { newChallenge } from '../scep/challenges.ts';
-import { ConflictError, type CertificateRecord, type EnrollmentLinkRecord, type IdentityKind, type NewProfile, type ProfileRecord, type Store } from '../store/types.ts';
+import {
+  ConflictError,
+  type CertificateRecord,
+  type EnrollmentLinkRecord,
+  type IdentityKind,
+  type NewProfile,
+  type ProfileRecord,
+  type Store,
+} from '../store/types.ts';
 import { enrollmentProfile, trustProfile, type IdentityPayload } from './payloads.ts';
 import { signProfile } from './sign.ts';
 
@@ -116,7 +124,12 @@ export class ProfileService {
     return sign ? signProfile(plist, pki.profileSigning, [pki.authority.intermediate.der], clock()) : plist;
   }
 
-  async enrollment(options: { identity: IdentityKind; createdBy: string; sign?: boolean; link?: { id: string } }): Promise<GeneratedProfile> {
+  async enrollment(options: {
+    identity: IdentityKind;
+    createdBy: string;
+    sign?: boolean;
+    link?: { id: string };
+  }): Promise<GeneratedProfile> {
     const { pki, clock, store } = this.deps;
     const now = clock();
     const topic = await this.topic();
@@ -136,16 +149,33 @@ export class ProfileService {
       { certificateId: intermediate.id, role: 'intermediate' },
     ];
     if (options.identity === 'scep') {
-      const { challenge, record } = newChallenge(now, { ttlMs: this.settings.challengeTtlMs, purpose: 'enrollment-profile', enrollmentRef, createdBy: options.createdBy });
+      const { challenge, record } = newChallenge(now, {
+        ttlMs: this.settings.challengeTtlMs,
+        purpose: 'enrollment-profile',
+        enrollmentRef,
+        createdBy: options.createdBy,
+      });
       entry.challenge = record;
-      identity = { kind: 'scep', url: this.settings.scepUrl, challenge, subject, caFingerprint: createHash('sha1').update(intermediate.der).digest(), keysize: 2048 };
+      identity = {
+        kind: 'scep',
+        url: this.settings.scepUrl,
+        challenge,
+        subject,
+        caFingerprint: createHash('sha1').update(intermediate.der).digest(),
+        keysize: 2048,
+      };
       // The identity SCEP will issue: its validity is the profile's too.
       identityExpiry = new Date(Math.min(addDays(now, this.settings.identityDays).getTime(), intermediate.notAfter.getTime()));
     } else {
       const keys = await generateKey('rsa-2048');
       const issued = pki.authority.prepare({
         role: 'device-identity',
-        template: { subject: subject as [never, string][], publicKey: keys.publicKey, keyUsage: ['digitalSignature', 'keyEncipherment'], extendedKeyUsage: [EKU.clientAuth] },
+        template: {
+          subject: subject as [never, string][],
+          publicKey: keys.publicKey,
+          keyUsage: ['digitalSignature', 'keyEncipherment'],
+          extendedKeyUsage: [EKU.clientAuth],
+        },
         validityDays: this.settings.identityDays,
       });
       entry.certificates = [issued];
@@ -154,7 +184,14 @@ export class ProfileService {
       identity = {
         kind: 'pkcs12',
         password,
-        pkcs12: buildPkcs12({ certificate: issued.certificate.der, privateKey: keys.privateKey, chain: [intermediate.der], password, friendlyName: enrollmentRef, encryption: this.settings.pkcs12Encryption }),
+        pkcs12: buildPkcs12({
+          certificate: issued.certificate.der,
+          privateKey: keys.privateKey,
+          chain: [intermediate.der],
+          password,
+          friendlyName: enrollmentRef,
+          encryption: this.settings.pkcs12Encryption,
+        }),
       };
       identityExpiry = issued.certificate.notAfter;
     }
@@ -165,7 +202,13 @@ export class ProfileService {
       anchors: roots.map((r) => r.der),
       intermediates: [intermediate.der],
       identity,
-      mdm: { serverUrl: urls.serverUrl, checkInUrl: urls.checkInUrl, topic, signMessage: this.settings.signMessage, pinServerUrl: this.settings.pinServerUrl },
+      mdm: {
+        serverUrl: urls.serverUrl,
+        checkInUrl: urls.checkInUrl,
+        topic,
+        signMessage: this.settings.signMessage,
+        pinServerUrl: this.settings.pinServerUrl,
+      },
       uuid,
     });
     const plist = serializePlist(built.profile);
@@ -181,7 +224,9 @@ export class ProfileService {
       signerCertificateId: signed ? pki.profileSigning.certificate.id : null,
       createdBy: options.createdBy,
       createdAt: now,
-      effectiveExpiry: new Date(Math.min(identityExpiry.getTime(), intermediate.notAfter.getTime(), ...roots.map((r) => r.notAfter.getTime()))),
+      effectiveExpiry: new Date(
+        Math.min(identityExpiry.getTime(), intermediate.notAfter.getTime(), ...roots.map((r) => r.notAfter.getTime())),
+      ),
       certificates,
     };
     try {
@@ -195,7 +240,13 @@ export class ProfileService {
       action: 'profile.enrollment-created',
       target: record.id,
       outcome: 'ok',
-      detail: { enrollmentRef, identity: options.identity, signed, effectiveExpiry: record.effectiveExpiry.toISOString(), link: options.link?.id ?? null },
+      detail: {
+        enrollmentRef,
+        identity: options.identity,
+        signed,
+        effectiveExpiry: record.effectiveExpiry.toISOString(),
+        link: options.link?.id ?? null,
+      },
     });
     return { body: this.#sign(plist, signed), plist, record };
   }
@@ -206,7 +257,12 @@ export class ProfileService {
     const signed = options.sign ?? true;
     const key = `${signed}:${roots.map((r) => r.fingerprintSha256).join(',')}:${this.deps.pki.profileSigning.certificate.id}`;
     if (this.#trustCache?.key === key) return this.#trustCache.generated;
-    const built = trustProfile({ identifierPrefix: await this.#identifierPrefix(), organization: this.settings.organization, anchors: roots.map((r) => r.der), uuid });
+    const built = trustProfile({
+      identifierPrefix: await this.#identifierPrefix(),
+      organization: this.settings.organization,
+      anchors: roots.map((r) => r.der),
+      uuid,
+    });
     const plist = serializePlist(built.profile);
     const now = this.deps.clock();
     const record: ProfileRecord = {
@@ -224,13 +280,23 @@ export class ProfileService {
       certificates: roots.map((r) => ({ certificateId: r.id, role: 'anchor' as const })),
     };
     await this.deps.store.insertProfile({ profile: record });
-    await this.deps.audit.record({ actor: options.createdBy, action: 'profile.trust-created', target: record.id, outcome: 'ok', detail: { roots: roots.length, signed } });
+    await this.deps.audit.record({
+      actor: options.createdBy,
+      action: 'profile.trust-created',
+      target: record.id,
+      outcome: 'ok',
+      detail: { roots: roots.length, signed },
+    });
     const generated = { body: this.#sign(plist, signed), plist, record };
     this.#trustCache = { key, generated };
     return generated;
   }
 
-  async createLink(options: { identity: IdentityKind; createdBy: string; ttlMs?: number }): Promise<{ url: string; record: EnrollmentLinkRecord }> {
+  async createLink(options: {
+    identity: IdentityKind;
+    createdBy: string;
+    ttlMs?: number;
+  }): Promise<{ url: string; record: EnrollmentLinkRecord }> {
     const { id, text, secretHash } = mintSecret();
     const now = this.deps.clock();
     const record: EnrollmentLinkRecord = {
@@ -244,7 +310,13 @@ export class ProfileService {
       profileId: null,
     };
     await this.deps.store.insertEnrollmentLink(record);
-    await this.deps.audit.record({ actor: options.createdBy, action: 'enroll-link.created', target: id, outcome: 'ok', detail: { identity: options.identity, expiresAt: record.expiresAt.toISOString() } });
+    await this.deps.audit.record({
+      actor: options.createdBy,
+      action: 'enroll-link.created',
+      target: id,
+      outcome: 'ok',
+      detail: { identity: options.identity, expiresAt: record.expiresAt.toISOString() },
+    });
     return { url: this.urls().enrollUrl(text), record };
   }
 
@@ -253,7 +325,13 @@ export class ProfileService {
     const parsed = parseSecret(token);
     const link = parsed ? await this.deps.store.getEnrollmentLink(parsed.id) : undefined;
     const refuse = async (status: 404 | 410, reason: string): Promise<never> => {
-      await this.deps.audit.record({ actor: `ip:${peer}`, action: 'enroll-link.redeem', target: parsed?.id ?? null, outcome: 'denied', reason });
+      await this.deps.audit.record({
+        actor: `ip:${peer}`,
+        action: 'enroll-link.redeem',
+        target: parsed?.id ?? null,
+        outcome: 'denied',
+        reason,
+      });
       throw new ProfileError(reason, status);
     };
     if (!parsed || !secretMatches(parsed.secret, link?.secretHash)) return refuse(404, 'unknown enrollment link');

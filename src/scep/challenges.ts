@@ -27,7 +27,11 @@ export function newChallenge(now: Date, options: ChallengeOptions): { challenge:
 }
 
 /** Mints and stores a challenge on its own (CLI, admin API). */
-export async function mintChallenge(store: Store, clock: Clock, options: ChallengeOptions): Promise<{ challenge: string; record: ChallengeRecord }> {
+export async function mintChallenge(
+  store: Store,
+  clock: Clock,
+  options: ChallengeOptions,
+): Promise<{ challenge: string; record: ChallengeRecord }> {
   const minted = newChallenge(clock(), options);
   await store.insertChallenge(minted.record);
   return minted;

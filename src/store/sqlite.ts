@@ -295,7 +295,17 @@ export class SqliteStore implements Store {
     this.#sql(
       `INSERT INTO scep_challenges (id, secret_hash, purpose, enrollment_ref, created_by, created_at, expires_at, consumed_at, certificate_id)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(c.id, c.secretHash, c.purpose, c.enrollmentRef, c.createdBy, ms(c.createdAt), ms(c.expiresAt), c.consumedAt && ms(c.consumedAt), c.certificateId);
+    ).run(
+      c.id,
+      c.secretHash,
+      c.purpose,
+      c.enrollmentRef,
+      c.createdBy,
+      ms(c.createdAt),
+      ms(c.expiresAt),
+      c.consumedAt && ms(c.consumedAt),
+      c.certificateId,
+    );
   }
 
   async insertProfile(entry: NewProfile): Promise<void> {
@@ -307,21 +317,45 @@ export class SqliteStore implements Store {
         `INSERT INTO profiles (id, kind, payload_identifier, payload_uuid, enrollment_ref, identity_kind, challenge_id,
            signer_certificate_id, created_by, created_at, effective_expiry)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(p.id, p.kind, p.payloadIdentifier, p.payloadUuid, p.enrollmentRef, p.identityKind, p.challengeId, p.signerCertificateId, p.createdBy, ms(p.createdAt), ms(p.effectiveExpiry));
+      ).run(
+        p.id,
+        p.kind,
+        p.payloadIdentifier,
+        p.payloadUuid,
+        p.enrollmentRef,
+        p.identityKind,
+        p.challengeId,
+        p.signerCertificateId,
+        p.createdBy,
+        ms(p.createdAt),
+        ms(p.effectiveExpiry),
+      );
       for (const c of p.certificates) {
-        this.#sql('INSERT INTO profile_certificates (profile_id, certificate_id, role) VALUES (?, ?, ?)').run(p.id, c.certificateId, c.role);
-        this.#sql('INSERT OR IGNORE INTO certificate_dependants (certificate_id, kind, ref) VALUES (?, ?, ?)').run(c.certificateId, `profile:${p.kind}`, p.id);
+        this.#sql('INSERT INTO profile_certificates (profile_id, certificate_id, role) VALUES (?, ?, ?)').run(
+          p.id,
+          c.certificateId,
+          c.role,
+        );
+        this.#sql('INSERT OR IGNORE INTO certificate_dependants (certificate_id, kind, ref) VALUES (?, ?, ?)').run(
+          c.certificateId,
+          `profile:${p.kind}`,
+          p.id,
+        );
       }
       if (entry.consumesLink) {
         const { id, now } = entry.consumesLink;
-        const changed = this.#sql('UPDATE enrollment_links SET used_at = ?, profile_id = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?').run(ms(now), p.id, id, ms(now)).changes;
+        const changed = this.#sql(
+          'UPDATE enrollment_links SET used_at = ?, profile_id = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?',
+        ).run(ms(now), p.id, id, ms(now)).changes;
         if (changed !== 1) throw new ConflictError(`enrollment link ${id} is already used or expired`);
       }
     })();
   }
 
   #profileFromRow(r: Row): ProfileRecord {
-    const certificates = (this.#sql('SELECT certificate_id, role FROM profile_certificates WHERE profile_id = ? ORDER BY rowid').all(r.id) as Row[]).map((c) => ({
+    const certificates = (
+      this.#sql('SELECT certificate_id, role FROM profile_certificates WHERE profile_id = ? ORDER BY rowid').all(r.id) as Row[]
+    ).map((c) => ({
       certificateId: String(c.certificate_id),
       role: c.role as ProfileRecord['certificates'][number]['role'],
     }));

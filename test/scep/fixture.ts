@@ -14,7 +14,13 @@ export async function scepFixture(flags: RawOptions = {}) {
   const dir = tempDir('scep-fixture-');
   let now = new Date();
   const config = resolveConfig(
-    { data: join(dir, 'data'), 'root-algorithm': 'rsa-2048', hostname: ['localhost'], 'push-topic': 'com.apple.mgmt.External.5f3c0d1e-test', ...flags },
+    {
+      data: join(dir, 'data'),
+      'root-algorithm': 'rsa-2048',
+      hostname: ['localhost'],
+      'push-topic': 'com.apple.mgmt.External.5f3c0d1e-test',
+      ...flags,
+    },
     {},
   );
   const app = await openApp(config, { logger: createLogger('silent'), clock: () => now, create: true });
