@@ -38,6 +38,13 @@ export interface Config {
   pinServerUrl: boolean;
   pkcs12Encryption: 'legacy' | 'modern';
   enrollLinkTtlHours: number;
+  mdmIdentitySources: ('mtls' | 'proxy' | 'signature')[];
+  trustedProxies: string[];
+  proxyCertHeader: string;
+  signingTimeSkewMinutes: number;
+  mdmBodyLimit: number;
+  webhookUrl: string | null;
+  webhookSecret: string | null;
 }
 
 type Kind = 'string' | 'integer' | 'list';
@@ -230,6 +237,13 @@ export const OPTIONS: OptionSpec[] = [
     defaultText: '72',
     help: 'lifetime of one-time enrollment links, in hours',
   },
+  { flag: 'mdm-identity-sources', env: 'CERTMDM_MDM_IDENTITY_SOURCES', kind: 'list', defaultText: 'mtls,signature', help: 'where a device identity certificate may come from: mtls (client certificate on this listener), proxy (header from a trusted TLS-terminating proxy), signature (Mdm-Signature)' },
+  { flag: 'trusted-proxies', env: 'CERTMDM_TRUSTED_PROXIES', kind: 'list', defaultText: 'none', help: 'addresses of TLS-terminating proxies whose client-certificate header is honoured' },
+  { flag: 'proxy-cert-header', env: 'CERTMDM_PROXY_CERT_HEADER', kind: 'string', defaultText: 'x-client-cert', help: "header with the proxy's URL-escaped PEM (nginx $ssl_client_escaped_cert); RFC 9440 Client-Cert is read as well" },
+  { flag: 'signing-time-skew-minutes', env: 'CERTMDM_SIGNING_TIME_SKEW_MINUTES', kind: 'integer', defaultText: '5', help: "how far an Mdm-Signature signingTime may lie outside the certificate's validity" },
+  { flag: 'mdm-body-limit', env: 'CERTMDM_MDM_BODY_LIMIT', kind: 'integer', defaultText: '2097152', help: 'largest check-in or command report accepted, in bytes' },
+  { flag: 'webhook-url', env: 'CERTMDM_WEBHOOK_URL', kind: 'string', defaultText: 'none', help: 'MicroMDM/NanoMDM-compatible webhook for check-in and command events' },
+  { flag: 'webhook-secret', env: 'CERTMDM_WEBHOOK_SECRET', kind: 'string', defaultText: 'none', help: 'HMAC-SHA256 key for the X-Hmac-Signature header of webhook events (prefer the env variable)' },
   { flag: 'log-level', env: 'CERTMDM_LOG_LEVEL', kind: 'string', defaultText: 'info', help: 'fatal, error, warn, info, debug or trace' },
 ];
 
@@ -364,7 +378,40 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     pinServerUrl: boolean('pin-server-url', str('pin-server-url', 'false')),
     pkcs12Encryption: oneOf('pkcs12-encryption', str('pkcs12-encryption', 'legacy'), ['legacy', 'modern'] as const),
     enrollLinkTtlHours: int('enroll-link-ttl-hours', 72, 1, 24 * 365),
+    mdmIdentitySources: identitySources(raw['mdm-identity-sources']),
+    trustedProxies: list(raw['trusted-proxies']).map((address) => {
+      if (!isIP(address)) throw new OperatorError(`--trusted-proxies: '${address}' is not an IP address`);
+      return address;
+    }),
+    proxyCertHeader: str('proxy-cert-header', 'x-client-cert').toLowerCase(),
+    signingTimeSkewMinutes: int('signing-time-skew-minutes', 5, 0, 24 * 60),
+    mdmBodyLimit: int('mdm-body-limit', 2 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    webhookUrl: optionalUrl('webhook-url', str('webhook-url', '')),
+    webhookSecret: str('webhook-secret', '') || null,
   };
+}
+
+function list(raw: string | string[] | undefined): string[] {
+  if (raw === undefined) return [];
+  return [...new Set((Array.isArray(raw) ? raw : [raw]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean))];
+}
+
+function identitySources(raw: string | string[] | undefined): Config['mdmIdentitySources'] {
+  const sources = raw === undefined ? ['mtls', 'signature'] : list(raw);
+  for (const s of sources) if (s !== 'mtls' && s !== 'proxy' && s !== 'signature') throw new OperatorError(`--mdm-identity-sources: unknown source '${s}' (mtls, proxy, signature)`);
+  if (sources.length === 0) throw new OperatorError('--mdm-identity-sources needs at least one source');
+  return sources as Config['mdmIdentitySources'];
+}
+
+function optionalUrl(flag: string, raw: string): string | null {
+  if (!raw) return null;
+  try {
+    const url = new URL(raw);
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('scheme');
+    return url.href;
+  } catch {
+    throw new OperatorError(`--${flag} '${raw}' is not an http(s) URL`);
+  }
 }
 
 function boolean(flag: string, raw: string): boolean {

@@ -2,6 +2,12 @@ import type { AppContext } from './context.ts';
 import type { ServerPki } from '../pki/server-pki.ts';
 import { ProfileService } from '../profiles/service.ts';
 import { ScepService } from '../scep/service.ts';
+import { CertAuthService } from '../mdm/cert-auth.ts';
+import { CertificateVerifier } from '../mdm/cert-verify.ts';
+import { CoreMdmService } from '../mdm/core.ts';
+import type { IdentitySettings } from '../mdm/identity.ts';
+import type { MdmService } from '../mdm/service.ts';
+import { WebhookService } from '../mdm/webhook.ts';
 
 /** The protocol services over one app context and PKI: what the HTTP edge, the CLI and the simulator share. */
 export function createScepService(app: AppContext, pki: ServerPki): ScepService {
@@ -33,8 +39,34 @@ export function createProfileService(app: AppContext, pki: ServerPki): ProfileSe
 export interface Services {
   scep: ScepService;
   profiles: ProfileService;
+  mdm: MdmServices;
 }
 
 export function createServices(app: AppContext, pki: ServerPki): Services {
-  return { scep: createScepService(app, pki), profiles: createProfileService(app, pki) };
+  return { scep: createScepService(app, pki), profiles: createProfileService(app, pki), mdm: createMdmServices(app) };
+}
+
+export interface MdmServices {
+  service: MdmService;
+  verifier: CertificateVerifier;
+  identity: IdentitySettings;
+  webhook?: WebhookService;
+}
+
+/** The MDM service stack: storage behaviour, wrapped by the certificate-binding policy, wrapped by the webhook. */
+export function createMdmServices(app: AppContext): MdmServices {
+  const deps = { store: app.store, audit: app.audit };
+  const bound = new CertAuthService(new CoreMdmService(deps), deps);
+  const webhook = app.config.webhookUrl ? new WebhookService(bound, { url: app.config.webhookUrl, secret: app.config.webhookSecret, logger: app.logger }) : undefined;
+  return {
+    service: webhook ?? bound,
+    webhook,
+    verifier: new CertificateVerifier(app.store),
+    identity: {
+      sources: app.config.mdmIdentitySources,
+      trustedProxies: app.config.trustedProxies,
+      proxyHeader: app.config.proxyCertHeader,
+      signingTimeSkewMs: app.config.signingTimeSkewMinutes * 60_000,
+    },
+  };
 }

@@ -10,6 +10,8 @@ import { mintChallenge } from '../scep/challenges.ts';
 import type { ScepService } from '../scep/service.ts';
 import type { Services } from '../app/services.ts';
 import { profileRoutes } from './profile-routes.ts';
+import { mdmRoutes } from './mdm-routes.ts';
+import { adminMdmRoutes } from './admin-mdm-routes.ts';
 
 export const VERSION = '0.1.0';
 
@@ -52,12 +54,18 @@ export async function buildScepHttpServer(app: AppContext, scep: ScepService): P
 }
 
 export async function buildHttpServer(app: AppContext, pki: ServerPki, services: Services): Promise<FastifyInstance<Server>> {
-  const { scep, profiles } = services;
   const server = Fastify({
     loggerInstance: requestLogger(app),
-    https: { ...tlsCredentials(pki), minVersion: 'TLSv1.2' },
+    https: {
+      ...tlsCredentials(pki),
+      minVersion: 'TLSv1.2',
+      // Mutual TLS for device identities: ask for a client certificate naming our CAs, decide about it ourselves
+      // (mdm/cert-verify.ts), so a device with a bad certificate gets an audited 403 rather than a TLS alert.
+      ...(app.config.mdmIdentitySources.includes('mtls') ? { requestCert: true, rejectUnauthorized: false, ca: pki.authority.chain().map((der) => toPem(der)) } : {}),
+    },
     bodyLimit: app.config.bodyLimit,
   });
+  const { scep, profiles, mdm } = services;
 
   server.get('/healthz', async () => {
     await app.store.schemaVersion();
@@ -66,6 +74,7 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
 
   await server.register(scepRoutes, { scep, bodyLimit: app.config.scepBodyLimit, audit: app.audit });
   await server.register(profileRoutes, { profiles });
+  await server.register(mdmRoutes, { ...mdm, audit: app.audit, clock: app.clock, bodyLimit: app.config.mdmBodyLimit });
 
   await server.register(
     async (admin) => {
@@ -97,6 +106,7 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
         });
         return reply.code(201).send({ id: record.id, challenge, expiresAt: record.expiresAt.toISOString() });
       });
+      await admin.register(adminMdmRoutes, { app });
       admin.post('/enrollment-links', async (request, reply) => {
         const body = (request.body ?? {}) as { identity?: unknown; ttlHours?: unknown };
         const identity = body.identity ?? 'scep';

@@ -111,4 +111,59 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       );
     `,
   },
+  {
+    version: 4,
+    name: 'mdm',
+    sql: `
+      CREATE TABLE enrollments (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('device', 'user-enrollment')),
+        status TEXT NOT NULL CHECK (status IN ('enrolled', 'checked-out')),
+        identity_certificate_id TEXT REFERENCES certificates(id),
+        previous_identity_certificate_id TEXT REFERENCES certificates(id),
+        topic TEXT,
+        push_token BLOB,
+        push_magic TEXT,
+        unlock_token BLOB,
+        bootstrap_token BLOB,
+        info TEXT NOT NULL DEFAULT '{}',
+        enrolled_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        checked_out_at INTEGER
+      );
+      CREATE TABLE certificate_bindings (
+        certificate_id TEXT PRIMARY KEY REFERENCES certificates(id),
+        enrollment_id TEXT NOT NULL REFERENCES enrollments(id),
+        bound_at INTEGER NOT NULL
+      );
+      CREATE TABLE user_channels (
+        id TEXT PRIMARY KEY,
+        enrollment_id TEXT NOT NULL REFERENCES enrollments(id),
+        user_id TEXT,
+        user_short_name TEXT,
+        push_token BLOB,
+        push_magic TEXT,
+        last_seen_at INTEGER NOT NULL
+      );
+      CREATE TABLE commands (
+        uuid TEXT PRIMARY KEY,
+        request_type TEXT NOT NULL,
+        body BLOB NOT NULL,
+        priority INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE TABLE command_queue (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel_id TEXT NOT NULL,
+        command_uuid TEXT NOT NULL REFERENCES commands(uuid),
+        priority INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'not-now', 'acknowledged', 'error', 'command-format-error')),
+        result BLOB,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (channel_id, command_uuid)
+      );
+      CREATE INDEX command_queue_next ON command_queue(channel_id, status, priority DESC, seq);
+    `,
+  },
 ];

@@ -9,6 +9,12 @@ import {
   type CertificateRecord,
   type CertificateStatus,
   type ChallengeRecord,
+  type AuthenticateInput,
+  type AuthenticateOutcome,
+  type CommandRecord,
+  type EnrollmentRecord,
+  type QueueEntry,
+  type QueueStatus,
   type EnrollmentLinkRecord,
   type NewProfile,
   type ProfileRecord,
@@ -409,6 +415,189 @@ export class SqliteStore implements Store {
           profileId: (r.profile_id as string | null) ?? null,
         }
       : undefined;
+  }
+
+  #enrollmentFromRow(r: Row): EnrollmentRecord {
+    const blob = (v: unknown) => (v === null || v === undefined ? null : Buffer.from(v as Uint8Array));
+    return {
+      id: String(r.id),
+      kind: r.kind as EnrollmentRecord['kind'],
+      status: r.status as EnrollmentRecord['status'],
+      identityCertificateId: (r.identity_certificate_id as string | null) ?? null,
+      previousIdentityCertificateId: (r.previous_identity_certificate_id as string | null) ?? null,
+      topic: (r.topic as string | null) ?? null,
+      pushToken: blob(r.push_token),
+      pushMagic: (r.push_magic as string | null) ?? null,
+      unlockToken: blob(r.unlock_token),
+      bootstrapToken: blob(r.bootstrap_token),
+      info: JSON.parse(String(r.info)) as Record<string, string>,
+      enrolledAt: date(r.enrolled_at),
+      lastSeenAt: date(r.last_seen_at),
+      checkedOutAt: maybeDate(r.checked_out_at),
+    };
+  }
+
+  async getEnrollment(id: string): Promise<EnrollmentRecord | undefined> {
+    const r = this.#sql('SELECT * FROM enrollments WHERE id = ?').get(id) as Row | undefined;
+    return r ? this.#enrollmentFromRow(r) : undefined;
+  }
+
+  async listEnrollments(): Promise<EnrollmentRecord[]> {
+    return (this.#sql('SELECT * FROM enrollments ORDER BY enrolled_at, id').all() as Row[]).map((r) => this.#enrollmentFromRow(r));
+  }
+
+  async getBinding(certificateId: string): Promise<string | undefined> {
+    const r = this.#sql('SELECT enrollment_id FROM certificate_bindings WHERE certificate_id = ?').get(certificateId) as Row | undefined;
+    return r ? String(r.enrollment_id) : undefined;
+  }
+
+  async authenticateEnrollment(input: AuthenticateInput): Promise<AuthenticateOutcome> {
+    return this.#db.transaction((): AuthenticateOutcome => {
+      const bound = this.#sql('SELECT enrollment_id FROM certificate_bindings WHERE certificate_id = ?').get(input.certificateId) as Row | undefined;
+      if (bound && bound.enrollment_id !== input.id) throw new ConflictError(`certificate is bound to another enrollment`);
+      const existing = this.#sql('SELECT * FROM enrollments WHERE id = ?').get(input.id) as Row | undefined;
+      const now = ms(input.now);
+      const info = JSON.stringify(input.info);
+      let outcome: AuthenticateOutcome;
+      if (!existing || existing.status === 'checked-out') {
+        if (existing) {
+          // A fresh enrollment after CheckOut starts clean: no queue, no tokens from before.
+          this.#sql("DELETE FROM command_queue WHERE channel_id = ? OR channel_id LIKE ? ESCAPE '\\'").run(input.id, `${input.id.replace(/[\\%_]/g, '\\$&')}:%`);
+          this.#sql('DELETE FROM user_channels WHERE enrollment_id = ?').run(input.id);
+          this.#sql(
+            `UPDATE enrollments SET kind = ?, status = 'enrolled', identity_certificate_id = ?, previous_identity_certificate_id = NULL,
+               topic = ?, push_token = NULL, push_magic = NULL, unlock_token = NULL, bootstrap_token = NULL, info = ?,
+               enrolled_at = ?, last_seen_at = ?, checked_out_at = NULL WHERE id = ?`,
+          ).run(input.kind, input.certificateId, input.topic, info, now, now, input.id);
+        } else {
+          this.#sql(
+            `INSERT INTO enrollments (id, kind, status, identity_certificate_id, topic, info, enrolled_at, last_seen_at)
+             VALUES (?, ?, 'enrolled', ?, ?, ?, ?, ?)`,
+          ).run(input.id, input.kind, input.certificateId, input.topic, info, now, now);
+        }
+        outcome = { fresh: true, renewedFrom: null };
+      } else {
+        const current = existing.identity_certificate_id as string | null;
+        const renewing = current !== null && current !== input.certificateId;
+        if (renewing && existing.previous_identity_certificate_id && existing.previous_identity_certificate_id !== input.certificateId) {
+          // A second renewal before the first was seen: the oldest identity is superseded now.
+          this.#supersede(String(existing.previous_identity_certificate_id), current);
+        }
+        this.#sql(
+          `UPDATE enrollments SET identity_certificate_id = ?, previous_identity_certificate_id = ?, topic = ?, info = ?, last_seen_at = ? WHERE id = ?`,
+        ).run(
+          input.certificateId,
+          renewing ? current : input.certificateId === existing.previous_identity_certificate_id ? null : existing.previous_identity_certificate_id,
+          input.topic,
+          info,
+          now,
+          input.id,
+        );
+        outcome = { fresh: false, renewedFrom: renewing ? current : null };
+      }
+      if (!bound) this.#sql('INSERT INTO certificate_bindings (certificate_id, enrollment_id, bound_at) VALUES (?, ?, ?)').run(input.certificateId, input.id, now);
+      return outcome;
+    })();
+  }
+
+  #supersede(certificateId: string, by: string): void {
+    this.#sql("UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE id = ? AND status = 'active'").run(by, certificateId);
+  }
+
+  async updateEnrollment(id: string, patch: Partial<Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt'>>): Promise<void> {
+    const columns: Record<string, string> = { topic: 'topic', pushToken: 'push_token', pushMagic: 'push_magic', unlockToken: 'unlock_token', bootstrapToken: 'bootstrap_token', lastSeenAt: 'last_seen_at' };
+    const entries = Object.entries(patch).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) return;
+    const sets = entries.map(([k]) => `${columns[k]} = ?`).join(', ');
+    this.#sql(`UPDATE enrollments SET ${sets} WHERE id = ?`).run(...entries.map(([, v]) => (v instanceof Date ? ms(v) : v)), id);
+  }
+
+  async promoteIdentity(id: string): Promise<string | null> {
+    return this.#db.transaction((): string | null => {
+      const r = this.#sql('SELECT identity_certificate_id, previous_identity_certificate_id FROM enrollments WHERE id = ?').get(id) as Row | undefined;
+      const previous = (r?.previous_identity_certificate_id as string | null) ?? null;
+      if (!r || !previous) return null;
+      this.#supersede(previous, String(r.identity_certificate_id));
+      this.#sql('UPDATE enrollments SET previous_identity_certificate_id = NULL WHERE id = ?').run(id);
+      return previous;
+    })();
+  }
+
+  async checkOutEnrollment(id: string, now: Date): Promise<void> {
+    this.#sql("UPDATE enrollments SET status = 'checked-out', checked_out_at = ?, last_seen_at = ? WHERE id = ?").run(ms(now), ms(now), id);
+  }
+
+  async upsertUserChannel(c: { id: string; enrollmentId: string; userId: string | null; userShortName: string | null; pushToken: Buffer | null; pushMagic: string | null; now: Date }): Promise<void> {
+    this.#sql(
+      `INSERT INTO user_channels (id, enrollment_id, user_id, user_short_name, push_token, push_magic, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, user_short_name = excluded.user_short_name,
+         push_token = coalesce(excluded.push_token, push_token), push_magic = coalesce(excluded.push_magic, push_magic), last_seen_at = excluded.last_seen_at`,
+    ).run(c.id, c.enrollmentId, c.userId, c.userShortName, c.pushToken, c.pushMagic, ms(c.now));
+  }
+
+  async enqueueCommand(command: CommandRecord, channelIds: string[]): Promise<void> {
+    this.#db.transaction(() => {
+      this.#sql('INSERT INTO commands (uuid, request_type, body, priority, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+        command.uuid,
+        command.requestType,
+        command.body,
+        command.priority,
+        command.createdBy,
+        ms(command.createdAt),
+      );
+      for (const channel of channelIds) {
+        this.#sql("INSERT INTO command_queue (channel_id, command_uuid, priority, status, updated_at) VALUES (?, ?, ?, 'queued', ?)").run(channel, command.uuid, command.priority, ms(command.createdAt));
+      }
+    })();
+  }
+
+  async getCommand(uuid: string): Promise<CommandRecord | undefined> {
+    const r = this.#sql('SELECT * FROM commands WHERE uuid = ?').get(uuid) as Row | undefined;
+    return r
+      ? { uuid: String(r.uuid), requestType: String(r.request_type), body: Buffer.from(r.body as Uint8Array), priority: Number(r.priority), createdBy: String(r.created_by), createdAt: date(r.created_at) }
+      : undefined;
+  }
+
+  #queueEntryFromRow(r: Row): QueueEntry {
+    return {
+      seq: Number(r.seq),
+      channelId: String(r.channel_id),
+      commandUuid: String(r.command_uuid),
+      requestType: String(r.request_type),
+      priority: Number(r.priority),
+      status: r.status as QueueStatus,
+      result: r.result ? Buffer.from(r.result as Uint8Array) : null,
+      updatedAt: date(r.updated_at),
+    };
+  }
+
+  async nextCommand(channelId: string, options: { reviveNotNow: boolean; now: Date }): Promise<(QueueEntry & { body: Buffer }) | undefined> {
+    return this.#db.transaction(() => {
+      if (options.reviveNotNow) this.#sql("UPDATE command_queue SET status = 'queued', updated_at = ? WHERE channel_id = ? AND status = 'not-now'").run(ms(options.now), channelId);
+      const r = this.#sql(
+        `SELECT q.*, c.request_type, c.body FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid
+         WHERE q.channel_id = ? AND q.status = 'queued' ORDER BY q.priority DESC, q.seq LIMIT 1`,
+      ).get(channelId) as Row | undefined;
+      return r ? { ...this.#queueEntryFromRow(r), body: Buffer.from(r.body as Uint8Array) } : undefined;
+    })();
+  }
+
+  async recordCommandResult(channelId: string, commandUuid: string, status: Exclude<QueueStatus, 'queued'>, result: Buffer, now: Date): Promise<boolean> {
+    return (
+      this.#sql("UPDATE command_queue SET status = ?, result = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ? AND status IN ('queued', 'not-now')").run(
+        status,
+        result,
+        ms(now),
+        channelId,
+        commandUuid,
+      ).changes === 1
+    );
+  }
+
+  async listQueue(channelId: string): Promise<QueueEntry[]> {
+    return (
+      this.#sql('SELECT q.*, c.request_type FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid WHERE q.channel_id = ? ORDER BY q.seq').all(channelId) as Row[]
+    ).map((r) => this.#queueEntryFromRow(r));
   }
 
   async insertApiToken(t: ApiTokenRecord): Promise<void> {

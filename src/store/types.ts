@@ -138,6 +138,66 @@ export interface NewProfile {
   consumesLink?: { id: string; now: Date };
 }
 
+export interface EnrollmentRecord {
+  /** The device channel's id: the UDID, or the EnrollmentID of a User Enrollment. */
+  id: string;
+  kind: 'device' | 'user-enrollment';
+  status: 'enrolled' | 'checked-out';
+  identityCertificateId: string | null;
+  /** The identity being renewed away from: still accepted until the new one is seen on a later message. */
+  previousIdentityCertificateId: string | null;
+  topic: string | null;
+  pushToken: Buffer | null;
+  pushMagic: string | null;
+  unlockToken: Buffer | null;
+  bootstrapToken: Buffer | null;
+  /** What Authenticate said about the device (DeviceName, Model, OSVersion, SerialNumber, ...). */
+  info: Record<string, string>;
+  enrolledAt: Date;
+  lastSeenAt: Date;
+  checkedOutAt: Date | null;
+}
+
+export interface AuthenticateInput {
+  id: string;
+  kind: EnrollmentRecord['kind'];
+  certificateId: string;
+  topic: string;
+  info: Record<string, string>;
+  now: Date;
+}
+
+export interface AuthenticateOutcome {
+  /** A new enrollment, or one after CheckOut: it starts with an empty queue. */
+  fresh: boolean;
+  /** The identity this Authenticate renews, when the certificate is new for an enrolled device. */
+  renewedFrom: string | null;
+}
+
+export type QueueStatus = 'queued' | 'not-now' | 'acknowledged' | 'error' | 'command-format-error';
+
+export interface CommandRecord {
+  uuid: string;
+  requestType: string;
+  /** The command as the device receives it: a plist with CommandUUID and Command. */
+  body: Buffer;
+  priority: number;
+  createdBy: string;
+  createdAt: Date;
+}
+
+export interface QueueEntry {
+  seq: number;
+  channelId: string;
+  commandUuid: string;
+  requestType: string;
+  priority: number;
+  status: QueueStatus;
+  /** The device's raw report for this command. */
+  result: Buffer | null;
+  updatedAt: Date;
+}
+
 export interface Store {
   readonly backend: string;
   close(): Promise<void>;
@@ -190,6 +250,34 @@ export interface Store {
   listProfiles(query?: { kind?: ProfileRecord['kind']; enrollmentRef?: string }): Promise<ProfileRecord[]>;
   insertEnrollmentLink(link: EnrollmentLinkRecord): Promise<void>;
   getEnrollmentLink(id: string): Promise<EnrollmentLinkRecord | undefined>;
+
+  getEnrollment(id: string): Promise<EnrollmentRecord | undefined>;
+  listEnrollments(): Promise<EnrollmentRecord[]>;
+  /** The enrollment a certificate is bound to; a certificate binds once and to one enrollment only. */
+  getBinding(certificateId: string): Promise<string | undefined>;
+  /**
+   * An Authenticate, atomically: binds the certificate (ConflictError, changing nothing, if it is bound to another
+   * enrollment), creates or refreshes the enrollment, makes the certificate its identity (keeping a renewed-away
+   * one as previous), and empties the queue of a fresh enrollment.
+   */
+  authenticateEnrollment(input: AuthenticateInput): Promise<AuthenticateOutcome>;
+  updateEnrollment(id: string, patch: Partial<Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt'>>): Promise<void>;
+  /** The new identity was seen on a later message: the previous one is marked superseded by it. Returns it. */
+  promoteIdentity(id: string): Promise<string | null>;
+  checkOutEnrollment(id: string, now: Date): Promise<void>;
+  upsertUserChannel(channel: { id: string; enrollmentId: string; userId: string | null; userShortName: string | null; pushToken: Buffer | null; pushMagic: string | null; now: Date }): Promise<void>;
+
+  /** Stores a command and queues it for each channel, all or nothing. */
+  enqueueCommand(command: CommandRecord, channelIds: string[]): Promise<void>;
+  getCommand(uuid: string): Promise<CommandRecord | undefined>;
+  /**
+   * The next command for a channel: highest priority, then oldest. `reviveNotNow` (a new session: the device said
+   * Idle) makes NotNow commands eligible again; within a session they are skipped.
+   */
+  nextCommand(channelId: string, options: { reviveNotNow: boolean; now: Date }): Promise<(QueueEntry & { body: Buffer }) | undefined>;
+  /** Stores a device's report for a queued command; false if no such command is pending for the channel. */
+  recordCommandResult(channelId: string, commandUuid: string, status: Exclude<QueueStatus, 'queued'>, result: Buffer, now: Date): Promise<boolean>;
+  listQueue(channelId: string): Promise<QueueEntry[]>;
 
   insertApiToken(token: ApiTokenRecord): Promise<void>;
   getApiToken(id: string): Promise<ApiTokenRecord | undefined>;

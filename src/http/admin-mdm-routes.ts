@@ -1,0 +1,94 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../app/context.ts';
+import { DAY_MS } from '../clock.ts';
+import { commandFromJson, commandFromPlist, CommandError, type BuiltCommand } from '../mdm/commands.ts';
+
+/** The admin API's MDM part: devices, their identities and queues, and enqueueing (also NanoMDM's PUT /v1/enqueue). */
+export async function adminMdmRoutes(admin: FastifyInstance, options: { app: AppContext }): Promise<void> {
+  const { app } = options;
+  const { store } = app;
+
+  admin.get('/devices', async (request) => {
+    const now = app.clock();
+    const devices = await Promise.all(
+      (await store.listEnrollments()).map(async (e) => {
+        const identity = e.identityCertificateId ? await store.getCertificate(e.identityCertificateId) : undefined;
+        return {
+          id: e.id,
+          kind: e.kind,
+          status: e.status,
+          info: e.info,
+          topic: e.topic,
+          hasPushToken: Boolean(e.pushToken?.length),
+          enrolledAt: e.enrolledAt.toISOString(),
+          lastSeenAt: e.lastSeenAt.toISOString(),
+          identity: identity
+            ? { id: identity.id, fingerprintSha256: identity.fingerprintSha256, subject: identity.subject, notAfter: identity.notAfter.toISOString(), daysLeft: Math.floor((identity.notAfter.getTime() - now.getTime()) / DAY_MS), status: identity.status }
+            : null,
+          renewingFrom: e.previousIdentityCertificateId,
+        };
+      }),
+    );
+    await app.audit.record({ actor: request.adminActor!, action: 'devices.list', outcome: 'ok', detail: { count: devices.length } });
+    return { devices };
+  });
+
+  admin.get('/devices/:id/commands', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    if (!(await store.getEnrollment(id.split(':')[0]!))) return reply.code(404).send({ error: 'not-found', message: `no device ${id}` });
+    const queue = await store.listQueue(id);
+    return {
+      commands: queue.map((q) => ({
+        command_uuid: q.commandUuid,
+        request_type: q.requestType,
+        priority: q.priority,
+        status: q.status,
+        updated_at: q.updatedAt.toISOString(),
+        result: q.result?.toString('utf8') ?? null,
+      })),
+    };
+  });
+
+  const enqueue = async (actor: string, ids: string[], build: () => BuiltCommand, priority: number) => {
+    const command = build();
+    const unknown: string[] = [];
+    for (const id of ids) if (!(await store.getEnrollment(id.split(':')[0]!))) unknown.push(id);
+    if (unknown.length) return { error: `unknown devices: ${unknown.join(', ')}` };
+    await store.enqueueCommand({ ...command, priority, createdBy: actor, createdAt: app.clock() }, ids);
+    await app.audit.record({ actor, action: 'command.enqueued', target: command.uuid, outcome: 'ok', detail: { requestType: command.requestType, devices: ids, priority } });
+    return { command };
+  };
+
+  admin.post('/commands', async (request, reply) => {
+    const body = (request.body ?? {}) as { devices?: unknown; command?: unknown; plist?: unknown; priority?: unknown };
+    const ids = Array.isArray(body.devices) ? body.devices.filter((d): d is string => typeof d === 'string') : [];
+    if (ids.length === 0) return reply.code(400).send({ error: 'bad-request', message: 'devices must name at least one device' });
+    const priority = body.priority === undefined ? 0 : Number(body.priority);
+    if (!Number.isInteger(priority) || priority < -100 || priority > 100) return reply.code(400).send({ error: 'bad-request', message: 'priority must be an integer from -100 to 100' });
+    try {
+      const result = await enqueue(request.adminActor!, ids, () => (typeof body.plist === 'string' ? commandFromPlist(Buffer.from(body.plist, 'base64')) : commandFromJson(body.command)), priority);
+      if ('error' in result) return reply.code(404).send({ error: 'not-found', message: result.error });
+      return reply.code(201).send({ command_uuid: result.command.uuid, request_type: result.command.requestType, devices: ids });
+    } catch (err) {
+      if (err instanceof CommandError) return reply.code(400).send({ error: 'bad-command', message: err.message });
+      throw err;
+    }
+  });
+
+  // NanoMDM-compatible: PUT /v1/enqueue/{id,id,...} with a raw plist command as the body.
+  await admin.register(async (nano) => {
+    nano.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    nano.put('/enqueue/:ids', async (request, reply) => {
+      const ids = (request.params as { ids: string }).ids.split(',').filter(Boolean);
+      if (!Buffer.isBuffer(request.body) || ids.length === 0) return reply.code(400).send({ error: 'bad-request', message: 'a plist body and at least one id are needed' });
+      try {
+        const result = await enqueue(request.adminActor!, ids, () => commandFromPlist(request.body as Buffer), 0);
+        if ('error' in result) return reply.code(404).send({ error: 'not-found', message: result.error });
+        return { status: Object.fromEntries(ids.map((id) => [id, {}])), command_uuid: result.command.uuid, request_type: result.command.requestType };
+      } catch (err) {
+        if (err instanceof CommandError) return reply.code(400).send({ error: 'bad-command', message: err.message });
+        throw err;
+      }
+    });
+  });
+}

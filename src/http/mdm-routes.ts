@@ -1,0 +1,92 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import { createHash } from 'node:crypto';
+import type { AuditLog } from '../admin/audit.ts';
+import type { Clock } from '../clock.ts';
+import type { CertificateVerifier } from '../mdm/cert-verify.ts';
+import { IdentityError, presentedIdentity, type IdentitySettings, type PresentedIdentity } from '../mdm/identity.ts';
+import { MessageError, readMessage } from '../mdm/messages.ts';
+import { PolicyRefusal, type MdmService } from '../mdm/service.ts';
+import { parsePlistDict, PlistError } from '../plist/parse.ts';
+import type { PlistDict } from '../plist/types.ts';
+
+export const MDM_CONTENT_TYPES = ['application/x-apple-aspen-mdm-checkin', 'application/x-apple-aspen-mdm'];
+
+export interface MdmRouteOptions {
+  service: MdmService;
+  verifier: CertificateVerifier;
+  identity: IdentitySettings;
+  audit: AuditLog;
+  clock: Clock;
+  bodyLimit: number;
+}
+
+/**
+ * The MDM endpoints: CheckInURL (/mdm/checkin) and ServerURL (/mdm/server), each taking either kind of message,
+ * and /mdm for deployments that use one URL. Order of trust: who is speaking (certificate), is that certificate one
+ * of ours and current, then what they say (plist), then whether they may say it (binding, in the service policies).
+ */
+export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOptions): Promise<void> {
+  const { audit } = options;
+  server.addContentTypeParser(MDM_CONTENT_TYPES, { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
+  server.setErrorHandler(async (error: FastifyError, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status >= 500) throw error;
+    await audit.record({ actor: `ip:${request.ip}`, action: 'mdm.request', outcome: 'denied', reason: error.message, detail: { httpStatus: status } });
+    return reply.code(status).type('text/plain').send(`${error.message}\n`);
+  });
+
+  const handle = async (request: FastifyRequest, reply: FastifyReply) => {
+    const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (!MDM_CONTENT_TYPES.includes(contentType) || !Buffer.isBuffer(request.body)) {
+      const reason = `content type '${contentType || 'none'}' is not an MDM message type`;
+      await audit.record({ actor: `ip:${request.ip}`, action: 'mdm.request', outcome: 'denied', reason, detail: { httpStatus: 415 } });
+      return reply.code(415).type('text/plain').send(`${reason}\n`);
+    }
+    const body = request.body;
+    const now = options.clock();
+    let message: PlistDict | undefined;
+    let presented: PresentedIdentity | undefined;
+    let parseError: Error | undefined;
+    try {
+      message = parsePlistDict(body);
+    } catch (err) {
+      parseError = err as Error;
+    }
+    try {
+      const socket = request.raw.socket as TLSSocket;
+      const tlsCertificate = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false)?.raw : undefined;
+      presented = presentedIdentity({ headers: request.headers, body, peer: request.ip, tlsCertificate }, options.identity);
+      const certificate = await options.verifier.verify(presented.certificate, now);
+      if (parseError || !message) throw new MessageError(`malformed property list: ${parseError?.message ?? 'empty'}`);
+      const parsed = readMessage(message);
+      const ctx = { certificate, sources: presented.sources, peer: request.ip, now, raw: body };
+      const result = 'checkIn' in parsed ? await options.service.checkIn(ctx, parsed.checkIn) : await options.service.report(ctx, parsed.report);
+      reply.code(result.status);
+      if (result.contentType) reply.type(result.contentType);
+      return reply.send(result.body ?? '');
+    } catch (err) {
+      const status =
+        err instanceof IdentityError || err instanceof PolicyRefusal ? err.status : err instanceof MessageError || err instanceof PlistError ? 400 : undefined;
+      if (status === undefined) throw err;
+      const claimed = message ? (message.UDID ?? message.EnrollmentID) : undefined;
+      await audit.record({
+        actor: `ip:${request.ip}`,
+        action: err instanceof IdentityError ? 'mdm.identity' : 'mdm.request',
+        target: typeof claimed === 'string' ? claimed : null,
+        outcome: 'denied',
+        reason: (err as Error).message,
+        detail: {
+          httpStatus: status,
+          certificate: presented ? createHash('sha256').update(presented.certificate).digest('hex') : null,
+          sources: presented?.sources ?? [],
+          messageType: message?.MessageType ?? message?.Status ?? null,
+        },
+      });
+      // Never 401 and never com.apple.unrecognized.device: either would make the real device unenroll.
+      return reply.code(status).type('text/plain').send(`${(err as Error).message}\n`);
+    }
+  };
+
+  for (const path of ['/mdm/checkin', '/mdm/server', '/mdm']) server.put(path, { bodyLimit: options.bodyLimit }, handle);
+}

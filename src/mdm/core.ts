@@ -1,0 +1,92 @@
+import type { AuditLog } from '../admin/audit.ts';
+import { serializePlist } from '../plist/serialize.ts';
+import type { QueueStatus, Store } from '../store/types.ts';
+import type { CheckIn, CommandReport, ReportStatus } from './messages.ts';
+import { OK, PolicyRefusal, type MdmResult, type MdmService, type RequestContext } from './service.ts';
+
+const PLIST = 'application/xml';
+
+const RESULT_STATUS: Record<Exclude<ReportStatus, 'Idle'>, Exclude<QueueStatus, 'queued'>> = {
+  Acknowledged: 'acknowledged',
+  Error: 'error',
+  CommandFormatError: 'command-format-error',
+  NotNow: 'not-now',
+};
+
+function info(message: CheckIn['message']): Record<string, string> {
+  const keep = ['DeviceName', 'Model', 'ModelName', 'ProductName', 'OSVersion', 'BuildVersion', 'SerialNumber', 'IMEI', 'MEID'];
+  return Object.fromEntries(keep.filter((k) => typeof message[k] === 'string').map((k) => [k, message[k] as string]));
+}
+
+function data(value: unknown): Buffer | null {
+  return Buffer.isBuffer(value) ? value : null;
+}
+
+/** Storage behaviour of each message; trust decisions are made before it by the policies that wrap it. */
+export class CoreMdmService implements MdmService {
+  constructor(private readonly deps: { store: Store; audit: AuditLog }) {}
+
+  async checkIn(ctx: RequestContext, checkIn: CheckIn): Promise<MdmResult> {
+    const { store } = this.deps;
+    const { channel, message } = checkIn;
+    switch (checkIn.type) {
+      case 'Authenticate': {
+        const topic = typeof message.Topic === 'string' ? message.Topic : '';
+        const outcome = await store.authenticateEnrollment({ id: channel.deviceId, kind: channel.kind, certificateId: ctx.certificate.id, topic, info: info(message), now: ctx.now });
+        await this.deps.audit.record({
+          actor: `device:${channel.deviceId}`,
+          action: 'mdm.authenticate',
+          target: channel.deviceId,
+          outcome: 'ok',
+          reason: outcome.fresh ? 'new enrollment' : outcome.renewedFrom ? 'identity renewed' : 're-authenticated',
+          detail: { certificate: ctx.certificate.fingerprintSha256, renewedFrom: outcome.renewedFrom, sources: ctx.sources },
+        });
+        return OK;
+      }
+      case 'TokenUpdate': {
+        const pushMagic = typeof message.PushMagic === 'string' ? message.PushMagic : null;
+        if (channel.user) {
+          await store.upsertUserChannel({ id: channel.channelId, enrollmentId: channel.deviceId, userId: channel.user.userId, userShortName: channel.user.shortName, pushToken: data(message.Token), pushMagic, now: ctx.now });
+        } else {
+          await store.updateEnrollment(channel.deviceId, {
+            pushToken: data(message.Token) ?? undefined,
+            pushMagic: pushMagic ?? undefined,
+            unlockToken: data(message.UnlockToken) ?? undefined,
+            topic: typeof message.Topic === 'string' ? message.Topic : undefined,
+            lastSeenAt: ctx.now,
+          });
+        }
+        return OK;
+      }
+      case 'CheckOut':
+        await store.checkOutEnrollment(channel.deviceId, ctx.now);
+        await this.deps.audit.record({ actor: `device:${channel.deviceId}`, action: 'mdm.checkout', target: channel.deviceId, outcome: 'ok', detail: { certificate: ctx.certificate.fingerprintSha256 } });
+        return OK;
+      case 'SetBootstrapToken':
+        await store.updateEnrollment(channel.deviceId, { bootstrapToken: data(message.BootstrapToken) ?? Buffer.alloc(0), lastSeenAt: ctx.now });
+        return OK;
+      case 'GetBootstrapToken': {
+        const token = (await store.getEnrollment(channel.deviceId))?.bootstrapToken;
+        return { status: 200, contentType: PLIST, body: serializePlist(token?.length ? { BootstrapToken: token } : {}) };
+      }
+      case 'UserAuthenticate':
+        // Declining tells macOS to go on without a user channel for network users (Apple's documented 410).
+        throw new PolicyRefusal('UserAuthenticate is declined: certmdm does not manage network-user channels', 410);
+      case 'DeclarativeManagement':
+      case 'GetToken':
+        throw new PolicyRefusal(`${checkIn.type} is not supported by this server`, 501);
+    }
+  }
+
+  async report(ctx: RequestContext, report: CommandReport): Promise<MdmResult> {
+    const { store } = this.deps;
+    const channel = report.channel.channelId;
+    if (report.status !== 'Idle' && report.commandUuid) {
+      await store.recordCommandResult(channel, report.commandUuid, RESULT_STATUS[report.status], ctx.raw, ctx.now);
+    }
+    if (!report.channel.user) await store.updateEnrollment(report.channel.deviceId, { lastSeenAt: ctx.now });
+    // NotNow commands wait for the next session (the device's next Idle), never the same one.
+    const next = await store.nextCommand(channel, { reviveNotNow: report.status === 'Idle', now: ctx.now });
+    return next ? { status: 200, contentType: PLIST, body: next.body } : OK;
+  }
+}
