@@ -237,13 +237,55 @@ export const OPTIONS: OptionSpec[] = [
     defaultText: '72',
     help: 'lifetime of one-time enrollment links, in hours',
   },
-  { flag: 'mdm-identity-sources', env: 'CERTMDM_MDM_IDENTITY_SOURCES', kind: 'list', defaultText: 'mtls,signature', help: 'where a device identity certificate may come from: mtls (client certificate on this listener), proxy (header from a trusted TLS-terminating proxy), signature (Mdm-Signature)' },
-  { flag: 'trusted-proxies', env: 'CERTMDM_TRUSTED_PROXIES', kind: 'list', defaultText: 'none', help: 'addresses of TLS-terminating proxies whose client-certificate header is honoured' },
-  { flag: 'proxy-cert-header', env: 'CERTMDM_PROXY_CERT_HEADER', kind: 'string', defaultText: 'x-client-cert', help: "header with the proxy's URL-escaped PEM (nginx $ssl_client_escaped_cert); RFC 9440 Client-Cert is read as well" },
-  { flag: 'signing-time-skew-minutes', env: 'CERTMDM_SIGNING_TIME_SKEW_MINUTES', kind: 'integer', defaultText: '5', help: "how far an Mdm-Signature signingTime may lie outside the certificate's validity" },
-  { flag: 'mdm-body-limit', env: 'CERTMDM_MDM_BODY_LIMIT', kind: 'integer', defaultText: '2097152', help: 'largest check-in or command report accepted, in bytes' },
-  { flag: 'webhook-url', env: 'CERTMDM_WEBHOOK_URL', kind: 'string', defaultText: 'none', help: 'MicroMDM/NanoMDM-compatible webhook for check-in and command events' },
-  { flag: 'webhook-secret', env: 'CERTMDM_WEBHOOK_SECRET', kind: 'string', defaultText: 'none', help: 'HMAC-SHA256 key for the X-Hmac-Signature header of webhook events (prefer the env variable)' },
+  {
+    flag: 'mdm-identity-sources',
+    env: 'CERTMDM_MDM_IDENTITY_SOURCES',
+    kind: 'list',
+    defaultText: 'mtls,signature',
+    help: 'where a device identity certificate may come from: mtls (client certificate on this listener), proxy (header from a trusted TLS-terminating proxy), signature (Mdm-Signature)',
+  },
+  {
+    flag: 'trusted-proxies',
+    env: 'CERTMDM_TRUSTED_PROXIES',
+    kind: 'list',
+    defaultText: 'none',
+    help: 'addresses of TLS-terminating proxies whose client-certificate header is honoured',
+  },
+  {
+    flag: 'proxy-cert-header',
+    env: 'CERTMDM_PROXY_CERT_HEADER',
+    kind: 'string',
+    defaultText: 'x-client-cert',
+    help: "header with the proxy's URL-escaped PEM (nginx $ssl_client_escaped_cert); RFC 9440 Client-Cert is read as well",
+  },
+  {
+    flag: 'signing-time-skew-minutes',
+    env: 'CERTMDM_SIGNING_TIME_SKEW_MINUTES',
+    kind: 'integer',
+    defaultText: '5',
+    help: "how far an Mdm-Signature signingTime may lie outside the certificate's validity",
+  },
+  {
+    flag: 'mdm-body-limit',
+    env: 'CERTMDM_MDM_BODY_LIMIT',
+    kind: 'integer',
+    defaultText: '2097152',
+    help: 'largest check-in or command report accepted, in bytes',
+  },
+  {
+    flag: 'webhook-url',
+    env: 'CERTMDM_WEBHOOK_URL',
+    kind: 'string',
+    defaultText: 'none',
+    help: 'MicroMDM/NanoMDM-compatible webhook for check-in and command events',
+  },
+  {
+    flag: 'webhook-secret',
+    env: 'CERTMDM_WEBHOOK_SECRET',
+    kind: 'string',
+    defaultText: 'none',
+    help: 'HMAC-SHA256 key for the X-Hmac-Signature header of webhook events (prefer the env variable)',
+  },
   { flag: 'log-level', env: 'CERTMDM_LOG_LEVEL', kind: 'string', defaultText: 'info', help: 'fatal, error, warn, info, debug or trace' },
 ];
 
@@ -393,12 +435,21 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
 
 function list(raw: string | string[] | undefined): string[] {
   if (raw === undefined) return [];
-  return [...new Set((Array.isArray(raw) ? raw : [raw]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean))];
+  return [
+    ...new Set(
+      (Array.isArray(raw) ? raw : [raw])
+        .flatMap((v) => v.split(','))
+        .map((v) => v.trim())
+        .filter(Boolean),
+    ),
+  ];
 }
 
 function identitySources(raw: string | string[] | undefined): Config['mdmIdentitySources'] {
   const sources = raw === undefined ? ['mtls', 'signature'] : list(raw);
-  for (const s of sources) if (s !== 'mtls' && s !== 'proxy' && s !== 'signature') throw new OperatorError(`--mdm-identity-sources: unknown source '${s}' (mtls, proxy, signature)`);
+  for (const s of sources)
+    if (s !== 'mtls' && s !== 'proxy' && s !== 'signature')
+      throw new OperatorError(`--mdm-identity-sources: unknown source '${s}' (mtls, proxy, signature)`);
   if (sources.length === 0) throw new OperatorError('--mdm-identity-sources needs at least one source');
   return sources as Config['mdmIdentitySources'];
 }

@@ -57,7 +57,9 @@ export interface MdmServices {
 export function createMdmServices(app: AppContext): MdmServices {
   const deps = { store: app.store, audit: app.audit };
   const bound = new CertAuthService(new CoreMdmService(deps), deps);
-  const webhook = app.config.webhookUrl ? new WebhookService(bound, { url: app.config.webhookUrl, secret: app.config.webhookSecret, logger: app.logger }) : undefined;
+  const webhook = app.config.webhookUrl
+    ? new WebhookService(bound, { url: app.config.webhookUrl, secret: app.config.webhookSecret, logger: app.logger })
+    : undefined;
   return {
     service: webhook ?? bound,
     webhook,

@@ -23,7 +23,14 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
           enrolledAt: e.enrolledAt.toISOString(),
           lastSeenAt: e.lastSeenAt.toISOString(),
           identity: identity
-            ? { id: identity.id, fingerprintSha256: identity.fingerprintSha256, subject: identity.subject, notAfter: identity.notAfter.toISOString(), daysLeft: Math.floor((identity.notAfter.getTime() - now.getTime()) / DAY_MS), status: identity.status }
+            ? {
+                id: identity.id,
+                fingerprintSha256: identity.fingerprintSha256,
+                subject: identity.subject,
+                notAfter: identity.notAfter.toISOString(),
+                daysLeft: Math.floor((identity.notAfter.getTime() - now.getTime()) / DAY_MS),
+                status: identity.status,
+              }
             : null,
           renewingFrom: e.previousIdentityCertificateId,
         };
@@ -55,7 +62,13 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
     for (const id of ids) if (!(await store.getEnrollment(id.split(':')[0]!))) unknown.push(id);
     if (unknown.length) return { error: `unknown devices: ${unknown.join(', ')}` };
     await store.enqueueCommand({ ...command, priority, createdBy: actor, createdAt: app.clock() }, ids);
-    await app.audit.record({ actor, action: 'command.enqueued', target: command.uuid, outcome: 'ok', detail: { requestType: command.requestType, devices: ids, priority } });
+    await app.audit.record({
+      actor,
+      action: 'command.enqueued',
+      target: command.uuid,
+      outcome: 'ok',
+      detail: { requestType: command.requestType, devices: ids, priority },
+    });
     return { command };
   };
 
@@ -64,9 +77,15 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
     const ids = Array.isArray(body.devices) ? body.devices.filter((d): d is string => typeof d === 'string') : [];
     if (ids.length === 0) return reply.code(400).send({ error: 'bad-request', message: 'devices must name at least one device' });
     const priority = body.priority === undefined ? 0 : Number(body.priority);
-    if (!Number.isInteger(priority) || priority < -100 || priority > 100) return reply.code(400).send({ error: 'bad-request', message: 'priority must be an integer from -100 to 100' });
+    if (!Number.isInteger(priority) || priority < -100 || priority > 100)
+      return reply.code(400).send({ error: 'bad-request', message: 'priority must be an integer from -100 to 100' });
     try {
-      const result = await enqueue(request.adminActor!, ids, () => (typeof body.plist === 'string' ? commandFromPlist(Buffer.from(body.plist, 'base64')) : commandFromJson(body.command)), priority);
+      const result = await enqueue(
+        request.adminActor!,
+        ids,
+        () => (typeof body.plist === 'string' ? commandFromPlist(Buffer.from(body.plist, 'base64')) : commandFromJson(body.command)),
+        priority,
+      );
       if ('error' in result) return reply.code(404).send({ error: 'not-found', message: result.error });
       return reply.code(201).send({ command_uuid: result.command.uuid, request_type: result.command.requestType, devices: ids });
     } catch (err) {
@@ -80,11 +99,16 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
     nano.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     nano.put('/enqueue/:ids', async (request, reply) => {
       const ids = (request.params as { ids: string }).ids.split(',').filter(Boolean);
-      if (!Buffer.isBuffer(request.body) || ids.length === 0) return reply.code(400).send({ error: 'bad-request', message: 'a plist body and at least one id are needed' });
+      if (!Buffer.isBuffer(request.body) || ids.length === 0)
+        return reply.code(400).send({ error: 'bad-request', message: 'a plist body and at least one id are needed' });
       try {
         const result = await enqueue(request.adminActor!, ids, () => commandFromPlist(request.body as Buffer), 0);
         if ('error' in result) return reply.code(404).send({ error: 'not-found', message: result.error });
-        return { status: Object.fromEntries(ids.map((id) => [id, {}])), command_uuid: result.command.uuid, request_type: result.command.requestType };
+        return {
+          status: Object.fromEntries(ids.map((id) => [id, {}])),
+          command_uuid: result.command.uuid,
+          request_type: result.command.requestType,
+        };
       } catch (err) {
         if (err instanceof CommandError) return reply.code(400).send({ error: 'bad-command', message: err.message });
         throw err;

@@ -28,11 +28,19 @@ export interface MdmRouteOptions {
  */
 export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOptions): Promise<void> {
   const { audit } = options;
-  server.addContentTypeParser(MDM_CONTENT_TYPES, { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
+  // Every body arrives raw: the content type is judged by the handler (415), not by a JSON or text parser.
+  server.removeAllContentTypeParsers();
+  server.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
   server.setErrorHandler(async (error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
     if (status >= 500) throw error;
-    await audit.record({ actor: `ip:${request.ip}`, action: 'mdm.request', outcome: 'denied', reason: error.message, detail: { httpStatus: status } });
+    await audit.record({
+      actor: `ip:${request.ip}`,
+      action: 'mdm.request',
+      outcome: 'denied',
+      reason: error.message,
+      detail: { httpStatus: status },
+    });
     return reply.code(status).type('text/plain').send(`${error.message}\n`);
   });
 
@@ -61,13 +69,18 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
       if (parseError || !message) throw new MessageError(`malformed property list: ${parseError?.message ?? 'empty'}`);
       const parsed = readMessage(message);
       const ctx = { certificate, sources: presented.sources, peer: request.ip, now, raw: body };
-      const result = 'checkIn' in parsed ? await options.service.checkIn(ctx, parsed.checkIn) : await options.service.report(ctx, parsed.report);
+      const result =
+        'checkIn' in parsed ? await options.service.checkIn(ctx, parsed.checkIn) : await options.service.report(ctx, parsed.report);
       reply.code(result.status);
       if (result.contentType) reply.type(result.contentType);
       return reply.send(result.body ?? '');
     } catch (err) {
       const status =
-        err instanceof IdentityError || err instanceof PolicyRefusal ? err.status : err instanceof MessageError || err instanceof PlistError ? 400 : undefined;
+        err instanceof IdentityError || err instanceof PolicyRefusal
+          ? err.status
+          : err instanceof MessageError || err instanceof PlistError
+            ? 400
+            : undefined;
       if (status === undefined) throw err;
       const claimed = message ? (message.UDID ?? message.EnrollmentID) : undefined;
       await audit.record({
@@ -84,7 +97,10 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
         },
       });
       // Never 401 and never com.apple.unrecognized.device: either would make the real device unenroll.
-      return reply.code(status).type('text/plain').send(`${(err as Error).message}\n`);
+      return reply
+        .code(status)
+        .type('text/plain')
+        .send(`${(err as Error).message}\n`);
     }
   };
 

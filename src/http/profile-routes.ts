@@ -14,12 +14,10 @@ export async function profileRoutes(server: FastifyInstance, options: { profiles
     return reply.type(PROFILE_CONTENT_TYPE).header('content-disposition', 'attachment; filename="trust.mobileconfig"').send(trust.body);
   });
   server.get('/mdm/ade/enroll', async (_request, reply) =>
-    reply
-      .code(501)
-      .send({
-        error: 'not-implemented',
-        message: 'Automated Device Enrollment profile delivery is not implemented yet; use enrollment links',
-      }),
+    reply.code(501).send({
+      error: 'not-implemented',
+      message: 'Automated Device Enrollment profile delivery is not implemented yet; use enrollment links',
+    }),
   );
   server.get('/enroll/:token', async (request, reply) => {
     try {

@@ -61,7 +61,9 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
       minVersion: 'TLSv1.2',
       // Mutual TLS for device identities: ask for a client certificate naming our CAs, decide about it ourselves
       // (mdm/cert-verify.ts), so a device with a bad certificate gets an audited 403 rather than a TLS alert.
-      ...(app.config.mdmIdentitySources.includes('mtls') ? { requestCert: true, rejectUnauthorized: false, ca: pki.authority.chain().map((der) => toPem(der)) } : {}),
+      ...(app.config.mdmIdentitySources.includes('mtls')
+        ? { requestCert: true, rejectUnauthorized: false, ca: pki.authority.chain().map((der) => toPem(der)) }
+        : {}),
     },
     bodyLimit: app.config.bodyLimit,
   });

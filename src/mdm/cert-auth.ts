@@ -23,10 +23,14 @@ export class CertAuthService implements MdmService {
     if (!enrollment || enrollment.status !== 'enrolled') throw new PolicyRefusal(`no active enrollment ${channel.deviceId}`, 403);
     const boundTo = await this.deps.store.getBinding(ctx.certificate.id);
     if (boundTo !== channel.deviceId) {
-      throw new PolicyRefusal(boundTo ? 'the certificate is bound to another enrollment' : 'the certificate is not bound to this enrollment', 403);
+      throw new PolicyRefusal(
+        boundTo ? 'the certificate is bound to another enrollment' : 'the certificate is not bound to this enrollment',
+        403,
+      );
     }
     const { identityCertificateId: current, previousIdentityCertificateId: previous } = enrollment;
-    if (ctx.certificate.id !== current && ctx.certificate.id !== previous) throw new PolicyRefusal('the certificate is a superseded identity of this enrollment', 403);
+    if (ctx.certificate.id !== current && ctx.certificate.id !== previous)
+      throw new PolicyRefusal('the certificate is a superseded identity of this enrollment', 403);
     if (ctx.certificate.id === current && previous) {
       // The renewed identity is in use: the one it replaced is retired now.
       const retired = await this.deps.store.promoteIdentity(channel.deviceId);

@@ -46,14 +46,17 @@ export class CertificateVerifier {
       issuerId = await this.#findIssuer(parts, now);
       if (!issuerId) throw new IdentityError("the certificate does not chain to certmdm's CA", 403);
       const eku = extendedKeyUsage(certificate);
-      if (eku && !eku.includes(CLIENT_AUTH) && !eku.includes(ANY_EKU)) throw new IdentityError('the certificate lacks the clientAuth extended key usage', 403);
+      if (eku && !eku.includes(CLIENT_AUTH) && !eku.includes(ANY_EKU))
+        throw new IdentityError('the certificate lacks the clientAuth extended key usage', 403);
       if (this.#chained.size > 100_000) this.#chained.clear();
       this.#chained.set(fingerprint, issuerId);
     }
     const issuer = await this.store.getCertificate(issuerId);
-    if (!issuer || issuer.status === 'revoked' || issuer.notAfter <= now) throw new IdentityError('the issuing CA certificate is revoked or expired', 403);
+    if (!issuer || issuer.status === 'revoked' || issuer.notAfter <= now)
+      throw new IdentityError('the issuing CA certificate is revoked or expired', 403);
     const record = await this.store.getCertificateByFingerprint(fingerprint);
-    if (!record || record.role !== 'device-identity') throw new IdentityError('the certificate was never issued by certmdm to an enrollment', 403);
+    if (!record || record.role !== 'device-identity')
+      throw new IdentityError('the certificate was never issued by certmdm to an enrollment', 403);
     if (record.status === 'revoked') throw new IdentityError('the certificate is revoked', 403);
     if (record.notAfter <= now) throw new IdentityError('the certificate has expired', 403);
     if (record.notBefore > now) throw new IdentityError('the certificate is not yet valid', 403);
@@ -64,7 +67,10 @@ export class CertificateVerifier {
   async #findIssuer(parts: ReturnType<typeof certificateParts>, at: Date): Promise<string | undefined> {
     const digest = SIGNATURE_DIGEST[parts.signatureAlgorithm];
     if (!digest) return undefined;
-    const candidates = [...(await this.store.listCertificates({ role: 'intermediate' })), ...(await this.store.listCertificates({ role: 'root' }))];
+    const candidates = [
+      ...(await this.store.listCertificates({ role: 'intermediate' })),
+      ...(await this.store.listCertificates({ role: 'root' })),
+    ];
     for (const ca of candidates) {
       if (ca.status === 'revoked' || ca.notAfter <= at) continue;
       const caParts = certificateParts(ca.der);

@@ -34,13 +34,24 @@ export function commandFromPlist(raw: Buffer): BuiltCommand {
     throw new CommandError(`not a property list: ${(err as PlistError).message}`);
   }
   const command = dict.Command;
-  if (!command || typeof command !== 'object' || Array.isArray(command) || Buffer.isBuffer(command) || command instanceof Date) throw new CommandError('the plist has no Command dictionary');
+  if (!command || typeof command !== 'object' || Array.isArray(command) || Buffer.isBuffer(command) || command instanceof Date)
+    throw new CommandError('the plist has no Command dictionary');
   const uuid = dict.CommandUUID;
-  if (uuid !== undefined && (typeof uuid !== 'string' || !/^[A-Za-z0-9._-]{1,128}$/.test(uuid))) throw new CommandError('CommandUUID must be a short identifier');
+  if (uuid !== undefined && (typeof uuid !== 'string' || !/^[A-Za-z0-9._-]{1,128}$/.test(uuid)))
+    throw new CommandError('CommandUUID must be a short identifier');
   return finish(command as PlistDict, uuid as string | undefined);
 }
 
-const DEVICE_INFORMATION_DEFAULT_QUERIES = ['DeviceName', 'Model', 'ModelName', 'OSVersion', 'BuildVersion', 'SerialNumber', 'UDID', 'IsSupervised'];
+const DEVICE_INFORMATION_DEFAULT_QUERIES = [
+  'DeviceName',
+  'Model',
+  'ModelName',
+  'OSVersion',
+  'BuildVersion',
+  'SerialNumber',
+  'UDID',
+  'IsSupervised',
+];
 
 /** JSON for the common commands, e.g. `{"RequestType":"InstallProfile","Payload":"<base64>"}`. */
 export function commandFromJson(input: unknown): BuiltCommand {
@@ -49,15 +60,20 @@ export function commandFromJson(input: unknown): BuiltCommand {
   switch (body.RequestType) {
     case 'DeviceInformation': {
       const queries = body.Queries ?? DEVICE_INFORMATION_DEFAULT_QUERIES;
-      if (!Array.isArray(queries) || !queries.every((q) => typeof q === 'string')) throw new CommandError('Queries must be an array of strings');
+      if (!Array.isArray(queries) || !queries.every((q) => typeof q === 'string'))
+        throw new CommandError('Queries must be an array of strings');
       return finish({ RequestType: 'DeviceInformation', Queries: queries as string[] });
     }
     case 'ProfileList':
     case 'CertificateList':
     case 'SecurityInfo':
-      return finish({ RequestType: body.RequestType, ...(body.RequestType === 'ProfileList' && typeof body.ManagedOnly === 'boolean' ? { ManagedOnly: body.ManagedOnly } : {}) });
+      return finish({
+        RequestType: body.RequestType,
+        ...(body.RequestType === 'ProfileList' && typeof body.ManagedOnly === 'boolean' ? { ManagedOnly: body.ManagedOnly } : {}),
+      });
     case 'InstallProfile': {
-      if (typeof body.Payload !== 'string' || !/^[A-Za-z0-9+/=\s]+$/.test(body.Payload)) throw new CommandError('InstallProfile needs Payload as base64');
+      if (typeof body.Payload !== 'string' || !/^[A-Za-z0-9+/=\s]+$/.test(body.Payload))
+        throw new CommandError('InstallProfile needs Payload as base64');
       return finish({ RequestType: 'InstallProfile', Payload: Buffer.from(body.Payload, 'base64') });
     }
     case 'RemoveProfile': {
@@ -65,6 +81,8 @@ export function commandFromJson(input: unknown): BuiltCommand {
       return finish({ RequestType: 'RemoveProfile', Identifier: body.Identifier });
     }
     default:
-      throw new CommandError(`JSON commands are DeviceInformation, ProfileList, InstallProfile, RemoveProfile, CertificateList and SecurityInfo; send other commands as a plist`);
+      throw new CommandError(
+        `JSON commands are DeviceInformation, ProfileList, InstallProfile, RemoveProfile, CertificateList and SecurityInfo; send other commands as a plist`,
+      );
   }
 }

@@ -32,7 +32,14 @@ export class CoreMdmService implements MdmService {
     switch (checkIn.type) {
       case 'Authenticate': {
         const topic = typeof message.Topic === 'string' ? message.Topic : '';
-        const outcome = await store.authenticateEnrollment({ id: channel.deviceId, kind: channel.kind, certificateId: ctx.certificate.id, topic, info: info(message), now: ctx.now });
+        const outcome = await store.authenticateEnrollment({
+          id: channel.deviceId,
+          kind: channel.kind,
+          certificateId: ctx.certificate.id,
+          topic,
+          info: info(message),
+          now: ctx.now,
+        });
         await this.deps.audit.record({
           actor: `device:${channel.deviceId}`,
           action: 'mdm.authenticate',
@@ -46,7 +53,15 @@ export class CoreMdmService implements MdmService {
       case 'TokenUpdate': {
         const pushMagic = typeof message.PushMagic === 'string' ? message.PushMagic : null;
         if (channel.user) {
-          await store.upsertUserChannel({ id: channel.channelId, enrollmentId: channel.deviceId, userId: channel.user.userId, userShortName: channel.user.shortName, pushToken: data(message.Token), pushMagic, now: ctx.now });
+          await store.upsertUserChannel({
+            id: channel.channelId,
+            enrollmentId: channel.deviceId,
+            userId: channel.user.userId,
+            userShortName: channel.user.shortName,
+            pushToken: data(message.Token),
+            pushMagic,
+            now: ctx.now,
+          });
         } else {
           await store.updateEnrollment(channel.deviceId, {
             pushToken: data(message.Token) ?? undefined,
@@ -60,10 +75,19 @@ export class CoreMdmService implements MdmService {
       }
       case 'CheckOut':
         await store.checkOutEnrollment(channel.deviceId, ctx.now);
-        await this.deps.audit.record({ actor: `device:${channel.deviceId}`, action: 'mdm.checkout', target: channel.deviceId, outcome: 'ok', detail: { certificate: ctx.certificate.fingerprintSha256 } });
+        await this.deps.audit.record({
+          actor: `device:${channel.deviceId}`,
+          action: 'mdm.checkout',
+          target: channel.deviceId,
+          outcome: 'ok',
+          detail: { certificate: ctx.certificate.fingerprintSha256 },
+        });
         return OK;
       case 'SetBootstrapToken':
-        await store.updateEnrollment(channel.deviceId, { bootstrapToken: data(message.BootstrapToken) ?? Buffer.alloc(0), lastSeenAt: ctx.now });
+        await store.updateEnrollment(channel.deviceId, {
+          bootstrapToken: data(message.BootstrapToken) ?? Buffer.alloc(0),
+          lastSeenAt: ctx.now,
+        });
         return OK;
       case 'GetBootstrapToken': {
         const token = (await store.getEnrollment(channel.deviceId))?.bootstrapToken;

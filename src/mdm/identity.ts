@@ -82,6 +82,9 @@ function fromSignature(input: IdentityInput, settings: IdentitySettings): Buffer
   let verified: cms.VerifiedSignature;
   try {
     const signed = cms.parseSignedData(Buffer.from(value.replace(/\s+/g, ''), 'base64'));
+    // Detached is the rule; a signature that carries content must carry exactly this body.
+    if (signed.content && !signed.content.equals(input.body))
+      throw new cms.CmsError('the signed content is not this body', 'bad-signature');
     verified = cms.verifySignedData(signed, input.body);
   } catch (err) {
     const malformed = err instanceof cms.CmsError && err.kind === 'malformed';
@@ -119,6 +122,7 @@ export function presentedIdentity(input: IdentityInput, settings: IdentitySettin
   }
   if (found.length === 0) throw new IdentityError(`no client identity (enabled sources: ${settings.sources.join(', ')})`, 403);
   const [first] = found;
-  if (found.some(([, der]) => !der.equals(first![1]))) throw new IdentityError(`identity sources disagree (${found.map(([s]) => s).join(', ')})`, 403);
+  if (found.some(([, der]) => !der.equals(first![1])))
+    throw new IdentityError(`identity sources disagree (${found.map(([s]) => s).join(', ')})`, 403);
   return { certificate: first![1], sources: found.map(([s]) => s) };
 }

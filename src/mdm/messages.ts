@@ -55,7 +55,12 @@ export function channelOf(message: PlistDict): Channel {
     deviceId,
     kind,
     channelId: `${deviceId}:${userId}`,
-    user: { id: userId, userId: text(message, 'UserID') ?? null, shortName: text(message, 'UserShortName') ?? null, longName: text(message, 'UserLongName') ?? null },
+    user: {
+      id: userId,
+      userId: text(message, 'UserID') ?? null,
+      shortName: text(message, 'UserShortName') ?? null,
+      longName: text(message, 'UserLongName') ?? null,
+    },
   };
 }
 
@@ -76,12 +81,14 @@ export interface CommandReport {
 export function readMessage(message: PlistDict): { checkIn: CheckIn } | { report: CommandReport } {
   if (message.MessageType !== undefined) {
     const type = message.MessageType;
-    if (typeof type !== 'string' || !(CHECKIN_TYPES as readonly string[]).includes(type)) throw new MessageError(`unknown MessageType ${JSON.stringify(type)}`);
+    if (typeof type !== 'string' || !(CHECKIN_TYPES as readonly string[]).includes(type))
+      throw new MessageError(`unknown MessageType ${JSON.stringify(type)}`);
     // GetBootstrapToken and SetBootstrapToken are device-channel messages from macOS, which always sends UDID.
     return { checkIn: { type: type as CheckInType, channel: channelOf(message), message } };
   }
   const status = message.Status;
-  if (typeof status !== 'string' || !(REPORT_STATUSES as readonly string[]).includes(status)) throw new MessageError('neither a check-in (MessageType) nor a command report (Status)');
+  if (typeof status !== 'string' || !(REPORT_STATUSES as readonly string[]).includes(status))
+    throw new MessageError('neither a check-in (MessageType) nor a command report (Status)');
   const commandUuid = status === 'Idle' ? null : (text(message, 'CommandUUID') ?? null);
   if (status !== 'Idle' && !commandUuid) throw new MessageError(`a ${status} report needs a CommandUUID`);
   return { report: { status: status as ReportStatus, commandUuid, channel: channelOf(message), message } };

@@ -19,7 +19,12 @@ export class WebhookService implements MdmService {
   async checkIn(ctx: RequestContext, message: CheckIn): Promise<MdmResult> {
     const result = await this.next.checkIn(ctx, message);
     this.#send(`mdm.${message.type}`, ctx, {
-      checkin_event: { udid: message.channel.kind === 'device' ? message.channel.deviceId : '', enrollment_id: message.channel.kind === 'user-enrollment' ? message.channel.deviceId : '', url_params: null, raw_payload: ctx.raw.toString('base64') },
+      checkin_event: {
+        udid: message.channel.kind === 'device' ? message.channel.deviceId : '',
+        enrollment_id: message.channel.kind === 'user-enrollment' ? message.channel.deviceId : '',
+        url_params: null,
+        raw_payload: ctx.raw.toString('base64'),
+      },
     });
     return result;
   }

@@ -154,7 +154,8 @@ class Parser {
 }
 
 export function parsePlist(input: Buffer | string): PlistValue {
-  if (Buffer.isBuffer(input) && input.subarray(0, 6).toString('latin1') === 'bplist') throw new PlistError('binary property lists are not accepted');
+  if (Buffer.isBuffer(input) && input.subarray(0, 6).toString('latin1') === 'bplist')
+    throw new PlistError('binary property lists are not accepted');
   const text = Buffer.isBuffer(input) ? input.toString('utf8') : input;
   if (text.includes('\uFFFD')) throw new PlistError('the body is not valid UTF-8');
   const parser = new Parser(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
@@ -170,7 +171,14 @@ export function parsePlist(input: Buffer | string): PlistValue {
 /** A dictionary at the top, as every MDM message is. */
 export function parsePlistDict(input: Buffer | string): PlistDict {
   const value = parsePlist(input);
-  if (!value || typeof value !== 'object' || Array.isArray(value) || Buffer.isBuffer(value) || value instanceof Date || value instanceof PlistReal) {
+  if (
+    !value ||
+    typeof value !== 'object' ||
+    Array.isArray(value) ||
+    Buffer.isBuffer(value) ||
+    value instanceof Date ||
+    value instanceof PlistReal
+  ) {
     throw new PlistError('the property list is not a dictionary');
   }
   return value as PlistDict;

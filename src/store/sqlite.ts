@@ -453,7 +453,8 @@ export class SqliteStore implements Store {
 
   async authenticateEnrollment(input: AuthenticateInput): Promise<AuthenticateOutcome> {
     return this.#db.transaction((): AuthenticateOutcome => {
-      const bound = this.#sql('SELECT enrollment_id FROM certificate_bindings WHERE certificate_id = ?').get(input.certificateId) as Row | undefined;
+      const bound = this.#sql('SELECT enrollment_id FROM certificate_bindings WHERE certificate_id = ?').get(input.certificateId) as
+        Row | undefined;
       if (bound && bound.enrollment_id !== input.id) throw new ConflictError(`certificate is bound to another enrollment`);
       const existing = this.#sql('SELECT * FROM enrollments WHERE id = ?').get(input.id) as Row | undefined;
       const now = ms(input.now);
@@ -462,7 +463,10 @@ export class SqliteStore implements Store {
       if (!existing || existing.status === 'checked-out') {
         if (existing) {
           // A fresh enrollment after CheckOut starts clean: no queue, no tokens from before.
-          this.#sql("DELETE FROM command_queue WHERE channel_id = ? OR channel_id LIKE ? ESCAPE '\\'").run(input.id, `${input.id.replace(/[\\%_]/g, '\\$&')}:%`);
+          this.#sql("DELETE FROM command_queue WHERE channel_id = ? OR channel_id LIKE ? ESCAPE '\\'").run(
+            input.id,
+            `${input.id.replace(/[\\%_]/g, '\\$&')}:%`,
+          );
           this.#sql('DELETE FROM user_channels WHERE enrollment_id = ?').run(input.id);
           this.#sql(
             `UPDATE enrollments SET kind = ?, status = 'enrolled', identity_certificate_id = ?, previous_identity_certificate_id = NULL,
@@ -487,7 +491,11 @@ export class SqliteStore implements Store {
           `UPDATE enrollments SET identity_certificate_id = ?, previous_identity_certificate_id = ?, topic = ?, info = ?, last_seen_at = ? WHERE id = ?`,
         ).run(
           input.certificateId,
-          renewing ? current : input.certificateId === existing.previous_identity_certificate_id ? null : existing.previous_identity_certificate_id,
+          renewing
+            ? current
+            : input.certificateId === existing.previous_identity_certificate_id
+              ? null
+              : existing.previous_identity_certificate_id,
           input.topic,
           info,
           now,
@@ -495,7 +503,12 @@ export class SqliteStore implements Store {
         );
         outcome = { fresh: false, renewedFrom: renewing ? current : null };
       }
-      if (!bound) this.#sql('INSERT INTO certificate_bindings (certificate_id, enrollment_id, bound_at) VALUES (?, ?, ?)').run(input.certificateId, input.id, now);
+      if (!bound)
+        this.#sql('INSERT INTO certificate_bindings (certificate_id, enrollment_id, bound_at) VALUES (?, ?, ?)').run(
+          input.certificateId,
+          input.id,
+          now,
+        );
       return outcome;
     })();
   }
@@ -504,8 +517,18 @@ export class SqliteStore implements Store {
     this.#sql("UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE id = ? AND status = 'active'").run(by, certificateId);
   }
 
-  async updateEnrollment(id: string, patch: Partial<Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt'>>): Promise<void> {
-    const columns: Record<string, string> = { topic: 'topic', pushToken: 'push_token', pushMagic: 'push_magic', unlockToken: 'unlock_token', bootstrapToken: 'bootstrap_token', lastSeenAt: 'last_seen_at' };
+  async updateEnrollment(
+    id: string,
+    patch: Partial<Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt'>>,
+  ): Promise<void> {
+    const columns: Record<string, string> = {
+      topic: 'topic',
+      pushToken: 'push_token',
+      pushMagic: 'push_magic',
+      unlockToken: 'unlock_token',
+      bootstrapToken: 'bootstrap_token',
+      lastSeenAt: 'last_seen_at',
+    };
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined);
     if (entries.length === 0) return;
     const sets = entries.map(([k]) => `${columns[k]} = ?`).join(', ');
@@ -514,7 +537,8 @@ export class SqliteStore implements Store {
 
   async promoteIdentity(id: string): Promise<string | null> {
     return this.#db.transaction((): string | null => {
-      const r = this.#sql('SELECT identity_certificate_id, previous_identity_certificate_id FROM enrollments WHERE id = ?').get(id) as Row | undefined;
+      const r = this.#sql('SELECT identity_certificate_id, previous_identity_certificate_id FROM enrollments WHERE id = ?').get(id) as
+        Row | undefined;
       const previous = (r?.previous_identity_certificate_id as string | null) ?? null;
       if (!r || !previous) return null;
       this.#supersede(previous, String(r.identity_certificate_id));
@@ -527,7 +551,15 @@ export class SqliteStore implements Store {
     this.#sql("UPDATE enrollments SET status = 'checked-out', checked_out_at = ?, last_seen_at = ? WHERE id = ?").run(ms(now), ms(now), id);
   }
 
-  async upsertUserChannel(c: { id: string; enrollmentId: string; userId: string | null; userShortName: string | null; pushToken: Buffer | null; pushMagic: string | null; now: Date }): Promise<void> {
+  async upsertUserChannel(c: {
+    id: string;
+    enrollmentId: string;
+    userId: string | null;
+    userShortName: string | null;
+    pushToken: Buffer | null;
+    pushMagic: string | null;
+    now: Date;
+  }): Promise<void> {
     this.#sql(
       `INSERT INTO user_channels (id, enrollment_id, user_id, user_short_name, push_token, push_magic, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, user_short_name = excluded.user_short_name,
@@ -546,7 +578,12 @@ export class SqliteStore implements Store {
         ms(command.createdAt),
       );
       for (const channel of channelIds) {
-        this.#sql("INSERT INTO command_queue (channel_id, command_uuid, priority, status, updated_at) VALUES (?, ?, ?, 'queued', ?)").run(channel, command.uuid, command.priority, ms(command.createdAt));
+        this.#sql("INSERT INTO command_queue (channel_id, command_uuid, priority, status, updated_at) VALUES (?, ?, ?, 'queued', ?)").run(
+          channel,
+          command.uuid,
+          command.priority,
+          ms(command.createdAt),
+        );
       }
     })();
   }
@@ -554,7 +591,14 @@ export class SqliteStore implements Store {
   async getCommand(uuid: string): Promise<CommandRecord | undefined> {
     const r = this.#sql('SELECT * FROM commands WHERE uuid = ?').get(uuid) as Row | undefined;
     return r
-      ? { uuid: String(r.uuid), requestType: String(r.request_type), body: Buffer.from(r.body as Uint8Array), priority: Number(r.priority), createdBy: String(r.created_by), createdAt: date(r.created_at) }
+      ? {
+          uuid: String(r.uuid),
+          requestType: String(r.request_type),
+          body: Buffer.from(r.body as Uint8Array),
+          priority: Number(r.priority),
+          createdBy: String(r.created_by),
+          createdAt: date(r.created_at),
+        }
       : undefined;
   }
 
@@ -571,9 +615,16 @@ export class SqliteStore implements Store {
     };
   }
 
-  async nextCommand(channelId: string, options: { reviveNotNow: boolean; now: Date }): Promise<(QueueEntry & { body: Buffer }) | undefined> {
+  async nextCommand(
+    channelId: string,
+    options: { reviveNotNow: boolean; now: Date },
+  ): Promise<(QueueEntry & { body: Buffer }) | undefined> {
     return this.#db.transaction(() => {
-      if (options.reviveNotNow) this.#sql("UPDATE command_queue SET status = 'queued', updated_at = ? WHERE channel_id = ? AND status = 'not-now'").run(ms(options.now), channelId);
+      if (options.reviveNotNow)
+        this.#sql("UPDATE command_queue SET status = 'queued', updated_at = ? WHERE channel_id = ? AND status = 'not-now'").run(
+          ms(options.now),
+          channelId,
+        );
       const r = this.#sql(
         `SELECT q.*, c.request_type, c.body FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid
          WHERE q.channel_id = ? AND q.status = 'queued' ORDER BY q.priority DESC, q.seq LIMIT 1`,
@@ -582,21 +633,25 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async recordCommandResult(channelId: string, commandUuid: string, status: Exclude<QueueStatus, 'queued'>, result: Buffer, now: Date): Promise<boolean> {
+  async recordCommandResult(
+    channelId: string,
+    commandUuid: string,
+    status: Exclude<QueueStatus, 'queued'>,
+    result: Buffer,
+    now: Date,
+  ): Promise<boolean> {
     return (
-      this.#sql("UPDATE command_queue SET status = ?, result = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ? AND status IN ('queued', 'not-now')").run(
-        status,
-        result,
-        ms(now),
-        channelId,
-        commandUuid,
-      ).changes === 1
+      this.#sql(
+        "UPDATE command_queue SET status = ?, result = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ? AND status IN ('queued', 'not-now')",
+      ).run(status, result, ms(now), channelId, commandUuid).changes === 1
     );
   }
 
   async listQueue(channelId: string): Promise<QueueEntry[]> {
     return (
-      this.#sql('SELECT q.*, c.request_type FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid WHERE q.channel_id = ? ORDER BY q.seq').all(channelId) as Row[]
+      this.#sql(
+        'SELECT q.*, c.request_type FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid WHERE q.channel_id = ? ORDER BY q.seq',
+      ).all(channelId) as Row[]
     ).map((r) => this.#queueEntryFromRow(r));
   }
 

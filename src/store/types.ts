@@ -261,11 +261,22 @@ export interface Store {
    * one as previous), and empties the queue of a fresh enrollment.
    */
   authenticateEnrollment(input: AuthenticateInput): Promise<AuthenticateOutcome>;
-  updateEnrollment(id: string, patch: Partial<Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt'>>): Promise<void>;
+  updateEnrollment(
+    id: string,
+    patch: Partial<Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt'>>,
+  ): Promise<void>;
   /** The new identity was seen on a later message: the previous one is marked superseded by it. Returns it. */
   promoteIdentity(id: string): Promise<string | null>;
   checkOutEnrollment(id: string, now: Date): Promise<void>;
-  upsertUserChannel(channel: { id: string; enrollmentId: string; userId: string | null; userShortName: string | null; pushToken: Buffer | null; pushMagic: string | null; now: Date }): Promise<void>;
+  upsertUserChannel(channel: {
+    id: string;
+    enrollmentId: string;
+    userId: string | null;
+    userShortName: string | null;
+    pushToken: Buffer | null;
+    pushMagic: string | null;
+    now: Date;
+  }): Promise<void>;
 
   /** Stores a command and queues it for each channel, all or nothing. */
   enqueueCommand(command: CommandRecord, channelIds: string[]): Promise<void>;
@@ -276,7 +287,13 @@ export interface Store {
    */
   nextCommand(channelId: string, options: { reviveNotNow: boolean; now: Date }): Promise<(QueueEntry & { body: Buffer }) | undefined>;
   /** Stores a device's report for a queued command; false if no such command is pending for the channel. */
-  recordCommandResult(channelId: string, commandUuid: string, status: Exclude<QueueStatus, 'queued'>, result: Buffer, now: Date): Promise<boolean>;
+  recordCommandResult(
+    channelId: string,
+    commandUuid: string,
+    status: Exclude<QueueStatus, 'queued'>,
+    result: Buffer,
+    now: Date,
+  ): Promise<boolean>;
   listQueue(channelId: string): Promise<QueueEntry[]>;
 
   insertApiToken(token: ApiTokenRecord): Promise<void>;

@@ -1,0 +1,59 @@
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { mintApiToken } from '../../src/admin/tokens.ts';
+import type { RawOptions } from '../../src/config.ts';
+import { checkIn, mdmSignature, type SignatureForm, type TestDevice } from '../helpers/device.ts';
+import { scepFixture } from '../scep/fixture.ts';
+
+export const CHECKIN = 'application/x-apple-aspen-mdm-checkin';
+export const SERVER = 'application/x-apple-aspen-mdm';
+
+/** The in-process server with helpers to speak MDM as a device and to read the stored MDM state. */
+export async function mdmFixture(flags: RawOptions = {}) {
+  const f = await scepFixture(flags);
+  const { token } = await mintApiToken(f.app.store, () => new Date(), 'test');
+  const dbPath = join(f.app.config.dataDir, 'certmdm.db');
+  const send = (body: Buffer, headers: Record<string, string>, options: { path?: string; remoteAddress?: string } = {}) =>
+    f.server.inject({ method: 'PUT', url: options.path ?? '/mdm/checkin', payload: body, headers, remoteAddress: options.remoteAddress });
+  return {
+    ...f,
+    token,
+    /** A check-in or report from `device`, signed in Apple's form unless told otherwise. */
+    speak: (
+      device: TestDevice,
+      message: Record<string, unknown>,
+      options: { form?: SignatureForm; path?: string; contentType?: string } = {},
+    ) => {
+      const body = checkIn(device, message);
+      return send(
+        body,
+        {
+          'content-type': options.contentType ?? (message.MessageType ? CHECKIN : SERVER),
+          'mdm-signature': mdmSignature(body, device, options.form),
+        },
+        { path: options.path ?? (message.MessageType ? '/mdm/checkin' : '/mdm/server') },
+      );
+    },
+    send,
+    admin: (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown, headers: Record<string, string> = {}) =>
+      f.server.inject({ method, url, payload: payload as never, headers: { authorization: `Bearer ${token}`, ...headers } }),
+    /** Every MDM table and every certificate's status, for "stored state unchanged" assertions. */
+    state: () => {
+      const db = new Database(dbPath, { readonly: true });
+      try {
+        const dump = (sql: string) =>
+          JSON.stringify(db.prepare(sql).all(), (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v));
+        return {
+          enrollments: dump('SELECT * FROM enrollments ORDER BY id'),
+          bindings: dump('SELECT * FROM certificate_bindings ORDER BY certificate_id'),
+          userChannels: dump('SELECT * FROM user_channels ORDER BY id'),
+          commands: dump('SELECT * FROM commands ORDER BY uuid'),
+          queue: dump('SELECT * FROM command_queue ORDER BY seq'),
+          certificates: dump('SELECT id, status, superseded_by FROM certificates ORDER BY id'),
+        };
+      } finally {
+        db.close();
+      }
+    },
+  };
+}
