@@ -24,8 +24,8 @@ export interface BenchRow {
 export function printRows(rows: BenchRow[]): void {
   const table = rows.map((r) => [
     r.figure,
-    `${r.value.toFixed(1)} ${r.unit}`,
-    `${r.limit.toFixed(1)} ${r.unit} (${r.limitName})`,
+    `${r.value.toFixed(r.value < 10 ? 3 : 1)} ${r.unit}`,
+    `${r.limit.toFixed(r.limit < 10 ? 3 : 1)} ${r.unit} (${r.limitName})`,
     `${((r.value / r.limit) * 100).toFixed(1)}%`,
   ]);
   const header = ['figure', 'certmdm', 'machine limit', 'ratio'];

@@ -3,6 +3,7 @@ import { foundationBench } from './foundation.ts';
 import { machineLimits } from './limits.ts';
 import { scepBench } from './scep.ts';
 import { profilesBench } from './profiles.ts';
+import { mdmBench } from './mdm.ts';
 import { printRows } from './measure.ts';
 
 const limits = await machineLimits();
@@ -10,5 +11,10 @@ console.log(`certmdm bench — node ${process.version}, ${cpus().length} cores (
 console.log(
   `machine limits: RSA-2048 sign ${limits.rsaSign.toFixed(0)}/s, verify ${limits.rsaVerify.toFixed(0)}/s, key generation ${limits.rsaKeygen.toFixed(1)}/s (node:crypto)\n`,
 );
-const rows = [...(await foundationBench(limits)), ...(await scepBench(limits)), ...(await profilesBench(limits))];
+const rows = [
+  ...(await foundationBench(limits)),
+  ...(await scepBench(limits)),
+  ...(await profilesBench(limits)),
+  ...(await mdmBench(limits)),
+];
 printRows(rows);

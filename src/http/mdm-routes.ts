@@ -104,5 +104,6 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
     }
   };
 
-  for (const path of ['/mdm/checkin', '/mdm/server', '/mdm']) server.put(path, { bodyLimit: options.bodyLimit }, handle);
+  // The hot path logs no per-request lines at info; every refusal and identity change is in the audit log.
+  for (const path of ['/mdm/checkin', '/mdm/server', '/mdm']) server.put(path, { bodyLimit: options.bodyLimit, logLevel: 'warn' }, handle);
 }

@@ -27,10 +27,25 @@ function exportRole(dataDir: string, role: string, dir: string): string {
 function scepIdentity(dataDir: string, port: number, root: string, udid: string) {
   const dir = tempDir('mdm-peer-');
   const challenge = runCli(['scep', 'challenge', '--data', dataDir]).stdout.trim();
-  const r = run('scepclient', ['-server-url', `https://localhost:${port}/scep`, '-challenge', challenge, '-private-key', join(dir, 'key.pem'), '-certificate', join(dir, 'cert.pem'), '-cn', udid], {
-    cwd: dir,
-    env: { ...process.env, SSL_CERT_FILE: root },
-  });
+  const r = run(
+    'scepclient',
+    [
+      '-server-url',
+      `https://localhost:${port}/scep`,
+      '-challenge',
+      challenge,
+      '-private-key',
+      join(dir, 'key.pem'),
+      '-certificate',
+      join(dir, 'cert.pem'),
+      '-cn',
+      udid,
+    ],
+    {
+      cwd: dir,
+      env: { ...process.env, SSL_CERT_FILE: root },
+    },
+  );
   assert.equal(r.status, 0, r.stderr + r.stdout);
   return { key: join(dir, 'key.pem'), cert: join(dir, 'cert.pem'), dir };
 }
@@ -38,7 +53,19 @@ function scepIdentity(dataDir: string, port: number, root: string, udid: string)
 function put(url: string, body: Buffer, dir: string, args: string[]) {
   const file = join(dir, `body-${Math.random().toString(16).slice(2)}.plist`);
   writeFileSync(file, body);
-  const r = run('curl', ['-sS', '-X', 'PUT', '-H', 'Content-Type: application/x-apple-aspen-mdm-checkin', '--data-binary', `@${file}`, '-w', '\n%{http_code}', ...args, url]);
+  const r = run('curl', [
+    '-sS',
+    '-X',
+    'PUT',
+    '-H',
+    'Content-Type: application/x-apple-aspen-mdm-checkin',
+    '--data-binary',
+    `@${file}`,
+    '-w',
+    '\n%{http_code}',
+    ...args,
+    url,
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.split('\n');
   return { status: Number(lines.pop()), body: lines.join('\n') };
@@ -52,32 +79,80 @@ test('mutual TLS: curl presents the SCEP-issued identity to certmdm; without it 
   const udid = 'MTLS-DEVICE-1';
   const id = scepIdentity(dataDir, server.port, root, udid);
   const url = `https://localhost:${server.port}/mdm/checkin`;
-  const auth = plistBody({ MessageType: 'Authenticate', UDID: udid, Topic: TOPIC, DeviceName: 'mTLS Mac', Model: 'Mac14,2', ModelName: 'MacBook Air' });
+  const auth = plistBody({
+    MessageType: 'Authenticate',
+    UDID: udid,
+    Topic: TOPIC,
+    DeviceName: 'mTLS Mac',
+    Model: 'Mac14,2',
+    ModelName: 'MacBook Air',
+  });
   const ok = put(url, auth, id.dir, ['--cacert', root, '--cert', id.cert, '--key', id.key]);
   assert.equal(ok.status, 200, ok.body);
-  const idle = put(url.replace('checkin', 'server'), plistBody({ UDID: udid, Status: 'Idle' }), id.dir, ['--cacert', root, '--cert', id.cert, '--key', id.key]);
+  const idle = put(url.replace('checkin', 'server'), plistBody({ UDID: udid, Status: 'Idle' }), id.dir, [
+    '--cacert',
+    root,
+    '--cert',
+    id.cert,
+    '--key',
+    id.key,
+  ]);
   assert.equal(idle.status, 200);
   const anonymous = put(url, auth, id.dir, ['--cacert', root]);
   assert.equal(anonymous.status, 403);
   assert.match(anonymous.body, /no client identity/);
   // openssl s_client completes the handshake with the identity (certmdm asks for a certificate naming its CAs).
-  const sclient = run('openssl', ['s_client', '-connect', `127.0.0.1:${server.port}`, '-cert', id.cert, '-key', id.key, '-CAfile', root, '-verify_return_error'], { input: '' });
+  const sclient = run(
+    'openssl',
+    ['s_client', '-connect', `127.0.0.1:${server.port}`, '-cert', id.cert, '-key', id.key, '-CAfile', root, '-verify_return_error'],
+    { input: '' },
+  );
   assert.equal(sclient.status, 0, sclient.stderr);
   assert.match(sclient.stdout, /Acceptable client certificate CA names[\s\S]*certmdm Intermediate CA/);
-  const devices = run('curl', ['-sS', '--cacert', root, '-H', `Authorization: Bearer ${/^\s+(cmdm_\S+)$/m.exec(server.stderr())![1]}`, `https://localhost:${server.port}/v1/devices`]);
+  const devices = run('curl', [
+    '-sS',
+    '--cacert',
+    root,
+    '-H',
+    `Authorization: Bearer ${/^\s+(cmdm_\S+)$/m.exec(server.stderr())![1]}`,
+    `https://localhost:${server.port}/v1/devices`,
+  ]);
   assert.equal((JSON.parse(devices.stdout).devices as { id: string }[])[0]?.id, udid);
 });
 
 test('nginx terminates TLS, verifies the client certificate and passes it on; the same header from elsewhere is refused', async (t) => {
   const dataDir = join(tempDir(), 'data');
   // nginx connects from 127.0.0.3 (proxy_bind): only that address is a trusted proxy.
-  const server = await startServer(dataDir, ['--scep-ciphers', 'aes,des3,des', '--mdm-identity-sources', 'proxy', '--trusted-proxies', '127.0.0.3']);
+  const server = await startServer(dataDir, [
+    '--scep-ciphers',
+    'aes,des3,des',
+    '--mdm-identity-sources',
+    'proxy',
+    '--trusted-proxies',
+    '127.0.0.3',
+  ]);
   t.after(() => server.stop());
   const work = tempDir('nginx-');
   const root = exportRole(dataDir, 'root', work);
   const intermediate = exportRole(dataDir, 'intermediate', work);
   writeFileSync(join(work, 'client-ca.pem'), readFileSync(root, 'utf8') + readFileSync(intermediate, 'utf8'));
-  run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(work, 'nginx.key'), '-out', join(work, 'nginx.pem'), '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-days', '1']);
+  run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    join(work, 'nginx.key'),
+    '-out',
+    join(work, 'nginx.pem'),
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=DNS:localhost',
+    '-days',
+    '1',
+  ]);
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs']) mkdirSync(join(work, d));
   const port = await freePort();
   writeFileSync(
@@ -107,15 +182,32 @@ http {
 }
 `,
   );
-  const nginx = spawn('nginx', ['-p', work, '-c', join(work, 'nginx.conf'), '-g', `daemon off; pid ${work}/nginx.pid;`], { stdio: 'ignore' });
+  const nginx = spawn('nginx', ['-p', work, '-c', join(work, 'nginx.conf'), '-g', `daemon off; pid ${work}/nginx.pid;`], {
+    stdio: 'ignore',
+  });
   t.after(() => nginx.kill());
   // nginx is up once it answers TLS at all (it refuses the certificate-less probe with 400).
-  for (let i = 0; i < 50 && run('curl', ['-sk', '-o', '/dev/null', `https://127.0.0.1:${port}/`]).status !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 50 && run('curl', ['-sk', '-o', '/dev/null', `https://127.0.0.1:${port}/`]).status !== 0; i++)
+    await new Promise((r) => setTimeout(r, 100));
 
   const udid = 'PROXY-DEVICE-1';
   const id = scepIdentity(dataDir, server.port, root, udid);
-  const auth = plistBody({ MessageType: 'Authenticate', UDID: udid, Topic: TOPIC, DeviceName: 'proxied', Model: 'iPad13,1', ModelName: 'iPad' });
-  const viaNginx = put(`https://localhost:${port}/mdm/checkin`, auth, id.dir, ['--cacert', join(work, 'nginx.pem'), '--cert', id.cert, '--key', id.key]);
+  const auth = plistBody({
+    MessageType: 'Authenticate',
+    UDID: udid,
+    Topic: TOPIC,
+    DeviceName: 'proxied',
+    Model: 'iPad13,1',
+    ModelName: 'iPad',
+  });
+  const viaNginx = put(`https://localhost:${port}/mdm/checkin`, auth, id.dir, [
+    '--cacert',
+    join(work, 'nginx.pem'),
+    '--cert',
+    id.cert,
+    '--key',
+    id.key,
+  ]);
   assert.equal(viaNginx.status, 200, viaNginx.body + readFileSync(join(work, 'logs', 'error.log'), 'utf8').slice(-2000));
 
   const noCert = put(`https://localhost:${port}/mdm/checkin`, auth, id.dir, ['--cacert', join(work, 'nginx.pem')]);
@@ -126,6 +218,10 @@ http {
   const forged = put(`https://localhost:${server.port}/mdm/checkin`, auth, id.dir, ['--cacert', root, '-H', `X-Client-Cert: ${pem}`]);
   assert.equal(forged.status, 403);
   assert.match(forged.body, /not a trusted proxy/);
-  const audit = JSON.parse(runCli(['audit', 'list', '--json', '--data', dataDir, '--limit', '5']).stdout) as { action: string; outcome: string; reason: string }[];
+  const audit = JSON.parse(runCli(['audit', 'list', '--json', '--data', dataDir, '--limit', '5']).stdout) as {
+    action: string;
+    outcome: string;
+    reason: string;
+  }[];
   assert.ok(audit.some((e) => e.action === 'mdm.identity' && e.outcome === 'denied' && /not a trusted proxy/.test(e.reason)));
 });

@@ -161,6 +161,82 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     assert.equal((await store.getChallenge(challenge.id))?.consumedAt, null);
   });
 
+  withStore('enrollments: a certificate binds to one enrollment; renewal keeps the old identity until promoted', async (store) => {
+    const a = certificate();
+    const b = certificate();
+    await store.insertCertificates([{ certificate: a }, { certificate: b }]);
+    const at = new Date(Date.UTC(2026, 0, 1));
+    assert.deepEqual(
+      await store.authenticateEnrollment({
+        id: 'UDID-1',
+        kind: 'device',
+        certificateId: a.id,
+        topic: 't',
+        info: { DeviceName: 'x' },
+        now: at,
+      }),
+      { fresh: true, renewedFrom: null },
+    );
+    await assert.rejects(
+      store.authenticateEnrollment({ id: 'UDID-2', kind: 'device', certificateId: a.id, topic: 't', info: {}, now: at }),
+      ConflictError,
+    );
+    assert.equal(await store.getEnrollment('UDID-2'), undefined, 'the refused Authenticate left nothing');
+    assert.equal(await store.getBinding(a.id), 'UDID-1');
+    assert.deepEqual(
+      await store.authenticateEnrollment({ id: 'UDID-1', kind: 'device', certificateId: b.id, topic: 't', info: {}, now: at }),
+      { fresh: false, renewedFrom: a.id },
+    );
+    const renewing = await store.getEnrollment('UDID-1');
+    assert.equal(renewing?.identityCertificateId, b.id);
+    assert.equal(renewing?.previousIdentityCertificateId, a.id);
+    assert.equal(await store.promoteIdentity('UDID-1'), a.id);
+    assert.equal((await store.getCertificate(a.id))?.status, 'superseded');
+    assert.equal((await store.getCertificate(a.id))?.supersededBy, b.id);
+    assert.equal((await store.getEnrollment('UDID-1'))?.previousIdentityCertificateId, null);
+    await store.updateEnrollment('UDID-1', { pushToken: Buffer.from([1, 2]), pushMagic: 'm' });
+    assert.deepEqual((await store.getEnrollment('UDID-1'))?.pushToken, Buffer.from([1, 2]));
+  });
+
+  withStore('command queue: priority then FIFO, NotNow skipped until revived, results once, clean after CheckOut', async (store) => {
+    const c = certificate();
+    await store.insertCertificates([{ certificate: c }]);
+    const at = new Date(Date.UTC(2026, 0, 1));
+    await store.authenticateEnrollment({ id: 'D', kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at });
+    const command = (uuid: string, priority: number) => ({
+      uuid,
+      requestType: 'ProfileList',
+      body: Buffer.from(uuid),
+      priority,
+      createdBy: 'test',
+      createdAt: at,
+    });
+    await store.enqueueCommand(command('low', 0), ['D']);
+    await store.enqueueCommand(command('high', 5), ['D', 'D:user']);
+    await store.enqueueCommand(command('low2', 0), ['D']);
+    assert.equal((await store.nextCommand('D', { reviveNotNow: true, now: at }))?.commandUuid, 'high');
+    assert.equal(await store.recordCommandResult('D', 'high', 'not-now', Buffer.from('r'), at), true);
+    assert.equal((await store.nextCommand('D', { reviveNotNow: false, now: at }))?.commandUuid, 'low');
+    assert.equal(await store.recordCommandResult('D', 'low', 'acknowledged', Buffer.from('ok'), at), true);
+    assert.equal(await store.recordCommandResult('D', 'low', 'acknowledged', Buffer.from('again'), at), false, 'a result is stored once');
+    assert.equal((await store.nextCommand('D', { reviveNotNow: false, now: at }))?.commandUuid, 'low2');
+    assert.equal(await store.recordCommandResult('D', 'low2', 'error', Buffer.from('e'), at), true);
+    assert.equal(await store.nextCommand('D', { reviveNotNow: false, now: at }), undefined);
+    assert.equal((await store.nextCommand('D', { reviveNotNow: true, now: at }))?.commandUuid, 'high');
+    assert.deepEqual(
+      (await store.listQueue('D')).map((q) => [q.commandUuid, q.status]),
+      [
+        ['low', 'acknowledged'],
+        ['high', 'queued'],
+        ['low2', 'error'],
+      ],
+    );
+    await store.checkOutEnrollment('D', at);
+    await store.authenticateEnrollment({ id: 'D', kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at });
+    assert.deepEqual(await store.listQueue('D'), [], 'a fresh enrollment after CheckOut starts clean');
+    assert.deepEqual(await store.listQueue('D:user'), [], "and so do its users' channels");
+  });
+
   withStore('API tokens: lookup, touch, revoke once', async (store) => {
     const token = {
       id: randomBytes(8).toString('hex'),
