@@ -166,11 +166,29 @@ describe('MDM check-in and commands (Mdm-Signature identity)', () => {
     assert.equal((await speak(device, tokenUpdate())).statusCode, 200);
     const offered = readPlist((await speak(renewed, { Status: 'Idle' })).rawPayload);
     assert.equal(offered.CommandUUID, queued, 'the renewal did not drop the queue');
+    assert.equal((await speak(renewed, { Status: 'Acknowledged', CommandUUID: queued })).statusCode, 200);
     const old = (await f.app.store.getCertificateByFingerprint(require_fp(device.certDer)))!;
     assert.equal(old.status, 'superseded');
     const refused = await speak(device, { Status: 'Idle' });
     assert.equal(refused.statusCode, 403);
     device = renewed;
+  });
+
+  test('a user channel rides on the device identity and has its own queue', async () => {
+    const user = { UserID: 'A1B2-USER', UserShortName: 'ann', UserLongName: 'Ann Example' };
+    assert.equal(
+      (await speak(device, { MessageType: 'TokenUpdate', Topic: TOPIC, Token: { $data: 'AAEC' }, PushMagic: 'user-magic', ...user }))
+        .statusCode,
+      200,
+    );
+    const queued = await f.admin('POST', '/v1/commands', {
+      devices: [`${device.udid}:A1B2-USER`],
+      command: { RequestType: 'ProfileList' },
+    });
+    assert.equal(queued.statusCode, 201, queued.body);
+    assert.equal(readPlist((await speak(device, { Status: 'Idle', ...user })).rawPayload).CommandUUID, queued.json().command_uuid);
+    assert.equal((await speak(device, { Status: 'Idle' })).rawPayload.length, 0, "the device channel does not see the user's command");
+    await speak(device, { Status: 'Acknowledged', CommandUUID: queued.json().command_uuid, ...user });
   });
 
   test('UserAuthenticate is declined with 410; DeclarativeManagement and GetToken are not supported (501)', async () => {
@@ -277,6 +295,23 @@ describe('MDM check-in and commands (Mdm-Signature identity)', () => {
         () => f.send(body, { 'content-type': SERVER, 'mdm-signature': mdmSignature(body, foreign) }, { path: '/mdm/server' }),
         403,
         /does not chain to certmdm's CA/,
+      );
+    });
+
+    test('a certificate of certmdm that was never issued to an enrollment (the SCEP RA)', async () => {
+      const { toPem } = await import('../../src/pki/certificate.ts');
+      const { writeFileSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      const keyPem = join(f.dir, 'ra.key');
+      writeFileSync(keyPem, f.pki.scepRa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+      const ra = { certPem: join(f.dir, 'ra-cert.pem'), requester: { keyPem } };
+      writeFileSync(ra.certPem, toPem(f.pki.scepRa.certificate.der));
+      const body = checkIn(victim, { Status: 'Idle' });
+      await refused(
+        'RA certificate',
+        () => f.send(body, { 'content-type': SERVER, 'mdm-signature': mdmSignature(body, ra) }, { path: '/mdm/server' }),
+        403,
+        /never issued by certmdm to an enrollment/,
       );
     });
 
