@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,20 +14,13 @@ import { buildCsr } from '../src/pki/csr.ts';
 import { serializePlist } from '../src/plist/serialize.ts';
 import { mintChallenge } from '../src/scep/challenges.ts';
 import { buildPkiRequest, readCertRep } from '../src/scep/client.ts';
+import { freePort } from '../test/helpers/cli.ts';
 import type { BenchRow } from './measure.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DEVICES = 32;
 const MESSAGES = 3000;
 const CONCURRENCY = 16;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** utime + stime of a process, in seconds, from /proc. */
 function cpuSeconds(pid: number): number {

@@ -78,14 +78,17 @@ export function enrollmentProfile(input: EnrollmentInput): { profile: PlistDict;
     ),
   );
   const identityUuid = input.uuid();
+  const identityHeader = (type: string, name: string): PlistDict => ({
+    PayloadType: type,
+    PayloadVersion: 1,
+    PayloadIdentifier: `${prefix}.enrollment.identity`,
+    PayloadUUID: identityUuid,
+    PayloadDisplayName: name,
+  });
   const identity: PlistDict =
     input.identity.kind === 'scep'
       ? {
-          PayloadType: 'com.apple.security.scep',
-          PayloadVersion: 1,
-          PayloadIdentifier: `${prefix}.enrollment.identity`,
-          PayloadUUID: identityUuid,
-          PayloadDisplayName: 'MDM identity (SCEP)',
+          ...identityHeader('com.apple.security.scep', 'MDM identity (SCEP)'),
           PayloadContent: {
             URL: input.identity.url,
             Name: input.organization,
@@ -99,11 +102,7 @@ export function enrollmentProfile(input: EnrollmentInput): { profile: PlistDict;
           },
         }
       : {
-          PayloadType: 'com.apple.security.pkcs12',
-          PayloadVersion: 1,
-          PayloadIdentifier: `${prefix}.enrollment.identity`,
-          PayloadUUID: identityUuid,
-          PayloadDisplayName: 'MDM identity (PKCS#12)',
+          ...identityHeader('com.apple.security.pkcs12', 'MDM identity (PKCS#12)'),
           PayloadCertificateFileName: 'mdm-identity.p12',
           PayloadContent: input.identity.pkcs12,
           Password: input.identity.password,

@@ -15,6 +15,7 @@ import {
   type EnrollmentRecord,
   type QueueEntry,
   type QueueStatus,
+  type UserChannelInput,
   type EnrollmentLinkRecord,
   type NewProfile,
   type ProfileRecord,
@@ -551,15 +552,7 @@ export class SqliteStore implements Store {
     this.#sql("UPDATE enrollments SET status = 'checked-out', checked_out_at = ?, last_seen_at = ? WHERE id = ?").run(ms(now), ms(now), id);
   }
 
-  async upsertUserChannel(c: {
-    id: string;
-    enrollmentId: string;
-    userId: string | null;
-    userShortName: string | null;
-    pushToken: Buffer | null;
-    pushMagic: string | null;
-    now: Date;
-  }): Promise<void> {
+  async upsertUserChannel(c: UserChannelInput): Promise<void> {
     this.#sql(
       `INSERT INTO user_channels (id, enrollment_id, user_id, user_short_name, push_token, push_magic, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, user_short_name = excluded.user_short_name,

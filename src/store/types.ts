@@ -174,6 +174,17 @@ export interface AuthenticateOutcome {
   renewedFrom: string | null;
 }
 
+/** A user channel (macOS or Shared iPad user, User Enrollment user) of an enrolled device. */
+export interface UserChannelInput {
+  id: string;
+  enrollmentId: string;
+  userId: string | null;
+  userShortName: string | null;
+  pushToken: Buffer | null;
+  pushMagic: string | null;
+  now: Date;
+}
+
 export type QueueStatus = 'queued' | 'not-now' | 'acknowledged' | 'error' | 'command-format-error';
 
 export interface CommandRecord {

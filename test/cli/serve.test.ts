@@ -5,20 +5,13 @@ import { test } from 'node:test';
 import { openApp } from '../../src/app/context.ts';
 import { resolveConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
-import { runCli, run, snapshot, startServer, tempDir, TEST_FLAGS } from '../helpers/cli.ts';
+import { exportRole, runCli, run, snapshot, startServer, tempDir, TEST_FLAGS } from '../helpers/cli.ts';
 
 function init(dataDir: string) {
   const r = runCli(['init', '--data', dataDir, ...TEST_FLAGS]);
   assert.equal(r.status, 0, r.stderr);
   const token = /^(cmdm_\S+)$/m.exec(r.stdout)?.[1];
   return { stdout: r.stdout, token };
-}
-
-function exportRole(dataDir: string, role: string): string {
-  const file = join(tempDir(), `${role}.pem`);
-  const r = runCli(['certs', 'export', '--role', role, '--out', file, '--data', dataDir]);
-  assert.equal(r.status, 0, r.stderr);
-  return file;
 }
 
 function fingerprints(dataDir: string): Record<string, string> {

@@ -1,4 +1,6 @@
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createServer } from 'node:net';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -100,4 +102,21 @@ export function snapshot(dir: string, options: { ignore?: RegExp } = {}): Record
 
 export function run(command: string, args: string[], options: { cwd?: string; input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}) {
   return spawnSync(command, args, { encoding: 'utf8', timeout: 60_000, ...options });
+}
+
+/** PEM of the active certificates of a role, exported by the CLI into `dir`. */
+export function exportRole(dataDir: string, role: string, dir: string = tempDir()): string {
+  const file = join(dir, `${role}.pem`);
+  const r = runCli(['certs', 'export', '--role', role, '--out', file, '--data', dataDir]);
+  assert.equal(r.status, 0, r.stderr);
+  return file;
+}
+
+/** A loopback port nothing listens on right now (for servers whose URL must be known before they start). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -1,27 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { run, runCli, startServer, tempDir } from '../helpers/cli.ts';
+import { exportRole, freePort, run, runCli, startServer, tempDir } from '../helpers/cli.ts';
 import { plistBody } from '../helpers/device.ts';
 
 const TOPIC = 'com.apple.mgmt.External.peers-test';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-function exportRole(dataDir: string, role: string, dir: string): string {
-  const file = join(dir, `${role}.pem`);
-  assert.equal(runCli(['certs', 'export', '--role', role, '--out', file, '--data', dataDir]).status, 0);
-  return file;
-}
 
 /** A device identity from the running server through Debian's scepclient. */
 function scepIdentity(dataDir: string, port: number, root: string, udid: string) {

@@ -1,17 +1,8 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { run, runCli, startServer, tempDir } from '../helpers/cli.ts';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort, run, runCli, startServer, tempDir } from '../helpers/cli.ts';
 
 test('enroll-link from the CLI, fetched with curl over HTTPS, yields a profile openssl verifies; profile trust writes one', async (t) => {
   const dataDir = join(tempDir(), 'data');

@@ -1,15 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, run, startServer, tempDir, TEST_FLAGS } from '../helpers/cli.ts';
+import { exportRole, runCli, run, startServer, tempDir } from '../helpers/cli.ts';
 import { startCertmonger } from '../helpers/peers.ts';
-
-function exportRole(dataDir: string, role: string, dir: string): string {
-  const file = join(dir, `${role}.pem`);
-  const r = runCli(['certs', 'export', '--role', role, '--out', file, '--data', dataDir]);
-  assert.equal(r.status, 0, r.stderr);
-  return file;
-}
 
 function challenge(dataDir: string): string {
   const r = runCli(['scep', 'challenge', '--data', dataDir]);
