@@ -166,4 +166,21 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       CREATE INDEX command_queue_next ON command_queue(channel_id, status, priority DESC, seq);
     `,
   },
+  {
+    version: 5,
+    name: 'push',
+    sql: `
+      CREATE TABLE certificate_requests (
+        id TEXT PRIMARY KEY,
+        purpose TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        key_id TEXT NOT NULL REFERENCES sealed_keys(id),
+        der BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        fulfilled_by TEXT REFERENCES certificates(id)
+      );
+      ALTER TABLE enrollments ADD COLUMN push_token_invalid_at INTEGER;
+      ALTER TABLE user_channels ADD COLUMN push_token_invalid_at INTEGER;
+    `,
+  },
 ];

@@ -16,6 +16,8 @@ import {
   type QueueEntry,
   type QueueStatus,
   type UserChannelInput,
+  type UserChannelRecord,
+  type CertificateRequestRecord,
   type EnrollmentLinkRecord,
   type NewProfile,
   type ProfileRecord,
@@ -431,6 +433,7 @@ export class SqliteStore implements Store {
       pushMagic: (r.push_magic as string | null) ?? null,
       unlockToken: blob(r.unlock_token),
       bootstrapToken: blob(r.bootstrap_token),
+      pushTokenInvalidAt: maybeDate(r.push_token_invalid_at),
       info: JSON.parse(String(r.info)) as Record<string, string>,
       enrolledAt: date(r.enrolled_at),
       lastSeenAt: date(r.last_seen_at),
@@ -520,7 +523,7 @@ export class SqliteStore implements Store {
 
   async updateEnrollment(
     id: string,
-    patch: Partial<Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt'>>,
+    patch: Partial<Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt' | 'pushTokenInvalidAt'>>,
   ): Promise<void> {
     const columns: Record<string, string> = {
       topic: 'topic',
@@ -529,7 +532,10 @@ export class SqliteStore implements Store {
       unlockToken: 'unlock_token',
       bootstrapToken: 'bootstrap_token',
       lastSeenAt: 'last_seen_at',
+      pushTokenInvalidAt: 'push_token_invalid_at',
     };
+    // A new push token is valid until APNs says otherwise.
+    if (patch.pushToken && patch.pushTokenInvalidAt === undefined) patch = { ...patch, pushTokenInvalidAt: null };
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined);
     if (entries.length === 0) return;
     const sets = entries.map(([k]) => `${columns[k]} = ?`).join(', ');
@@ -558,6 +564,65 @@ export class SqliteStore implements Store {
        ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, user_short_name = excluded.user_short_name,
          push_token = coalesce(excluded.push_token, push_token), push_magic = coalesce(excluded.push_magic, push_magic), last_seen_at = excluded.last_seen_at`,
     ).run(c.id, c.enrollmentId, c.userId, c.userShortName, c.pushToken, c.pushMagic, ms(c.now));
+  }
+
+  async getUserChannel(id: string): Promise<UserChannelRecord | undefined> {
+    const r = this.#sql('SELECT * FROM user_channels WHERE id = ?').get(id) as Row | undefined;
+    return r
+      ? {
+          id: String(r.id),
+          enrollmentId: String(r.enrollment_id),
+          userId: (r.user_id as string | null) ?? null,
+          userShortName: (r.user_short_name as string | null) ?? null,
+          pushToken: r.push_token ? Buffer.from(r.push_token as Uint8Array) : null,
+          pushMagic: (r.push_magic as string | null) ?? null,
+          pushTokenInvalidAt: maybeDate(r.push_token_invalid_at),
+          lastSeenAt: date(r.last_seen_at),
+        }
+      : undefined;
+  }
+
+  async markUserChannelTokenInvalid(id: string, at: Date): Promise<void> {
+    this.#sql('UPDATE user_channels SET push_token_invalid_at = ? WHERE id = ?').run(ms(at), id);
+  }
+
+  async insertCertificateRequest(request: CertificateRequestRecord, key: SealedKeyRecord): Promise<void> {
+    this.#db.transaction(() => {
+      this.#sql('INSERT INTO sealed_keys (id, algorithm, sealed, created_at) VALUES (?, ?, ?, ?)').run(key.id, key.algorithm, key.sealed, ms(key.createdAt));
+      this.#sql('INSERT INTO certificate_requests (id, purpose, subject, key_id, der, created_at, fulfilled_by) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+        request.id,
+        request.purpose,
+        request.subject,
+        request.keyId,
+        request.der,
+        ms(request.createdAt),
+        request.fulfilledBy,
+      );
+    })();
+  }
+
+  async listCertificateRequests(purpose: CertificateRequestRecord['purpose']): Promise<CertificateRequestRecord[]> {
+    return (this.#sql('SELECT * FROM certificate_requests WHERE purpose = ? ORDER BY created_at DESC, rowid DESC').all(purpose) as Row[]).map((r) => ({
+      id: String(r.id),
+      purpose: r.purpose as CertificateRequestRecord['purpose'],
+      subject: String(r.subject),
+      keyId: String(r.key_id),
+      der: Buffer.from(r.der as Uint8Array),
+      createdAt: date(r.created_at),
+      fulfilledBy: (r.fulfilled_by as string | null) ?? null,
+    }));
+  }
+
+  async importCertificate(entry: NewCertificate, options: { supersedes: string[]; fulfils?: string }): Promise<void> {
+    this.#db.transaction(() => {
+      this.#insertOne(entry);
+      for (const id of options.supersedes) {
+        if (this.#sql("UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE id = ? AND status = 'active'").run(entry.certificate.id, id).changes !== 1) {
+          throw new ConflictError(`certificate ${id} is no longer active`);
+        }
+      }
+      if (options.fulfils) this.#sql('UPDATE certificate_requests SET fulfilled_by = ? WHERE id = ?').run(entry.certificate.id, options.fulfils);
+    })();
   }
 
   async enqueueCommand(command: CommandRecord, channelIds: string[]): Promise<void> {

@@ -151,6 +151,8 @@ export interface EnrollmentRecord {
   pushMagic: string | null;
   unlockToken: Buffer | null;
   bootstrapToken: Buffer | null;
+  /** Set when APNs answered 410 Unregistered for the push token; cleared by the next TokenUpdate. */
+  pushTokenInvalidAt: Date | null;
   /** What Authenticate said about the device (DeviceName, Model, OSVersion, SerialNumber, ...). */
   info: Record<string, string>;
   enrolledAt: Date;
@@ -207,6 +209,28 @@ export interface QueueEntry {
   /** The device's raw report for this command. */
   result: Buffer | null;
   updatedAt: Date;
+}
+
+/** A CSR certmdm made and holds the key for (the APNs push certificate's, until Apple's certificate is imported). */
+export interface CertificateRequestRecord {
+  id: string;
+  purpose: 'push';
+  subject: string;
+  keyId: string;
+  der: Buffer;
+  createdAt: Date;
+  fulfilledBy: string | null;
+}
+
+export interface UserChannelRecord {
+  id: string;
+  enrollmentId: string;
+  userId: string | null;
+  userShortName: string | null;
+  pushToken: Buffer | null;
+  pushMagic: string | null;
+  pushTokenInvalidAt: Date | null;
+  lastSeenAt: Date;
 }
 
 export interface Store {
@@ -274,8 +298,14 @@ export interface Store {
   authenticateEnrollment(input: AuthenticateInput): Promise<AuthenticateOutcome>;
   updateEnrollment(
     id: string,
-    patch: Partial<Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt'>>,
+    patch: Partial<Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt' | 'pushTokenInvalidAt'>>,
   ): Promise<void>;
+  getUserChannel(id: string): Promise<UserChannelRecord | undefined>;
+  markUserChannelTokenInvalid(id: string, at: Date): Promise<void>;
+  insertCertificateRequest(request: CertificateRequestRecord, key: SealedKeyRecord): Promise<void>;
+  listCertificateRequests(purpose: CertificateRequestRecord['purpose']): Promise<CertificateRequestRecord[]>;
+  /** Stores an imported certificate (superseding `supersedes`) and marks the request it answers fulfilled, atomically. */
+  importCertificate(entry: NewCertificate, options: { supersedes: string[]; fulfils?: string }): Promise<void>;
   /** The new identity was seen on a later message: the previous one is marked superseded by it. Returns it. */
   promoteIdentity(id: string): Promise<string | null>;
   checkOutEnrollment(id: string, now: Date): Promise<void>;
