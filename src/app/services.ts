@@ -8,6 +8,9 @@ import { CoreMdmService } from '../mdm/core.ts';
 import type { IdentitySettings } from '../mdm/identity.ts';
 import type { MdmService } from '../mdm/service.ts';
 import { WebhookService } from '../mdm/webhook.ts';
+import { PushService } from '../push/service.ts';
+import { readFileSync } from 'node:fs';
+import { OperatorError } from '../errors.ts';
 
 /** The protocol services over one app context and PKI: what the HTTP edge, the CLI and the simulator share. */
 export function createScepService(app: AppContext, pki: ServerPki): ScepService {
@@ -36,14 +39,29 @@ export function createProfileService(app: AppContext, pki: ServerPki): ProfileSe
   );
 }
 
+export function createPushService(app: AppContext): PushService {
+  const c = app.config;
+  let ca: string[] | undefined;
+  try {
+    ca = c.apnsCaFile ? [readFileSync(c.apnsCaFile, 'utf8')] : undefined;
+  } catch (err) {
+    throw new OperatorError(`cannot read --apns-ca-file: ${(err as Error).message}`);
+  }
+  return new PushService(
+    { store: app.store, keyring: app.keyring, clock: app.clock, audit: app.audit, logger: app.logger },
+    { url: c.apnsUrl, ca, concurrency: c.pushConcurrency, expirationSeconds: c.pushExpirationDays * 86_400, retries: 3, backoffMs: 200 },
+  );
+}
+
 export interface Services {
   scep: ScepService;
   profiles: ProfileService;
   mdm: MdmServices;
+  push: PushService;
 }
 
 export function createServices(app: AppContext, pki: ServerPki): Services {
-  return { scep: createScepService(app, pki), profiles: createProfileService(app, pki), mdm: createMdmServices(app) };
+  return { scep: createScepService(app, pki), profiles: createProfileService(app, pki), mdm: createMdmServices(app), push: createPushService(app) };
 }
 
 export interface MdmServices {

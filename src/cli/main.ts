@@ -1,4 +1,6 @@
-import { writeFileSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { certificatesOf, createPushCsr, expiryWarning, importPushCertificate, pemBlocks, topicOf, vendorSign } from '../push/certificate.ts';
 import { ensurePki, openApp, type AppContext } from '../app/context.ts';
 import { mintApiToken } from '../admin/tokens.ts';
 import { renderOptionsHelp, type Config } from '../config.ts';
@@ -27,6 +29,12 @@ commands:
                                 a one-time enrollment link (GET it on the device to install the profile)
   profile enroll|trust --out FILE [--identity scep|pkcs12] [--unsigned]
                                 write a signed enrollment or trust profile
+  push csr [--out FILE]         a key (sealed) and CSR for Apple's push certificate portal
+  push vendor-sign --csr F --vendor-cert F --vendor-key F --chain F [--out F]
+                                the base64 PushCertificateRequest an MDM vendor signs
+  push import FILE [--password P] [--key F] [--force-new-topic]
+                                import Apple's push certificate (PEM, DER or PKCS#12)
+  push status                   topic and expiry of the push certificate
   scep challenge [--ttl-hours N] [--enrollment REF] [--json]
                                 a one-time SCEP challenge password (printed once)
   audit list [--json] [--limit N]
@@ -199,6 +207,87 @@ async function run(argv: string[]): Promise<void> {
         return out(
           `${generated.record.kind} profile ${generated.record.id} (${sign ? 'signed' : 'UNSIGNED'}) written to ${values.out}; effective expiry ${generated.record.effectiveExpiry.toISOString()}`,
         );
+      });
+    }
+    case 'push': {
+      const { config, values, positionals } = parseCommand(rest, {
+        out: { type: 'string' },
+        csr: { type: 'string' },
+        'vendor-cert': { type: 'string' },
+        'vendor-key': { type: 'string' },
+        'vendor-key-passphrase': { type: 'string' },
+        chain: { type: 'string' },
+        password: { type: 'string' },
+        key: { type: 'string' },
+        'key-passphrase': { type: 'string' },
+        'force-new-topic': { type: 'boolean' },
+      });
+      if (values.help || !sub) return out(commandHelp('push csr|vendor-sign|import|status'));
+      const file = (flag: string) => {
+        const path = values[flag];
+        if (typeof path !== 'string') throw new OperatorError(`push ${sub} needs --${flag}`, 2);
+        try {
+          return readFileSync(path);
+        } catch (err) {
+          throw new OperatorError(`cannot read --${flag} ${path}: ${(err as Error).message}`);
+        }
+      };
+      if (sub === 'vendor-sign') {
+        // Pure: works without a data directory (vendors sign their customers' CSRs).
+        const csrText = file('csr').toString('latin1');
+        const csr = csrText.includes('-----BEGIN') ? pemBlocks(csrText, 'CERTIFICATE REQUEST')[0] : file('csr');
+        if (!csr) throw new OperatorError('--csr holds no CERTIFICATE REQUEST');
+        let vendorKey;
+        try {
+          vendorKey = createPrivateKey({ key: file('vendor-key'), passphrase: values['vendor-key-passphrase'] as string | undefined });
+        } catch (err) {
+          throw new OperatorError(`cannot read --vendor-key: ${(err as Error).message.split('\n')[0]}`);
+        }
+        const request = vendorSign({ csr, vendorCertificates: [...certificatesOf(file('vendor-cert').toString('latin1'), '--vendor-cert'), ...certificatesOf(file('chain').toString('latin1'), '--chain')], vendorKey });
+        if (values.out) writeFileSync(String(values.out), request + '\n');
+        else out(request);
+        return;
+      }
+      return withApp(config, false, async (app) => {
+        const deps = { store: app.store, keyring: app.keyring, clock: app.clock, audit: app.audit };
+        if (sub === 'csr') {
+          const request = await createPushCsr(deps, { organization: config.organization, actor: 'cli' });
+          const pem = toPem(request.der, 'CERTIFICATE REQUEST');
+          if (values.out) writeFileSync(String(values.out), pem);
+          else out(pem);
+          return;
+        }
+        if (sub === 'import') {
+          const path = positionals[0];
+          if (!path) throw new OperatorError('push import needs the certificate file', 2);
+          let data: Buffer;
+          try {
+            data = readFileSync(path);
+          } catch (err) {
+            throw new OperatorError(`cannot read ${path}: ${(err as Error).message}`);
+          }
+          try {
+            const record = await importPushCertificate(deps, {
+              data,
+              password: values.password as string | undefined,
+              key: values.key ? file('key') : undefined,
+              keyPassphrase: values['key-passphrase'] as string | undefined,
+              forceNewTopic: Boolean(values['force-new-topic']),
+              actor: 'cli',
+            });
+            return out(`imported push certificate for ${topicOf(record.der)}, valid until ${record.notAfter.toISOString()}`);
+          } catch (err) {
+            if (err instanceof OperatorError) await app.audit.record({ actor: 'cli', action: 'push.import', outcome: 'denied', reason: err.message });
+            throw err;
+          }
+        }
+        if (sub === 'status') {
+          const [current] = await app.store.listCertificates({ role: 'push', status: 'active' });
+          if (!current) return out('no push certificate: run certmdm push csr, have it signed, then certmdm push import');
+          const warning = expiryWarning(current, app.clock());
+          return out(`topic ${topicOf(current.der)}\nvalid until ${current.notAfter.toISOString()}${warning ? `\nWARNING: ${warning.message}` : ''}`);
+        }
+        throw new OperatorError(`unknown push command '${sub}'`, 2);
       });
     }
     case 'audit': {

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { createServices } from '../app/services.ts';
 import { buildHttpServer, buildScepHttpServer } from '../http/server.ts';
 import { createLogger } from '../log.ts';
+import { expiryWarning } from '../push/certificate.ts';
 
 /** Runs the server until SIGINT/SIGTERM. */
 export async function serve(config: Config): Promise<void> {
@@ -21,6 +22,9 @@ export async function serve(config: Config): Promise<void> {
       detail: { name: 'initial-admin' },
     });
 
+  const [push] = await app.store.listCertificates({ role: 'push', status: 'active' });
+  const pushWarning = push ? expiryWarning(push, app.clock()) : undefined;
+  if (pushWarning) logger.warn({ notAfter: push!.notAfter.toISOString(), thresholdDays: pushWarning.days }, pushWarning.message);
   const services = createServices(app, pki);
   const server = await buildHttpServer(app, pki, services);
   await server.listen({ host: config.listen, port: config.port });
@@ -58,6 +62,7 @@ export async function serve(config: Config): Promise<void> {
     logger.info({ signal }, 'certmdm stopping');
     await server.close();
     await scepHttp?.close();
+    services.push.close();
     await app.close();
     process.exit(0);
   };

@@ -2,10 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../app/context.ts';
 import { DAY_MS } from '../clock.ts';
 import { commandFromJson, commandFromPlist, CommandError, type BuiltCommand } from '../mdm/commands.ts';
+import type { PushService } from '../push/service.ts';
+import { importPushCertificate } from '../push/certificate.ts';
+import { OperatorError } from '../errors.ts';
 
 /** The admin API's MDM part: devices, their identities and queues, and enqueueing (also NanoMDM's PUT /v1/enqueue). */
-export async function adminMdmRoutes(admin: FastifyInstance, options: { app: AppContext }): Promise<void> {
-  const { app } = options;
+export async function adminMdmRoutes(admin: FastifyInstance, options: { app: AppContext; push: PushService }): Promise<void> {
+  const { app, push } = options;
   const { store } = app;
 
   admin.get('/devices', async (request) => {
@@ -56,7 +59,7 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
     };
   });
 
-  const enqueue = async (actor: string, ids: string[], build: () => BuiltCommand, priority: number) => {
+  const enqueue = async (actor: string, ids: string[], build: () => BuiltCommand, priority: number, wake: boolean) => {
     const command = build();
     const unknown: string[] = [];
     for (const id of ids) if (!(await store.getEnrollment(id.split(':')[0]!))) unknown.push(id);
@@ -69,11 +72,13 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
       outcome: 'ok',
       detail: { requestType: command.requestType, devices: ids, priority },
     });
-    return { command };
+    // Enqueueing wakes the devices unless told not to: a device connects when pushed, not on a schedule.
+    const pushed = wake ? await push.push(ids, actor) : undefined;
+    return { command, pushed };
   };
 
   admin.post('/commands', async (request, reply) => {
-    const body = (request.body ?? {}) as { devices?: unknown; command?: unknown; plist?: unknown; priority?: unknown };
+    const body = (request.body ?? {}) as { devices?: unknown; command?: unknown; plist?: unknown; priority?: unknown; push?: unknown };
     const ids = Array.isArray(body.devices) ? body.devices.filter((d): d is string => typeof d === 'string') : [];
     if (ids.length === 0) return reply.code(400).send({ error: 'bad-request', message: 'devices must name at least one device' });
     const priority = body.priority === undefined ? 0 : Number(body.priority);
@@ -85,12 +90,42 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
         ids,
         () => (typeof body.plist === 'string' ? commandFromPlist(Buffer.from(body.plist, 'base64')) : commandFromJson(body.command)),
         priority,
+        body.push !== false,
       );
       if ('error' in result) return reply.code(404).send({ error: 'not-found', message: result.error });
-      return reply.code(201).send({ command_uuid: result.command.uuid, request_type: result.command.requestType, devices: ids });
+      return reply.code(201).send({ command_uuid: result.command.uuid, request_type: result.command.requestType, devices: ids, push: result.pushed ?? null });
     } catch (err) {
       if (err instanceof CommandError) return reply.code(400).send({ error: 'bad-command', message: err.message });
       throw err;
+    }
+  });
+
+  // NanoMDM-compatible: GET /v1/push/{id,id,...} pushes by hand.
+  admin.get('/push/:ids', async (request) => {
+    const ids = (request.params as { ids: string }).ids.split(',').filter(Boolean);
+    return { status: nanoStatus(ids, await push.push(ids, request.adminActor!)) };
+  });
+
+  admin.post('/push/certificate', async (request, reply) => {
+    const body = (request.body ?? {}) as { certificate?: unknown; password?: unknown; key?: unknown; keyPassphrase?: unknown; forceNewTopic?: unknown };
+    if (typeof body.certificate !== 'string') return reply.code(400).send({ error: 'bad-request', message: 'certificate (base64 of a PEM, DER or PKCS#12 file) is required' });
+    try {
+      const record = await importPushCertificate(
+        { store, keyring: app.keyring, clock: app.clock, audit: app.audit },
+        {
+          data: Buffer.from(body.certificate, 'base64'),
+          password: typeof body.password === 'string' ? body.password : undefined,
+          key: typeof body.key === 'string' ? Buffer.from(body.key, 'base64') : undefined,
+          keyPassphrase: typeof body.keyPassphrase === 'string' ? body.keyPassphrase : undefined,
+          forceNewTopic: body.forceNewTopic === true,
+          actor: request.adminActor!,
+        },
+      );
+      return reply.code(201).send({ id: record.id, fingerprintSha256: record.fingerprintSha256, notAfter: record.notAfter.toISOString() });
+    } catch (err) {
+      if (!(err instanceof OperatorError)) throw err;
+      await app.audit.record({ actor: request.adminActor!, action: 'push.import', outcome: 'denied', reason: err.message });
+      return reply.code(400).send({ error: 'bad-push-certificate', message: err.message });
     }
   });
 
@@ -102,10 +137,11 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
       if (!Buffer.isBuffer(request.body) || ids.length === 0)
         return reply.code(400).send({ error: 'bad-request', message: 'a plist body and at least one id are needed' });
       try {
-        const result = await enqueue(request.adminActor!, ids, () => commandFromPlist(request.body as Buffer), 0);
+        const nopush = (request.query as { nopush?: string }).nopush;
+        const result = await enqueue(request.adminActor!, ids, () => commandFromPlist(request.body as Buffer), 0, !nopush);
         if ('error' in result) return reply.code(404).send({ error: 'not-found', message: result.error });
         return {
-          status: Object.fromEntries(ids.map((id) => [id, {}])),
+          status: nanoStatus(ids, result.pushed),
           command_uuid: result.command.uuid,
           request_type: result.command.requestType,
         };
@@ -115,4 +151,15 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
       }
     });
   });
+}
+
+/** NanoMDM's per-id status shape: `{"<id>": {"push_result": "<apns-id>"}}` or `{"<id>": {"push_error": "..."}}`. */
+function nanoStatus(ids: string[], pushed: Record<string, import('../push/service.ts').PushResult> | undefined) {
+  return Object.fromEntries(
+    ids.map((id) => {
+      const r = pushed?.[id];
+      if (!r) return [id, {}];
+      return [id, r.ok ? { push_result: r.apnsId ?? '' } : { push_error: `${r.reason}: ${r.message}` }];
+    }),
+  );
 }

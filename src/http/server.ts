@@ -108,7 +108,7 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
         });
         return reply.code(201).send({ id: record.id, challenge, expiresAt: record.expiresAt.toISOString() });
       });
-      await admin.register(adminMdmRoutes, { app });
+      await admin.register(adminMdmRoutes, { app, push: services.push });
       admin.post('/enrollment-links', async (request, reply) => {
         const body = (request.body ?? {}) as { identity?: unknown; ttlHours?: unknown };
         const identity = body.identity ?? 'scep';
