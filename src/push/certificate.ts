@@ -174,7 +174,8 @@ export async function importPushCertificate(deps: Deps, input: ImportInput): Pro
   if (!topic.startsWith(TOPIC_PREFIX)) throw new OperatorError(`the topic '${topic}' does not start with ${TOPIC_PREFIX}: this is not an MDM push certificate`);
   const facts = readCertificate(leaf);
   if (facts.notAfter <= now) throw new OperatorError(`the push certificate expired on ${facts.notAfter.toISOString()}`);
-  if (facts.notBefore > now) throw new OperatorError(`the push certificate is not valid before ${facts.notBefore.toISOString()}`);
+  // A certificate Apple issued a moment ago may start a little after our clock; beyond a few minutes it is wrong.
+  if (facts.notBefore.getTime() > now.getTime() + 5 * 60_000) throw new OperatorError(`the push certificate is not valid before ${facts.notBefore.toISOString()}`);
 
   const leafSpki = certificateParts(leaf).spki;
   const supplied = input.key ? parseKey(input.key, input.keyPassphrase) : bundledKey;

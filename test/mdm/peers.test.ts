@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { exportRole, freePort, run, runCli, startServer, tempDir } from '../helpers/cli.ts';
 import { plistBody } from '../helpers/device.ts';
+import { startNginx } from '../helpers/nginx.ts';
 
 const TOPIC = 'com.apple.mgmt.External.peers-test';
 
@@ -138,19 +138,9 @@ test('nginx terminates TLS, verifies the client certificate and passes it on; th
     '-days',
     '1',
   ]);
-  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs']) mkdirSync(join(work, d));
   const port = await freePort();
-  writeFileSync(
-    join(work, 'nginx.conf'),
-    `user root;
-worker_processes 1;
-error_log ${work}/logs/error.log info;
-events { worker_connections 64; }
-http {
-  access_log ${work}/logs/access.log;
-  client_body_temp_path ${work}/body; proxy_temp_path ${work}/proxy; fastcgi_temp_path ${work}/fastcgi;
-  uwsgi_temp_path ${work}/uwsgi; scgi_temp_path ${work}/scgi;
-  server {
+  const nginx = await startNginx(
+    () => `server {
     listen 127.0.0.1:${port} ssl;
     ssl_certificate ${work}/nginx.pem;
     ssl_certificate_key ${work}/nginx.key;
@@ -163,17 +153,10 @@ http {
       proxy_ssl_verify off;
       proxy_set_header X-Client-Cert $ssl_client_escaped_cert;
     }
-  }
-}
-`,
+  }`,
+    port,
   );
-  const nginx = spawn('nginx', ['-p', work, '-c', join(work, 'nginx.conf'), '-g', `daemon off; pid ${work}/nginx.pid;`], {
-    stdio: 'ignore',
-  });
-  t.after(() => nginx.kill());
-  // nginx is up once it answers TLS at all (it refuses the certificate-less probe with 400).
-  for (let i = 0; i < 50 && run('curl', ['-sk', '-o', '/dev/null', `https://127.0.0.1:${port}/`]).status !== 0; i++)
-    await new Promise((r) => setTimeout(r, 100));
+  t.after(() => nginx.stop());
 
   const udid = 'PROXY-DEVICE-1';
   const id = scepIdentity(dataDir, server.port, root, udid);
@@ -193,7 +176,7 @@ http {
     '--key',
     id.key,
   ]);
-  assert.equal(viaNginx.status, 200, viaNginx.body + readFileSync(join(work, 'logs', 'error.log'), 'utf8').slice(-2000));
+  assert.equal(viaNginx.status, 200, viaNginx.body + nginx.log('error').slice(-2000));
 
   const noCert = put(`https://localhost:${port}/mdm/checkin`, auth, id.dir, ['--cacert', join(work, 'nginx.pem')]);
   assert.equal(noCert.status, 400, 'nginx itself refuses a connection without a client certificate');
