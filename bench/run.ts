@@ -4,6 +4,7 @@ import { machineLimits } from './limits.ts';
 import { scepBench } from './scep.ts';
 import { profilesBench } from './profiles.ts';
 import { mdmBench } from './mdm.ts';
+import { pushBench } from './push.ts';
 import { printRows } from './measure.ts';
 
 const limits = await machineLimits();
@@ -16,5 +17,6 @@ const rows = [
   ...(await scepBench(limits)),
   ...(await profilesBench(limits)),
   ...(await mdmBench(limits)),
+  ...(await pushBench()),
 ];
 printRows(rows);

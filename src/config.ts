@@ -290,10 +290,34 @@ export const OPTIONS: OptionSpec[] = [
     defaultText: 'none',
     help: 'HMAC-SHA256 key for the X-Hmac-Signature header of webhook events (prefer the env variable)',
   },
-  { flag: 'apns-url', env: 'CERTMDM_APNS_URL', kind: 'string', defaultText: 'https://api.push.apple.com', help: 'APNs HTTP/2 endpoint (a stand-in for tests)' },
-  { flag: 'apns-ca-file', env: 'CERTMDM_APNS_CA_FILE', kind: 'string', defaultText: 'none', help: "extra PEM trust anchors for the APNs endpoint's TLS (only for a stand-in; Apple's servers use public roots)" },
-  { flag: 'push-concurrency', env: 'CERTMDM_PUSH_CONCURRENCY', kind: 'integer', defaultText: '100', help: 'pushes in flight at once on the APNs connection' },
-  { flag: 'push-expiration-days', env: 'CERTMDM_PUSH_EXPIRATION_DAYS', kind: 'integer', defaultText: '30', help: 'how long APNs keeps a push for an offline device' },
+  {
+    flag: 'apns-url',
+    env: 'CERTMDM_APNS_URL',
+    kind: 'string',
+    defaultText: 'https://api.push.apple.com',
+    help: 'APNs HTTP/2 endpoint (a stand-in for tests)',
+  },
+  {
+    flag: 'apns-ca-file',
+    env: 'CERTMDM_APNS_CA_FILE',
+    kind: 'string',
+    defaultText: 'none',
+    help: "extra PEM trust anchors for the APNs endpoint's TLS (only for a stand-in; Apple's servers use public roots)",
+  },
+  {
+    flag: 'push-concurrency',
+    env: 'CERTMDM_PUSH_CONCURRENCY',
+    kind: 'integer',
+    defaultText: '100',
+    help: 'pushes in flight at once on the APNs connection',
+  },
+  {
+    flag: 'push-expiration-days',
+    env: 'CERTMDM_PUSH_EXPIRATION_DAYS',
+    kind: 'integer',
+    defaultText: '30',
+    help: 'how long APNs keeps a push for an offline device',
+  },
   { flag: 'log-level', env: 'CERTMDM_LOG_LEVEL', kind: 'string', defaultText: 'info', help: 'fatal, error, warn, info, debug or trace' },
 ];
 

@@ -61,7 +61,12 @@ export interface Services {
 }
 
 export function createServices(app: AppContext, pki: ServerPki): Services {
-  return { scep: createScepService(app, pki), profiles: createProfileService(app, pki), mdm: createMdmServices(app), push: createPushService(app) };
+  return {
+    scep: createScepService(app, pki),
+    profiles: createProfileService(app, pki),
+    mdm: createMdmServices(app),
+    push: createPushService(app),
+  };
 }
 
 export interface MdmServices {

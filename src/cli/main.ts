@@ -1,6 +1,14 @@
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { certificatesOf, createPushCsr, expiryWarning, importPushCertificate, pemBlocks, topicOf, vendorSign } from '../push/certificate.ts';
+import {
+  certificatesOf,
+  createPushCsr,
+  expiryWarning,
+  importPushCertificate,
+  pemBlocks,
+  topicOf,
+  vendorSign,
+} from '../push/certificate.ts';
 import { ensurePki, openApp, type AppContext } from '../app/context.ts';
 import { mintApiToken } from '../admin/tokens.ts';
 import { renderOptionsHelp, type Config } from '../config.ts';
@@ -243,7 +251,14 @@ async function run(argv: string[]): Promise<void> {
         } catch (err) {
           throw new OperatorError(`cannot read --vendor-key: ${(err as Error).message.split('\n')[0]}`);
         }
-        const request = vendorSign({ csr, vendorCertificates: [...certificatesOf(file('vendor-cert').toString('latin1'), '--vendor-cert'), ...certificatesOf(file('chain').toString('latin1'), '--chain')], vendorKey });
+        const request = vendorSign({
+          csr,
+          vendorCertificates: [
+            ...certificatesOf(file('vendor-cert').toString('latin1'), '--vendor-cert'),
+            ...certificatesOf(file('chain').toString('latin1'), '--chain'),
+          ],
+          vendorKey,
+        });
         if (values.out) writeFileSync(String(values.out), request + '\n');
         else out(request);
         return;
@@ -277,7 +292,8 @@ async function run(argv: string[]): Promise<void> {
             });
             return out(`imported push certificate for ${topicOf(record.der)}, valid until ${record.notAfter.toISOString()}`);
           } catch (err) {
-            if (err instanceof OperatorError) await app.audit.record({ actor: 'cli', action: 'push.import', outcome: 'denied', reason: err.message });
+            if (err instanceof OperatorError)
+              await app.audit.record({ actor: 'cli', action: 'push.import', outcome: 'denied', reason: err.message });
             throw err;
           }
         }
@@ -285,7 +301,9 @@ async function run(argv: string[]): Promise<void> {
           const [current] = await app.store.listCertificates({ role: 'push', status: 'active' });
           if (!current) return out('no push certificate: run certmdm push csr, have it signed, then certmdm push import');
           const warning = expiryWarning(current, app.clock());
-          return out(`topic ${topicOf(current.der)}\nvalid until ${current.notAfter.toISOString()}${warning ? `\nWARNING: ${warning.message}` : ''}`);
+          return out(
+            `topic ${topicOf(current.der)}\nvalid until ${current.notAfter.toISOString()}${warning ? `\nWARNING: ${warning.message}` : ''}`,
+          );
         }
         throw new OperatorError(`unknown push command '${sub}'`, 2);
       });

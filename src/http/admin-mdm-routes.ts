@@ -93,7 +93,9 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
         body.push !== false,
       );
       if ('error' in result) return reply.code(404).send({ error: 'not-found', message: result.error });
-      return reply.code(201).send({ command_uuid: result.command.uuid, request_type: result.command.requestType, devices: ids, push: result.pushed ?? null });
+      return reply
+        .code(201)
+        .send({ command_uuid: result.command.uuid, request_type: result.command.requestType, devices: ids, push: result.pushed ?? null });
     } catch (err) {
       if (err instanceof CommandError) return reply.code(400).send({ error: 'bad-command', message: err.message });
       throw err;
@@ -107,8 +109,15 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
   });
 
   admin.post('/push/certificate', async (request, reply) => {
-    const body = (request.body ?? {}) as { certificate?: unknown; password?: unknown; key?: unknown; keyPassphrase?: unknown; forceNewTopic?: unknown };
-    if (typeof body.certificate !== 'string') return reply.code(400).send({ error: 'bad-request', message: 'certificate (base64 of a PEM, DER or PKCS#12 file) is required' });
+    const body = (request.body ?? {}) as {
+      certificate?: unknown;
+      password?: unknown;
+      key?: unknown;
+      keyPassphrase?: unknown;
+      forceNewTopic?: unknown;
+    };
+    if (typeof body.certificate !== 'string')
+      return reply.code(400).send({ error: 'bad-request', message: 'certificate (base64 of a PEM, DER or PKCS#12 file) is required' });
     try {
       const record = await importPushCertificate(
         { store, keyring: app.keyring, clock: app.clock, audit: app.audit },

@@ -30,7 +30,11 @@ const PRF: Record<string, 'sha1' | 'sha256' | 'sha384' | 'sha512'> = {
   '1.2.840.113549.2.10': 'sha384',
   '1.2.840.113549.2.11': 'sha512',
 };
-const AES: Record<string, string> = { '2.16.840.1.101.3.4.1.2': 'aes-128-cbc', '2.16.840.1.101.3.4.1.22': 'aes-192-cbc', '2.16.840.1.101.3.4.1.42': 'aes-256-cbc' };
+const AES: Record<string, string> = {
+  '2.16.840.1.101.3.4.1.2': 'aes-128-cbc',
+  '2.16.840.1.101.3.4.1.22': 'aes-192-cbc',
+  '2.16.840.1.101.3.4.1.42': 'aes-256-cbc',
+};
 const DIGESTS: Record<string, 'sha1' | 'sha256' | 'sha384' | 'sha512'> = {
   '1.3.14.3.2.26': 'sha1',
   '2.16.840.1.101.3.4.2.1': 'sha256',
@@ -110,7 +114,8 @@ export function readPkcs12(input: Buffer, password: string): Pkcs12Contents {
       const length = createHash(hash).digest().length;
       const key = pkcs12Kdf(hash, bmpPassword(password), salt!.content, 3, iterations, length);
       const expected = createHmac(hash, key).update(authenticatedSafe).digest();
-      if (expected.length !== mac!.content.length || !timingSafeEqual(expected, mac!.content)) throw new Pkcs12Error('wrong password (the PKCS#12 MAC does not match)');
+      if (expected.length !== mac!.content.length || !timingSafeEqual(expected, mac!.content))
+        throw new Pkcs12Error('wrong password (the PKCS#12 MAC does not match)');
     }
     const contents: Pkcs12Contents = { certificates: [] };
     for (const info of der.children(der.parse(authenticatedSafe))) {

@@ -115,7 +115,15 @@ export class ApnsClient {
         try {
           response = await this.#once(request, now);
         } catch (err) {
-          if (attempt > this.settings.retries) return { ok: false, status: 0, reason: 'ConnectionError', message: (err as Error).message, unregistered: false, attempts: attempt };
+          if (attempt > this.settings.retries)
+            return {
+              ok: false,
+              status: 0,
+              reason: 'ConnectionError',
+              message: (err as Error).message,
+              unregistered: false,
+              attempts: attempt,
+            };
           this.#session?.destroy();
           await new Promise((r) => setTimeout(r, this.settings.backoffMs * 2 ** (attempt - 1)));
           continue;
@@ -132,7 +140,14 @@ export class ApnsClient {
           await new Promise((r) => setTimeout(r, this.settings.backoffMs * 2 ** (attempt - 1)));
           continue;
         }
-        return { ok: false, status: response.status, reason, message: APNS_REASONS[reason] ?? `APNs refused the push (${reason})`, unregistered: response.status === 410, attempts: attempt };
+        return {
+          ok: false,
+          status: response.status,
+          reason,
+          message: APNS_REASONS[reason] ?? `APNs refused the push (${reason})`,
+          unregistered: response.status === 410,
+          attempts: attempt,
+        };
       }
     } finally {
       release();

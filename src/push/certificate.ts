@@ -87,7 +87,8 @@ function certificatesOf(text: string, file: string): Buffer[] {
 export function vendorSign(options: { csr: Buffer; vendorCertificates: Buffer[]; vendorKey: KeyObject }): string {
   const leaf = options.vendorCertificates[0];
   if (!leaf) throw new OperatorError('the vendor chain is empty');
-  if (!spki(options.vendorKey).equals(certificateParts(leaf).spki)) throw new OperatorError('the vendor key does not match the vendor certificate (the first in the chain)');
+  if (!spki(options.vendorKey).equals(certificateParts(leaf).spki))
+    throw new OperatorError('the vendor key does not match the vendor certificate (the first in the chain)');
   const plist = serializePlist({
     PushCertRequestCSR: options.csr.toString('base64'),
     PushCertCertificateChain: options.vendorCertificates.map((c) => toPem(c)).join(''),
@@ -113,7 +114,9 @@ function parseKey(pem: Buffer, passphrase?: string): KeyObject {
   try {
     return createPrivateKey({ key: pem, format: 'pem', passphrase });
   } catch (err) {
-    throw new OperatorError(`the key cannot be read${passphrase ? ' (wrong passphrase?)' : ' (encrypted? give its passphrase)'}: ${(err as Error).message.split('\n')[0]}`);
+    throw new OperatorError(
+      `the key cannot be read${passphrase ? ' (wrong passphrase?)' : ' (encrypted? give its passphrase)'}: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
@@ -146,7 +149,6 @@ function readInput(input: ImportInput): { certificates: Buffer[]; key?: KeyObjec
   return { certificates: [Buffer.from(input.data)] };
 }
 
-
 /**
  * Imports Apple's push certificate. It must carry a `com.apple.mgmt.` topic, be within its validity and match a key
  * (its own, a supplied one, or a stored CSR's). A renewal with another topic is refused, because every enrolled
@@ -171,11 +173,13 @@ export async function importPushCertificate(deps: Deps, input: ImportInput): Pro
     }
   }
   if (!leaf || !topic) throw new OperatorError('the certificate has no UID (topic) in its subject: it is not an APNs push certificate');
-  if (!topic.startsWith(TOPIC_PREFIX)) throw new OperatorError(`the topic '${topic}' does not start with ${TOPIC_PREFIX}: this is not an MDM push certificate`);
+  if (!topic.startsWith(TOPIC_PREFIX))
+    throw new OperatorError(`the topic '${topic}' does not start with ${TOPIC_PREFIX}: this is not an MDM push certificate`);
   const facts = readCertificate(leaf);
   if (facts.notAfter <= now) throw new OperatorError(`the push certificate expired on ${facts.notAfter.toISOString()}`);
   // A certificate Apple issued a moment ago may start a little after our clock; beyond a few minutes it is wrong.
-  if (facts.notBefore.getTime() > now.getTime() + 5 * 60_000) throw new OperatorError(`the push certificate is not valid before ${facts.notBefore.toISOString()}`);
+  if (facts.notBefore.getTime() > now.getTime() + 5 * 60_000)
+    throw new OperatorError(`the push certificate is not valid before ${facts.notBefore.toISOString()}`);
 
   const leafSpki = certificateParts(leaf).spki;
   const supplied = input.key ? parseKey(input.key, input.keyPassphrase) : bundledKey;
@@ -194,7 +198,10 @@ export async function importPushCertificate(deps: Deps, input: ImportInput): Pro
         break;
       }
     }
-    if (!keyId) throw new OperatorError('no key matches the push certificate: give --key, a PKCS#12 with the key, or import the certificate Apple issued for a CSR made here');
+    if (!keyId)
+      throw new OperatorError(
+        'no key matches the push certificate: give --key, a PKCS#12 with the key, or import the certificate Apple issued for a CSR made here',
+      );
   }
 
   const [current] = await deps.store.listCertificates({ role: 'push', status: 'active' });
@@ -205,11 +212,20 @@ export async function importPushCertificate(deps: Deps, input: ImportInput): Pro
         `the new certificate's topic ${topic} differs from the current ${currentTopic}: every enrolled device would be orphaned (they only accept pushes for their topic). Renew with the same Apple ID, or pass --force-new-topic if you mean it`,
       );
     }
-    await deps.audit.record({ actor: input.actor, action: 'push.topic-changed', outcome: 'ok', reason: 'forced by the administrator', detail: { from: currentTopic, to: topic } });
+    await deps.audit.record({
+      actor: input.actor,
+      action: 'push.topic-changed',
+      outcome: 'ok',
+      reason: 'forced by the administrator',
+      detail: { from: currentTopic, to: topic },
+    });
   }
   const sealed = newKey ? deps.keyring.seal(newKey) : undefined;
   const record = inventoryRecord(leaf, 'push', null, sealed?.id ?? keyId!, now);
-  await deps.store.importCertificate({ certificate: record, key: sealed, dependants: [{ kind: 'service', ref: 'apns' }] }, { supersedes: current ? [current.id] : [], fulfils });
+  await deps.store.importCertificate(
+    { certificate: record, key: sealed, dependants: [{ kind: 'service', ref: 'apns' }] },
+    { supersedes: current ? [current.id] : [], fulfils },
+  );
   await deps.audit.record({
     actor: input.actor,
     action: 'push.imported',

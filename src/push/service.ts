@@ -22,7 +22,10 @@ export class PushService {
     if (!current || !current.keyId) return undefined;
     if (this.#client?.certificateId !== current.id) {
       this.#client?.client.close();
-      this.#client = { certificateId: current.id, client: new ApnsClient({ ...this.settings, certificate: current.der, privateKey: await this.deps.keyring.open(current.keyId) }) };
+      this.#client = {
+        certificateId: current.id,
+        client: new ApnsClient({ ...this.settings, certificate: current.der, privateKey: await this.deps.keyring.open(current.keyId) }),
+      };
     }
     return { client: this.#client.client, topic: topicOf(current.der)! };
   }
@@ -34,7 +37,8 @@ export class PushService {
     const source = channelId === deviceId ? enrollment : await this.deps.store.getUserChannel(channelId);
     if (!source) return 'no such user channel';
     if (!source.pushToken?.length || !source.pushMagic) return 'no push token yet (no TokenUpdate)';
-    if (source.pushTokenInvalidAt) return `APNs reported the push token unregistered at ${source.pushTokenInvalidAt.toISOString()}; waiting for a new TokenUpdate`;
+    if (source.pushTokenInvalidAt)
+      return `APNs reported the push token unregistered at ${source.pushTokenInvalidAt.toISOString()}; waiting for a new TokenUpdate`;
     return { token: source.pushToken, pushMagic: source.pushMagic };
   }
 
@@ -45,7 +49,14 @@ export class PushService {
       channelIds.map(async (id) => {
         const target = apns ? await this.#target(id) : 'no active push certificate';
         if (typeof target === 'string' || !apns) {
-          results[id] = { ok: false, status: 0, reason: 'NotPushable', message: typeof target === 'string' ? target : 'no active push certificate', unregistered: false, attempts: 0 };
+          results[id] = {
+            ok: false,
+            status: 0,
+            reason: 'NotPushable',
+            message: typeof target === 'string' ? target : 'no active push certificate',
+            unregistered: false,
+            attempts: 0,
+          };
           return;
         }
         const outcome = await apns.client.push({ ...target, topic: apns.topic }, this.deps.clock());
@@ -58,8 +69,14 @@ export class PushService {
       }),
     );
     const failed = Object.entries(results).filter(([, r]) => !r.ok);
-    if (failed.length) this.deps.logger.warn({ failed: failed.map(([id, r]) => ({ id, reason: !r.ok ? r.reason : '' })) }, 'some pushes failed');
-    await this.deps.audit.record({ actor, action: 'push.sent', outcome: failed.length ? 'error' : 'ok', detail: { channels: channelIds.length, failed: failed.length } });
+    if (failed.length)
+      this.deps.logger.warn({ failed: failed.map(([id, r]) => ({ id, reason: !r.ok ? r.reason : '' })) }, 'some pushes failed');
+    await this.deps.audit.record({
+      actor,
+      action: 'push.sent',
+      outcome: failed.length ? 'error' : 'ok',
+      detail: { channels: channelIds.length, failed: failed.length },
+    });
     return results;
   }
 

@@ -523,7 +523,9 @@ export class SqliteStore implements Store {
 
   async updateEnrollment(
     id: string,
-    patch: Partial<Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt' | 'pushTokenInvalidAt'>>,
+    patch: Partial<
+      Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt' | 'pushTokenInvalidAt'>
+    >,
   ): Promise<void> {
     const columns: Record<string, string> = {
       topic: 'topic',
@@ -588,21 +590,22 @@ export class SqliteStore implements Store {
 
   async insertCertificateRequest(request: CertificateRequestRecord, key: SealedKeyRecord): Promise<void> {
     this.#db.transaction(() => {
-      this.#sql('INSERT INTO sealed_keys (id, algorithm, sealed, created_at) VALUES (?, ?, ?, ?)').run(key.id, key.algorithm, key.sealed, ms(key.createdAt));
-      this.#sql('INSERT INTO certificate_requests (id, purpose, subject, key_id, der, created_at, fulfilled_by) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
-        request.id,
-        request.purpose,
-        request.subject,
-        request.keyId,
-        request.der,
-        ms(request.createdAt),
-        request.fulfilledBy,
+      this.#sql('INSERT INTO sealed_keys (id, algorithm, sealed, created_at) VALUES (?, ?, ?, ?)').run(
+        key.id,
+        key.algorithm,
+        key.sealed,
+        ms(key.createdAt),
       );
+      this.#sql(
+        'INSERT INTO certificate_requests (id, purpose, subject, key_id, der, created_at, fulfilled_by) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ).run(request.id, request.purpose, request.subject, request.keyId, request.der, ms(request.createdAt), request.fulfilledBy);
     })();
   }
 
   async listCertificateRequests(purpose: CertificateRequestRecord['purpose']): Promise<CertificateRequestRecord[]> {
-    return (this.#sql('SELECT * FROM certificate_requests WHERE purpose = ? ORDER BY created_at DESC, rowid DESC').all(purpose) as Row[]).map((r) => ({
+    return (
+      this.#sql('SELECT * FROM certificate_requests WHERE purpose = ? ORDER BY created_at DESC, rowid DESC').all(purpose) as Row[]
+    ).map((r) => ({
       id: String(r.id),
       purpose: r.purpose as CertificateRequestRecord['purpose'],
       subject: String(r.subject),
@@ -617,11 +620,17 @@ export class SqliteStore implements Store {
     this.#db.transaction(() => {
       this.#insertOne(entry);
       for (const id of options.supersedes) {
-        if (this.#sql("UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE id = ? AND status = 'active'").run(entry.certificate.id, id).changes !== 1) {
+        if (
+          this.#sql("UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE id = ? AND status = 'active'").run(
+            entry.certificate.id,
+            id,
+          ).changes !== 1
+        ) {
           throw new ConflictError(`certificate ${id} is no longer active`);
         }
       }
-      if (options.fulfils) this.#sql('UPDATE certificate_requests SET fulfilled_by = ? WHERE id = ?').run(entry.certificate.id, options.fulfils);
+      if (options.fulfils)
+        this.#sql('UPDATE certificate_requests SET fulfilled_by = ? WHERE id = ?').run(entry.certificate.id, options.fulfils);
     })();
   }
 

@@ -298,7 +298,9 @@ export interface Store {
   authenticateEnrollment(input: AuthenticateInput): Promise<AuthenticateOutcome>;
   updateEnrollment(
     id: string,
-    patch: Partial<Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt' | 'pushTokenInvalidAt'>>,
+    patch: Partial<
+      Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt' | 'pushTokenInvalidAt'>
+    >,
   ): Promise<void>;
   getUserChannel(id: string): Promise<UserChannelRecord | undefined>;
   markUserChannelTokenInvalid(id: string, at: Date): Promise<void>;

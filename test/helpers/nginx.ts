@@ -7,7 +7,10 @@ import { run, tempDir } from './cli.ts';
  * Debian's nginx, run unprivileged-style in its own directory (all temp paths, logs and pid inside it), with the
  * given `server { ... }` blocks. Resolves once it answers TLS on `probePort`.
  */
-export async function startNginx(servers: (dir: string) => string, probePort: number): Promise<{ dir: string; stop: () => void; log: (name: 'error' | 'access') => string }> {
+export async function startNginx(
+  servers: (dir: string) => string,
+  probePort: number,
+): Promise<{ dir: string; stop: () => void; log: (name: 'error' | 'access') => string }> {
   const dir = tempDir('nginx-');
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs']) mkdirSync(join(dir, d));
   writeFileSync(
@@ -25,7 +28,8 @@ http {
 `,
   );
   const nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', `daemon off; pid ${dir}/nginx.pid;`], { stdio: 'ignore' });
-  for (let i = 0; i < 50 && run('curl', ['-sk', '-o', '/dev/null', `https://127.0.0.1:${probePort}/`]).status !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 50 && run('curl', ['-sk', '-o', '/dev/null', `https://127.0.0.1:${probePort}/`]).status !== 0; i++)
+    await new Promise((r) => setTimeout(r, 100));
   return {
     dir,
     stop: () => nginx.kill(),

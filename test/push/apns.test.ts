@@ -42,7 +42,23 @@ describe('APNs push through nginx (HTTP/2, TLS, client certificates) standing in
     const upstreamPort = (upstream.address() as { port: number }).port;
     apple = fakeApple();
     const work = tempDir('apns-');
-    run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(work, 'apns.key'), '-out', join(work, 'apns.pem'), '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-days', '2']);
+    run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      join(work, 'apns.key'),
+      '-out',
+      join(work, 'apns.pem'),
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost',
+      '-days',
+      '2',
+    ]);
     serverCa = join(work, 'apns.pem');
     port = await freePort();
     nginx = await startNginx(
@@ -61,11 +77,27 @@ describe('APNs push through nginx (HTTP/2, TLS, client certificates) standing in
     f = await mdmFixture({ 'apns-url': `https://localhost:${port}`, 'apns-ca-file': serverCa });
     topic = newTopic();
     const issued = apple.issueWithKey(`/C=US/UID=${topic}/CN=APSP:test`);
-    const imported = await f.admin('POST', '/v1/push/certificate', { certificate: readFileSync(issued.cert).toString('base64'), key: readFileSync(issued.key).toString('base64') });
+    const imported = await f.admin('POST', '/v1/push/certificate', {
+      certificate: readFileSync(issued.cert).toString('base64'),
+      key: readFileSync(issued.key).toString('base64'),
+    });
     assert.equal(imported.statusCode, 201, imported.body);
     device = await enrollTestDevice(f);
-    assert.equal((await f.speak(device, { MessageType: 'Authenticate', Topic: topic, DeviceName: 'x', Model: 'm', ModelName: 'n' })).statusCode, 200);
-    assert.equal((await f.speak(device, { MessageType: 'TokenUpdate', Topic: topic, Token: { $data: Buffer.alloc(32, 1).toString('base64') }, PushMagic: 'magic-1' })).statusCode, 200);
+    assert.equal(
+      (await f.speak(device, { MessageType: 'Authenticate', Topic: topic, DeviceName: 'x', Model: 'm', ModelName: 'n' })).statusCode,
+      200,
+    );
+    assert.equal(
+      (
+        await f.speak(device, {
+          MessageType: 'TokenUpdate',
+          Topic: topic,
+          Token: { $data: Buffer.alloc(32, 1).toString('base64') },
+          PushMagic: 'magic-1',
+        })
+      ).statusCode,
+      200,
+    );
   });
   after(async () => {
     nginx?.stop();
@@ -104,7 +136,12 @@ describe('APNs push through nginx (HTTP/2, TLS, client certificates) standing in
     const count = received.length;
     const skipped = (await f.admin('GET', `/v1/push/${stale.udid}`)).json().status[stale.udid];
     assert.match(skipped.push_error, /^NotPushable: APNs reported the push token unregistered/);
-    await f.speak(stale, { MessageType: 'TokenUpdate', Topic: topic, Token: { $data: Buffer.alloc(32, 2).toString('base64') }, PushMagic: 'm3' });
+    await f.speak(stale, {
+      MessageType: 'TokenUpdate',
+      Topic: topic,
+      Token: { $data: Buffer.alloc(32, 2).toString('base64') },
+      PushMagic: 'm3',
+    });
     assert.equal((await f.app.store.getEnrollment(stale.udid))?.pushTokenInvalidAt, null);
     assert.ok((await f.admin('GET', `/v1/push/${stale.udid}`)).json().status[stale.udid].push_result);
     assert.equal(received.length, count + 1);
@@ -119,12 +156,35 @@ describe('APNs push through nginx (HTTP/2, TLS, client certificates) standing in
     const key = apple.issueWithKey(`/C=US/UID=${topic}/CN=x`).key;
     const expired = apple.issueExpired(key, topic);
     const stranger = tempDir('stranger-');
-    run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(stranger, 'k.pem'), '-out', join(stranger, 'c.pem'), '-subj', `/UID=${topic}/CN=stranger`, '-days', '2']);
+    run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      join(stranger, 'k.pem'),
+      '-out',
+      join(stranger, 'c.pem'),
+      '-subj',
+      `/UID=${topic}/CN=stranger`,
+      '-days',
+      '2',
+    ]);
     for (const [certificate, keyFile] of [
       [pemDer(expired), key],
       [pemDer(join(stranger, 'c.pem')), join(stranger, 'k.pem')],
     ] as const) {
-      const client = new ApnsClient({ url: `https://localhost:${port}`, certificate, privateKey: createPrivateKey(readFileSync(keyFile)), ca: [readFileSync(serverCa, 'utf8')], concurrency: 1, expirationSeconds: 60, retries: 0, backoffMs: 1 });
+      const client = new ApnsClient({
+        url: `https://localhost:${port}`,
+        certificate,
+        privateKey: createPrivateKey(readFileSync(keyFile)),
+        ca: [readFileSync(serverCa, 'utf8')],
+        concurrency: 1,
+        expirationSeconds: 60,
+        retries: 0,
+        backoffMs: 1,
+      });
       const outcome = await client.push({ token: Buffer.alloc(32, 1), pushMagic: 'x', topic });
       client.close();
       assert.equal(outcome.ok, false);

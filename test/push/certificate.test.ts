@@ -6,7 +6,11 @@ import { run, runCli, tempDir, TEST_FLAGS } from '../helpers/cli.ts';
 import { fakeApple, newTopic } from '../helpers/apple.ts';
 
 function activePush(dataDir: string): string | undefined {
-  const list = JSON.parse(runCli(['certs', 'list', '--json', '--data', dataDir]).stdout) as { role: string; status: string; fingerprintSha256: string }[];
+  const list = JSON.parse(runCli(['certs', 'list', '--json', '--data', dataDir]).stdout) as {
+    role: string;
+    status: string;
+    fingerprintSha256: string;
+  }[];
   return list.find((c) => c.role === 'push' && c.status === 'active')?.fingerprintSha256;
 }
 
@@ -26,9 +30,26 @@ test('push CSR → vendor signature → Apple certificate → import, and every 
 
   // The vendor's PushCertificateRequest: plistlib decodes it; openssl verifies the signature over the CSR DER.
   const requestFile = join(work, 'request.b64');
-  const signed = runCli(['push', 'vendor-sign', '--csr', csrPem, '--vendor-cert', apple.vendorCert, '--vendor-key', apple.vendorKey, '--chain', apple.chain, '--out', requestFile]);
+  const signed = runCli([
+    'push',
+    'vendor-sign',
+    '--csr',
+    csrPem,
+    '--vendor-cert',
+    apple.vendorCert,
+    '--vendor-key',
+    apple.vendorKey,
+    '--chain',
+    apple.chain,
+    '--out',
+    requestFile,
+  ]);
   assert.equal(signed.status, 0, signed.stderr);
-  const decoded = run('python3', ['-c', 'import base64,json,plistlib,sys\nd=plistlib.loads(base64.b64decode(open(sys.argv[1]).read()))\nprint(json.dumps(d))', requestFile]);
+  const decoded = run('python3', [
+    '-c',
+    'import base64,json,plistlib,sys\nd=plistlib.loads(base64.b64decode(open(sys.argv[1]).read()))\nprint(json.dumps(d))',
+    requestFile,
+  ]);
   assert.equal(decoded.status, 0, decoded.stderr);
   const request = JSON.parse(decoded.stdout) as { PushCertRequestCSR: string; PushCertCertificateChain: string; PushCertSignature: string };
   const csrDer = Buffer.from(readFileSync(csrPem, 'utf8').replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
@@ -37,7 +58,15 @@ test('push CSR → vendor signature → Apple certificate → import, and every 
   writeFileSync(join(work, 'csr.der'), csrDer);
   writeFileSync(join(work, 'sig.bin'), Buffer.from(request.PushCertSignature, 'base64'));
   run('openssl', ['x509', '-in', apple.vendorCert, '-pubkey', '-noout', '-out', join(work, 'vendor.pub')]);
-  const dgst = run('openssl', ['dgst', '-sha256', '-verify', join(work, 'vendor.pub'), '-signature', join(work, 'sig.bin'), join(work, 'csr.der')]);
+  const dgst = run('openssl', [
+    'dgst',
+    '-sha256',
+    '-verify',
+    join(work, 'vendor.pub'),
+    '-signature',
+    join(work, 'sig.bin'),
+    join(work, 'csr.der'),
+  ]);
   assert.match(dgst.stdout, /Verified OK/);
 
   // Apple's certificate for that CSR matches the sealed CSR key.
@@ -59,7 +88,10 @@ test('push CSR → vendor signature → Apple certificate → import, and every 
   refusals.push(['key mismatch', [sameTopic.cert, '--key', noUid.key], /does not match the push certificate/]);
   const otherTopic = apple.issueWithKey(`/C=US/UID=${newTopic()}/CN=APSP:y`);
   const p12 = join(work, 'other.p12');
-  assert.equal(run('openssl', ['pkcs12', '-export', '-in', otherTopic.cert, '-inkey', otherTopic.key, '-out', p12, '-passout', 'pass:right']).status, 0);
+  assert.equal(
+    run('openssl', ['pkcs12', '-export', '-in', otherTopic.cert, '-inkey', otherTopic.key, '-out', p12, '-passout', 'pass:right']).status,
+    0,
+  );
   refusals.push(['wrong p12 password', [p12, '--password', 'wrong'], /wrong password/]);
   refusals.push(['topic change', [p12, '--password', 'right'], /every enrolled device would be orphaned/]);
   refusals.push(['expired', [apple.issueExpired(sameTopic.key, topic), '--key', sameTopic.key], /expired on/]);
@@ -76,7 +108,10 @@ test('push CSR → vendor signature → Apple certificate → import, and every 
 
   // A renewal with the same topic, from a PKCS#12 with its key, replaces the current one.
   const renewal = join(work, 'renewal.p12');
-  assert.equal(run('openssl', ['pkcs12', '-export', '-in', sameTopic.cert, '-inkey', sameTopic.key, '-out', renewal, '-passout', 'pass:pw']).status, 0);
+  assert.equal(
+    run('openssl', ['pkcs12', '-export', '-in', sameTopic.cert, '-inkey', sameTopic.key, '-out', renewal, '-passout', 'pass:pw']).status,
+    0,
+  );
   assert.equal(runCli(['push', 'import', renewal, '--password', 'pw', '--data', dataDir]).status, 0);
   assert.notEqual(activePush(dataDir), current);
   // A new topic only when forced, and audited.
@@ -84,5 +119,8 @@ test('push CSR → vendor signature → Apple certificate → import, and every 
   assert.equal(forced.status, 0, forced.stderr);
   const audit = JSON.parse(runCli(['audit', 'list', '--json', '--data', dataDir, '--limit', '20']).stdout) as { action: string }[];
   assert.ok(audit.some((e) => e.action === 'push.topic-changed'));
-  assert.ok(audit.some((e) => e.action === 'push.import'), 'refusals are audited');
+  assert.ok(
+    audit.some((e) => e.action === 'push.import'),
+    'refusals are audited',
+  );
 });
