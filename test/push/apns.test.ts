@@ -105,6 +105,10 @@ describe('APNs push through nginx (HTTP/2, TLS, client certificates) standing in
     await f?.close();
   });
 
+  test('enrollment profiles take their Topic from the imported push certificate', async () => {
+    assert.equal(await f.profiles.topic(), topic);
+  });
+
   test('enqueueing pushes: path, headers and body arrive at the stand-in', async () => {
     const before = Date.now();
     const r = await f.admin('POST', '/v1/commands', { devices: [device.udid], command: { RequestType: 'ProfileList' } });
