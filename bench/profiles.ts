@@ -24,7 +24,7 @@ export async function profilesBench(limits: { rsaSign: number; rsaKeygen: number
   const app = await openApp(config, { logger: createLogger('silent'), create: true });
   const profiles = createProfileService(app, await ensurePki(app));
   const scep = await rate(() => profiles.enrollment({ identity: 'scep', createdBy: 'bench' }), 2000);
-  const pkcs12 = await rate(() => profiles.enrollment({ identity: 'pkcs12', createdBy: 'bench' }), 3000);
+  const pkcs12 = await rate(() => profiles.enrollment({ identity: 'pkcs12', createdBy: 'bench' }), 10_000);
   await app.close();
   return [
     {
