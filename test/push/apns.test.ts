@@ -13,6 +13,7 @@ import { mdmFixture } from '../mdm/fixture.ts';
 
 const GONE = Buffer.alloc(32, 0xaa);
 const BAD = Buffer.alloc(32, 0xbb);
+const BUSY = Buffer.alloc(32, 0xcc);
 
 function pemDer(file: string): Buffer {
   return Buffer.from(readFileSync(file, 'utf8').replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
@@ -27,10 +28,18 @@ describe('APNs push through nginx (HTTP/2, TLS, client certificates) standing in
   let device: TestDevice;
   let serverCa: string;
   let port: number;
+  let busyAnswers = 0;
   const upstream = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
+      // The BUSY token is throttled twice (429, then 503) before it is accepted: the client must retry.
+      if (req.url?.endsWith(BUSY.toString('hex')) && busyAnswers < 2) {
+        busyAnswers++;
+        res.statusCode = busyAnswers === 1 ? 429 : 503;
+        res.setHeader('content-type', 'application/json');
+        return res.end(JSON.stringify({ reason: busyAnswers === 1 ? 'TooManyRequests' : 'ServiceUnavailable' }));
+      }
       received.push({ url: req.url ?? '', headers: req.headers, body });
       res.setHeader('apns-id', `id-${received.length}`);
       res.end();
@@ -153,6 +162,24 @@ describe('APNs push through nginx (HTTP/2, TLS, client certificates) standing in
     await f.speak(stale, { MessageType: 'TokenUpdate', Topic: topic, Token: { $data: BAD.toString('base64') }, PushMagic: 'm4' });
     const bad = (await f.admin('GET', `/v1/push/${stale.udid}`)).json().status[stale.udid];
     assert.equal(bad.push_error, 'BadDeviceToken: the device token is not valid for this environment');
+  });
+
+  test('429 and 5xx are retried with backoff until APNs accepts', async () => {
+    const client = new ApnsClient({
+      url: `https://localhost:${port}`,
+      certificate: (await f.app.store.listCertificates({ role: 'push', status: 'active' }))[0]!.der,
+      privateKey: await f.app.keyring.open((await f.app.store.listCertificates({ role: 'push', status: 'active' }))[0]!.keyId!),
+      ca: [readFileSync(serverCa, 'utf8')],
+      concurrency: 4,
+      expirationSeconds: 60,
+      retries: 3,
+      backoffMs: 5,
+    });
+    const outcome = await client.push({ token: BUSY, pushMagic: 'busy', topic });
+    client.close();
+    assert.equal(outcome.ok, true);
+    assert.equal(outcome.attempts, 3);
+    assert.equal(busyAnswers, 2);
   });
 
   test('an expired or foreign client certificate is refused by the TLS layer of the stand-in', async () => {
