@@ -19,6 +19,9 @@ import { formatInventoryTable, listInventory } from '../pki/inventory.ts';
 import { CERTIFICATE_ROLES, type CertificateRole, type IdentityKind } from '../store/types.ts';
 import { createProfileService } from '../app/services.ts';
 import { parseCommand } from './args.ts';
+import { DEFAULT_POLICY } from '../lifecycle/model.ts';
+import { plan } from '../lifecycle/planner.ts';
+import { lifecycleState } from '../lifecycle/state.ts';
 import { mintChallenge } from '../scep/challenges.ts';
 import { serve } from './serve.ts';
 
@@ -45,6 +48,7 @@ commands:
   push status                   topic and expiry of the push certificate
   scep challenge [--ttl-hours N] [--enrollment REF] [--json]
                                 a one-time SCEP challenge password (printed once)
+  lifecycle plan [--json]       upcoming expiries: what depends on them, the action, its deadline (read-only)
   audit list [--json] [--limit N]
                                 the audit log, newest first
 
@@ -306,6 +310,23 @@ async function run(argv: string[]): Promise<void> {
           );
         }
         throw new OperatorError(`unknown push command '${sub}'`, 2);
+      });
+    }
+    case 'lifecycle': {
+      const { config, values } = parseCommand(rest, { json: { type: 'boolean' } });
+      if (values.help || sub !== 'plan') return out(commandHelp('lifecycle plan [--json]'));
+      return withApp(config, false, async (app) => {
+        const actions = plan(await lifecycleState(app.store, app.clock()), DEFAULT_POLICY);
+        if (values.json) return out(JSON.stringify(actions, null, 2));
+        if (actions.length === 0) return out('nothing is due: every certificate has more than its renewal window left');
+        return out(
+          actions
+            .map(
+              (a) =>
+                `${a.deadline.toISOString().slice(0, 10)}  ${a.kind.padEnd(26)} ${'deviceId' in a ? a.deviceId + '  ' : ''}${a.reason}`,
+            )
+            .join('\n'),
+        );
       });
     }
     case 'audit': {

@@ -1,0 +1,70 @@
+/**
+ * What the lifecycle planner sees: plain facts, no storage. `state.ts` derives them from the store; tests and the
+ * simulator build them by hand.
+ */
+export interface CertificateFact {
+  id: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export interface DeviceFact {
+  id: string;
+  /** The identity certificate the device uses now. */
+  identity: CertificateFact | null;
+  /** Root certificates the device has installed through its enrollment or trust profile. */
+  anchors: string[];
+  lastSeenAt: Date;
+  /** When certmdm last started renewing this device's identity, if that renewal has not completed. */
+  renewalStartedAt: Date | null;
+}
+
+export interface LifecycleState {
+  now: Date;
+  /** Active roots, oldest first: during a rollover the last one is the successor. */
+  roots: CertificateFact[];
+  /** The issuing intermediate. */
+  intermediate: CertificateFact;
+  /** The root the server's TLS chain ends in. */
+  tlsRootId: string;
+  tls: CertificateFact | null;
+  profileSigning: CertificateFact | null;
+  push: CertificateFact | null;
+  /** Enrolled devices (checked-out ones depend on nothing). */
+  devices: DeviceFact[];
+}
+
+/** When to act, as a share of each certificate's lifetime left (so short simulated lifetimes scale). */
+export interface LifecyclePolicy {
+  identityRenewAt: number;
+  tlsRenewAt: number;
+  profileSigningRenewAt: number;
+  /** A root successor is made when this share of the current root's life is left... */
+  rootRolloverAt: number;
+  /** ...and the TLS chain switches to it at the latest when this share is left, stragglers or not. */
+  rootSwitchDeadlineAt: number;
+  /** A renewal that has not completed after this share of the identity's lifetime puts the device at risk. */
+  renewalOverdueAfter: number;
+  pushWarningDays: number[];
+}
+
+export const DEFAULT_POLICY: LifecyclePolicy = {
+  identityRenewAt: 0.3,
+  tlsRenewAt: 0.25,
+  profileSigningRenewAt: 0.25,
+  rootRolloverAt: 0.3,
+  rootSwitchDeadlineAt: 0.1,
+  renewalOverdueAfter: 0.15,
+  pushWarningDays: [60, 30, 14, 7, 1],
+};
+
+export type Action =
+  | { kind: 'renew-identity'; deviceId: string; deadline: Date; reason: string }
+  | { kind: 'device-at-risk'; deviceId: string; deadline: Date; reason: string }
+  | { kind: 'reissue-tls'; deadline: Date; reason: string }
+  | { kind: 'reissue-profile-signing'; deadline: Date; reason: string }
+  | { kind: 'rollover-intermediate'; deadline: Date; reason: string }
+  | { kind: 'create-root-successor'; deadline: Date; reason: string }
+  | { kind: 'deliver-root'; deviceId: string; rootId: string; deadline: Date; reason: string }
+  | { kind: 'switch-tls-root'; rootId: string; deadline: Date; stragglers: string[]; reason: string }
+  | { kind: 'push-certificate-expiring'; deadline: Date; reason: string };

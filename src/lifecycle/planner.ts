@@ -1,0 +1,126 @@
+import { DAY_MS } from '../clock.ts';
+import type { Action, CertificateFact, LifecyclePolicy, LifecycleState } from './model.ts';
+
+function lifetime(c: CertificateFact): number {
+  return c.notAfter.getTime() - c.notBefore.getTime();
+}
+
+/** True once no more than `share` of the certificate's lifetime is left at `now`. */
+function due(c: CertificateFact, share: number, now: Date): boolean {
+  return c.notAfter.getTime() - now.getTime() <= lifetime(c) * share;
+}
+
+function days(ms: number): string {
+  return `${Math.max(0, Math.round(ms / DAY_MS))} days`;
+}
+
+/**
+ * The lifecycle plan: a pure function of the facts and the clock. It says what must happen, to what, and by when;
+ * a runner carries it out with the store, the clock and APNs injected. Actions come soonest deadline first.
+ */
+export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
+  const { now } = state;
+  const actions: Action[] = [];
+  const left = (c: CertificateFact) => days(c.notAfter.getTime() - now.getTime());
+
+  // Every leaf is capped by the intermediate: roll it while it still outlives a full leaf lifetime.
+  const longestLeaf = Math.max(
+    ...[state.tls, state.profileSigning, ...state.devices.map((d) => d.identity)]
+      .filter((c): c is CertificateFact => c !== null)
+      .map(lifetime),
+    0,
+  );
+  if (state.intermediate.notAfter.getTime() - now.getTime() <= longestLeaf) {
+    actions.push({
+      kind: 'rollover-intermediate',
+      deadline: state.intermediate.notAfter,
+      reason: `the intermediate has ${left(state.intermediate)} left, less than a full leaf lifetime (${days(longestLeaf)})`,
+    });
+  }
+
+  const current = state.roots.find((r) => r.id === state.tlsRootId) ?? state.roots[0];
+  const successor = state.roots.at(-1);
+  if (current && successor) {
+    if (successor.id === current.id && due(current, policy.rootRolloverAt, now)) {
+      actions.push({
+        kind: 'create-root-successor',
+        deadline: current.notAfter,
+        reason: `the root devices trust has ${left(current)} left`,
+      });
+    }
+    if (successor.id !== current.id) {
+      const lacking = state.devices.filter((d) => !d.anchors.includes(successor.id));
+      for (const d of lacking) {
+        actions.push({
+          kind: 'deliver-root',
+          deviceId: d.id,
+          rootId: successor.id,
+          deadline: current.notAfter,
+          reason: 'the successor root is not on the device yet',
+        });
+      }
+      if (lacking.length === 0 || due(current, policy.rootSwitchDeadlineAt, now)) {
+        actions.push({
+          kind: 'switch-tls-root',
+          rootId: successor.id,
+          deadline: current.notAfter,
+          stragglers: lacking.map((d) => d.id),
+          reason:
+            lacking.length === 0
+              ? 'every active device has the successor root'
+              : `deadline reached; ${lacking.length} device(s) lack the successor root and will be lost`,
+        });
+      }
+    }
+  }
+
+  if (state.tls && (due(state.tls, policy.tlsRenewAt, now) || state.tls.notAfter > state.intermediate.notAfter)) {
+    actions.push({ kind: 'reissue-tls', deadline: state.tls.notAfter, reason: `the server TLS certificate has ${left(state.tls)} left` });
+  }
+  if (state.profileSigning && due(state.profileSigning, policy.profileSigningRenewAt, now)) {
+    actions.push({
+      kind: 'reissue-profile-signing',
+      deadline: state.profileSigning.notAfter,
+      reason: `the profile-signing certificate has ${left(state.profileSigning)} left`,
+    });
+  }
+  if (state.push) {
+    const remaining = (state.push.notAfter.getTime() - now.getTime()) / DAY_MS;
+    if (policy.pushWarningDays.some((d) => remaining <= d)) {
+      actions.push({
+        kind: 'push-certificate-expiring',
+        deadline: state.push.notAfter,
+        reason: `the APNs certificate has ${left(state.push)} left: renew it with the same Apple ID`,
+      });
+    }
+  }
+
+  for (const device of state.devices) {
+    const identity = device.identity;
+    if (!identity) continue;
+    if (!due(identity, policy.identityRenewAt, now)) continue;
+    const overdue =
+      device.renewalStartedAt !== null &&
+      now.getTime() - device.renewalStartedAt.getTime() > lifetime(identity) * policy.renewalOverdueAfter;
+    if (overdue || identity.notAfter <= now) {
+      actions.push({
+        kind: 'device-at-risk',
+        deviceId: device.id,
+        deadline: identity.notAfter,
+        reason:
+          identity.notAfter <= now
+            ? 'its identity certificate has expired'
+            : `its identity renewal started ${days(now.getTime() - device.renewalStartedAt!.getTime())} ago and has not completed; last seen ${device.lastSeenAt.toISOString()}`,
+      });
+    }
+    if (identity.notAfter > now) {
+      actions.push({
+        kind: 'renew-identity',
+        deviceId: device.id,
+        deadline: identity.notAfter,
+        reason: `its identity certificate has ${left(identity)} left`,
+      });
+    }
+  }
+  return actions.sort((a, b) => a.deadline.getTime() - b.deadline.getTime());
+}

@@ -1,0 +1,49 @@
+import { certificateParts, nameAttributes } from '../pki/certificate.ts';
+import type { CertificateRecord, Store } from '../store/types.ts';
+import type { CertificateFact, DeviceFact, LifecycleState } from './model.ts';
+
+const fact = (c: CertificateRecord): CertificateFact => ({ id: c.id, notBefore: c.notBefore, notAfter: c.notAfter });
+
+/** The newest active certificate of a role (the one in use during a rollover). */
+async function newest(store: Store, role: CertificateRecord['role']): Promise<CertificateRecord | undefined> {
+  return (await store.listCertificates({ role, status: 'active' })).sort((a, b) => b.notAfter.getTime() - a.notAfter.getTime())[0];
+}
+
+/**
+ * The planner's facts, read from the store. A device's anchors are the roots of the newest profile made for its
+ * enrollment (its identity's CN is the enrollment reference the profile was made for) and of any trust profile.
+ */
+export async function lifecycleState(store: Store, now: Date): Promise<LifecycleState> {
+  const roots = (await store.listCertificates({ role: 'root', status: 'active' })).sort(
+    (a, b) => a.notBefore.getTime() - b.notBefore.getTime(),
+  );
+  const intermediate = await newest(store, 'intermediate');
+  if (!intermediate || roots.length === 0) throw new Error('the inventory has no active CA');
+  const tls = await newest(store, 'tls');
+  const devices: DeviceFact[] = [];
+  for (const enrollment of await store.listEnrollments()) {
+    if (enrollment.status !== 'enrolled') continue;
+    const identity = enrollment.identityCertificateId ? await store.getCertificate(enrollment.identityCertificateId) : undefined;
+    const ref = identity ? nameAttributes(certificateParts(identity.der).subject).find(([, , a]) => a === 'CN')?.[1] : undefined;
+    const [profile] = ref ? await store.listProfiles({ kind: 'enrollment', enrollmentRef: ref }) : [];
+    devices.push({
+      id: enrollment.id,
+      identity: identity ? fact(identity) : null,
+      anchors: profile ? profile.certificates.filter((c) => c.role === 'anchor').map((c) => c.certificateId) : [],
+      lastSeenAt: enrollment.lastSeenAt,
+      renewalStartedAt: null,
+    });
+  }
+  const profileSigning = await newest(store, 'profile-signing');
+  const push = await newest(store, 'push');
+  return {
+    now,
+    roots: roots.map(fact),
+    intermediate: fact(intermediate),
+    tlsRootId: intermediate.issuerId ?? roots[0]!.id,
+    tls: tls ? fact(tls) : null,
+    profileSigning: profileSigning ? fact(profileSigning) : null,
+    push: push ? fact(push) : null,
+    devices,
+  };
+}

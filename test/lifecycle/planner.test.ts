@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DEFAULT_POLICY, type CertificateFact, type DeviceFact, type LifecycleState } from '../../src/lifecycle/model.ts';
+import { plan } from '../../src/lifecycle/planner.ts';
+
+const DAY = 86_400_000;
+const NOW = new Date(Date.UTC(2030, 0, 1));
+/** A certificate valid from `from` days before now for `span` days. */
+const cert = (id: string, from: number, span: number): CertificateFact => ({
+  id,
+  notBefore: new Date(NOW.getTime() - from * DAY),
+  notAfter: new Date(NOW.getTime() + (span - from) * DAY),
+});
+const device = (id: string, identity: CertificateFact | null, anchors = ['root-1'], renewalStartedAt: Date | null = null): DeviceFact => ({
+  id,
+  identity,
+  anchors,
+  lastSeenAt: NOW,
+  renewalStartedAt,
+});
+
+/** A healthy state: nothing is due. */
+function healthy(): LifecycleState {
+  return {
+    now: NOW,
+    roots: [cert('root-1', 100, 3650)],
+    intermediate: cert('int-1', 100, 1825),
+    tlsRootId: 'root-1',
+    tls: cert('tls-1', 10, 397),
+    profileSigning: cert('sign-1', 10, 730),
+    push: cert('push-1', 10, 365),
+    devices: [device('D1', cert('id-1', 10, 365))],
+  };
+}
+
+const kinds = (state: LifecycleState) => plan(state, DEFAULT_POLICY).map((a) => a.kind);
+
+test('a healthy state plans nothing', () => {
+  assert.deepEqual(plan(healthy(), DEFAULT_POLICY), []);
+});
+
+test('identity renewal opens at 30% of lifetime left, and only then', () => {
+  const s = healthy();
+  s.devices = [device('early', cert('a', 250, 365)), device('due', cert('b', 260, 365))];
+  const actions = plan(s, DEFAULT_POLICY);
+  assert.deepEqual(
+    actions.map((a) => [a.kind, 'deviceId' in a ? a.deviceId : '']),
+    [['renew-identity', 'due']],
+  );
+  assert.deepEqual(actions[0]!.deadline, s.devices[1]!.identity!.notAfter);
+});
+
+test('a renewal that does not complete puts the device at risk, named with its deadline', () => {
+  const s = healthy();
+  const identity = cert('a', 300, 365);
+  s.devices = [
+    device('slow', identity, ['root-1'], new Date(NOW.getTime() - 60 * DAY)),
+    device('fresh', cert('b', 300, 365), ['root-1'], new Date(NOW.getTime() - 5 * DAY)),
+  ];
+  const atRisk = plan(s, DEFAULT_POLICY).filter((a) => a.kind === 'device-at-risk');
+  assert.equal(atRisk.length, 1);
+  assert.equal('deviceId' in atRisk[0]! && atRisk[0].deviceId, 'slow');
+  assert.deepEqual(atRisk[0]!.deadline, identity.notAfter);
+  s.devices = [device('gone', cert('c', 400, 365))];
+  assert.deepEqual(kinds(s), ['device-at-risk'], 'an expired identity is at risk, and cannot be renewed by profile');
+});
+
+test('TLS is re-issued at 25% left, or when it would outlive the intermediate', () => {
+  const s = healthy();
+  s.tls = cert('tls', 300, 397);
+  assert.deepEqual(kinds(s), ['reissue-tls']);
+  const t = healthy();
+  t.intermediate = cert('int', 100, 2000);
+  t.tls = { id: 'tls', notBefore: NOW, notAfter: new Date(t.intermediate.notAfter.getTime() + DAY) };
+  assert.ok(kinds(t).includes('reissue-tls'));
+});
+
+test('the intermediate rolls over while it still outlives a full leaf lifetime', () => {
+  const s = healthy();
+  s.intermediate = cert('int', 1500, 1825); // 325 days left; identities live 365
+  s.tls = cert('tls', 100, 397); // 297 days left: within the intermediate, not yet due
+  assert.deepEqual(kinds(s), ['rollover-intermediate']);
+  s.intermediate = cert('int', 1000, 1825); // 825 days left: longer than the longest leaf (profile signing, 730)
+  assert.deepEqual(kinds(s), []);
+});
+
+test('root rollover: successor made at 30% left, delivered to every device, TLS switches only when all have it', () => {
+  const s = healthy();
+  s.roots = [cert('root-1', 2600, 3650)];
+  assert.deepEqual(kinds(s), ['create-root-successor']);
+
+  s.roots = [cert('root-1', 2600, 3650), cert('root-2', 1, 3650)];
+  s.devices = [device('has', cert('a', 10, 365), ['root-1', 'root-2']), device('lacks', cert('b', 10, 365), ['root-1'])];
+  const delivering = plan(s, DEFAULT_POLICY);
+  assert.deepEqual(
+    delivering.map((a) => [a.kind, 'deviceId' in a ? a.deviceId : '']),
+    [['deliver-root', 'lacks']],
+  );
+
+  s.devices[1]!.anchors.push('root-2');
+  assert.deepEqual(kinds(s), ['switch-tls-root']);
+});
+
+test('root switch at the deadline names the stragglers', () => {
+  const s = healthy();
+  s.roots = [cert('root-1', 3300, 3650), cert('root-2', 1, 3650)];
+  s.devices = [device('lacks', cert('b', 10, 365), ['root-1'])];
+  const sw = plan(s, DEFAULT_POLICY).find((a) => a.kind === 'switch-tls-root');
+  assert.ok(sw && sw.kind === 'switch-tls-root');
+  assert.deepEqual(sw.stragglers, ['lacks']);
+  assert.match(sw.reason, /1 device\(s\) lack the successor root/);
+});
+
+test('profile-signing re-issue and push warnings', () => {
+  const s = healthy();
+  s.profileSigning = cert('sign', 600, 730);
+  s.push = cert('push', 330, 365);
+  assert.deepEqual(kinds(s).sort(), ['push-certificate-expiring', 'reissue-profile-signing']);
+  s.push = cert('push', 290, 365); // 75 days left: no warning yet
+  assert.deepEqual(kinds(s), ['reissue-profile-signing']);
+});
+
+test('actions come soonest deadline first', () => {
+  const s = healthy();
+  s.tls = cert('tls', 380, 397);
+  s.devices = [device('d', cert('a', 300, 365))];
+  const deadlines = plan(s, DEFAULT_POLICY).map((a) => a.deadline.getTime());
+  assert.deepEqual(
+    deadlines,
+    [...deadlines].sort((a, b) => a - b),
+  );
+});
