@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ApnsClient } from '../src/push/apns.ts';
 import { fakeApple, newTopic } from '../test/helpers/apple.ts';
 import { freePort, run, tempDir } from '../test/helpers/cli.ts';
-import { startNginx } from '../test/helpers/nginx.ts';
+import { localhostCertificate, startNginx } from '../test/helpers/nginx.ts';
 import type { BenchRow } from './measure.ts';
 
 const PUSHES = 4000;
@@ -24,23 +24,7 @@ export async function pushBench(): Promise<BenchRow[]> {
   const topic = newTopic();
   const identity = apple.issueWithKey(`/C=US/UID=${topic}/CN=APSP:bench`);
   const work = tempDir('bench-apns-');
-  run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    join(work, 'apns.key'),
-    '-out',
-    join(work, 'apns.pem'),
-    '-subj',
-    '/CN=localhost',
-    '-addext',
-    'subjectAltName=DNS:localhost',
-    '-days',
-    '2',
-  ]);
+  localhostCertificate(work, 'apns');
   const port = await freePort();
   const nginx = await startNginx(
     () => `server {

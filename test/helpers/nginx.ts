@@ -36,3 +36,28 @@ http {
     log: (name) => readFileSync(join(dir, 'logs', `${name}.log`), 'utf8'),
   };
 }
+
+/** A self-signed TLS certificate for `localhost`, made by openssl, for a stand-in server. */
+export function localhostCertificate(dir: string, name: string): { cert: string; key: string } {
+  const cert = join(dir, `${name}.pem`);
+  const key = join(dir, `${name}.key`);
+  const r = run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=DNS:localhost',
+    '-days',
+    '2',
+  ]);
+  if (r.status !== 0) throw new Error(`openssl req -x509: ${r.stderr}`);
+  return { cert, key };
+}

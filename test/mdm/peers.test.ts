@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { exportRole, freePort, run, runCli, startServer, tempDir } from '../helpers/cli.ts';
 import { plistBody } from '../helpers/device.ts';
-import { startNginx } from '../helpers/nginx.ts';
+import { localhostCertificate, startNginx } from '../helpers/nginx.ts';
 
 const TOPIC = 'com.apple.mgmt.External.peers-test';
 
@@ -121,23 +121,7 @@ test('nginx terminates TLS, verifies the client certificate and passes it on; th
   const root = exportRole(dataDir, 'root', work);
   const intermediate = exportRole(dataDir, 'intermediate', work);
   writeFileSync(join(work, 'client-ca.pem'), readFileSync(root, 'utf8') + readFileSync(intermediate, 'utf8'));
-  run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    join(work, 'nginx.key'),
-    '-out',
-    join(work, 'nginx.pem'),
-    '-subj',
-    '/CN=localhost',
-    '-addext',
-    'subjectAltName=DNS:localhost',
-    '-days',
-    '1',
-  ]);
+  localhostCertificate(work, 'nginx');
   const port = await freePort();
   const nginx = await startNginx(
     () => `server {

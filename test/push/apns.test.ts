@@ -8,7 +8,7 @@ import { ApnsClient } from '../../src/push/apns.ts';
 import { fakeApple, newTopic } from '../helpers/apple.ts';
 import { freePort, run, tempDir } from '../helpers/cli.ts';
 import { enrollTestDevice, type TestDevice } from '../helpers/device.ts';
-import { startNginx } from '../helpers/nginx.ts';
+import { localhostCertificate, startNginx } from '../helpers/nginx.ts';
 import { mdmFixture } from '../mdm/fixture.ts';
 
 const GONE = Buffer.alloc(32, 0xaa);
@@ -51,23 +51,7 @@ describe('APNs push through nginx (HTTP/2, TLS, client certificates) standing in
     const upstreamPort = (upstream.address() as { port: number }).port;
     apple = fakeApple();
     const work = tempDir('apns-');
-    run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      join(work, 'apns.key'),
-      '-out',
-      join(work, 'apns.pem'),
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost',
-      '-days',
-      '2',
-    ]);
+    localhostCertificate(work, 'apns');
     serverCa = join(work, 'apns.pem');
     port = await freePort();
     nginx = await startNginx(
