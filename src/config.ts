@@ -49,6 +49,7 @@ export interface Config {
   apnsCaFile: string | null;
   pushConcurrency: number;
   pushExpirationDays: number;
+  lifecycleIntervalMinutes: number;
 }
 
 type Kind = 'string' | 'integer' | 'list';
@@ -318,6 +319,13 @@ export const OPTIONS: OptionSpec[] = [
     defaultText: '30',
     help: 'how long APNs keeps a push for an offline device',
   },
+  {
+    flag: 'lifecycle-interval-minutes',
+    env: 'CERTMDM_LIFECYCLE_INTERVAL_MINUTES',
+    kind: 'integer',
+    defaultText: '60',
+    help: 'how often the lifecycle engine plans and acts (renewals, re-issues); 0 turns it off',
+  },
   { flag: 'log-level', env: 'CERTMDM_LOG_LEVEL', kind: 'string', defaultText: 'info', help: 'fatal, error, warn, info, debug or trace' },
 ];
 
@@ -466,6 +474,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     apnsCaFile: str('apns-ca-file', '') ? resolve(cwd, str('apns-ca-file', '')) : null,
     pushConcurrency: int('push-concurrency', 100, 1, 1000),
     pushExpirationDays: int('push-expiration-days', 30, 0, 365),
+    lifecycleIntervalMinutes: int('lifecycle-interval-minutes', 60, 0, 7 * 24 * 60),
   };
 }
 

@@ -3,7 +3,8 @@ import { mintApiToken } from '../admin/tokens.ts';
 import type { Config } from '../config.ts';
 import type { AddressInfo } from 'node:net';
 import { createServices } from '../app/services.ts';
-import { buildHttpServer, buildScepHttpServer } from '../http/server.ts';
+import { buildHttpServer, buildScepHttpServer, secureContextOptions } from '../http/server.ts';
+import { LifecycleRunner } from '../lifecycle/runner.ts';
 import { createLogger } from '../log.ts';
 import { expiryWarning } from '../push/certificate.ts';
 
@@ -58,8 +59,32 @@ export async function serve(config: Config): Promise<void> {
   ];
   process.stderr.write(lines.join('\n') + '\n');
 
+  // The lifecycle engine: at start, then every --lifecycle-interval-minutes. A re-issued TLS certificate is swapped
+  // into the listener without a restart.
+  const runner = new LifecycleRunner({
+    app,
+    pki,
+    profiles: services.profiles,
+    push: services.push,
+    onTlsChange: (live) => {
+      server.server.setSecureContext({ ...secureContextOptions(app, live), minVersion: 'TLSv1.2' });
+      logger.info({ tls: live.tls.certificate.fingerprintSha256 }, 'TLS certificate swapped in');
+    },
+  });
+  const runLifecycle = () =>
+    runner.run().then(
+      (report) => logger.info({ planned: report.planned.length, done: report.done, attention: report.attention.length }, 'lifecycle run'),
+      (err: unknown) => logger.error({ err: (err as Error).message }, 'lifecycle run failed'),
+    );
+  let lifecycleTimer: NodeJS.Timeout | undefined;
+  if (config.lifecycleIntervalMinutes > 0) {
+    await runLifecycle();
+    lifecycleTimer = setInterval(() => void runLifecycle(), config.lifecycleIntervalMinutes * 60_000);
+  }
+
   const stop = async (signal: string) => {
     logger.info({ signal }, 'certmdm stopping');
+    clearInterval(lifecycleTimer);
     await server.close();
     await scepHttp?.close();
     services.push.close();

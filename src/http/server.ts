@@ -53,17 +53,23 @@ export async function buildScepHttpServer(app: AppContext, scep: ScepService): P
   return server;
 }
 
+/** The HTTPS listener's secure context: TLS identity and, for mutual TLS, the CAs named to clients. */
+export function secureContextOptions(app: AppContext, pki: ServerPki) {
+  return {
+    ...tlsCredentials(pki),
+    ...(app.config.mdmIdentitySources.includes('mtls') ? { ca: pki.authority.chain().map((der) => toPem(der)) } : {}),
+  };
+}
+
 export async function buildHttpServer(app: AppContext, pki: ServerPki, services: Services): Promise<FastifyInstance<Server>> {
   const server = Fastify({
     loggerInstance: requestLogger(app),
     https: {
-      ...tlsCredentials(pki),
+      ...secureContextOptions(app, pki),
       minVersion: 'TLSv1.2',
       // Mutual TLS for device identities: ask for a client certificate naming our CAs, decide about it ourselves
       // (mdm/cert-verify.ts), so a device with a bad certificate gets an audited 403 rather than a TLS alert.
-      ...(app.config.mdmIdentitySources.includes('mtls')
-        ? { requestCert: true, rejectUnauthorized: false, ca: pki.authority.chain().map((der) => toPem(der)) }
-        : {}),
+      ...(app.config.mdmIdentitySources.includes('mtls') ? { requestCert: true, rejectUnauthorized: false } : {}),
     },
     bodyLimit: app.config.bodyLimit,
   });

@@ -31,7 +31,7 @@ export async function lifecycleState(store: Store, now: Date): Promise<Lifecycle
       identity: identity ? fact(identity) : null,
       anchors: profile ? profile.certificates.filter((c) => c.role === 'anchor').map((c) => c.certificateId) : [],
       lastSeenAt: enrollment.lastSeenAt,
-      renewalStartedAt: null,
+      renewalStartedAt: enrollment.renewalStartedAt,
     });
   }
   const profileSigning = await newest(store, 'profile-signing');

@@ -75,8 +75,10 @@ function reissueReason(
   intermediate: CertificateRecord,
   settings: PkiSettings,
   now: Date,
+  force?: string,
 ): string | undefined {
   if (!existing) return 'none yet';
+  if (force) return force;
   const specific = spec.staleBecause?.(existing);
   if (specific) return specific;
   if (existing.notAfter.getTime() <= now.getTime() + settings.tlsRenewBeforeDays * DAY_MS) return 'renewal window open';
@@ -90,9 +92,10 @@ async function ensureServiceIdentity(
   authority: CertificateAuthority,
   settings: PkiSettings,
   spec: ServiceIdentitySpec,
+  force?: string,
 ): Promise<Identity> {
   const existing = await current(deps.store, spec.role);
-  const reason = reissueReason(existing, spec, authority.intermediate, settings, deps.clock());
+  const reason = reissueReason(existing, spec, authority.intermediate, settings, deps.clock(), force);
   if (!reason && existing) return identity(deps.keyring, existing);
   const keys = await generateKey('rsa-2048');
   const certificate = await authority.issue({
@@ -150,6 +153,8 @@ async function createCa(store: Store, keyring: Keyring, clock: Clock, settings: 
 export async function ensureServerPki(
   deps: { store: Store; keyring: Keyring; clock: Clock; audit: AuditLog },
   settings: PkiSettings,
+  /** Roles to re-issue now whatever their state, with the reason to record (the lifecycle runner's decisions). */
+  force: Partial<Record<CertificateRole, string>> = {},
 ): Promise<ServerPki> {
   const { store, keyring, clock, audit } = deps;
   if (!(await current(store, 'root'))) {
@@ -161,7 +166,7 @@ export async function ensureServerPki(
   if (!root || !intermediate) throw new Error('the inventory has a root CA but no active intermediate');
   const authority = new CertificateAuthority(store, keyring, clock, root, intermediate, await keyring.open(intermediate.keyId ?? ''));
 
-  const ensure = (spec: ServiceIdentitySpec) => ensureServiceIdentity(deps, authority, settings, spec);
+  const ensure = (spec: ServiceIdentitySpec) => ensureServiceIdentity(deps, authority, settings, spec, force[spec.role]);
   const tls = await ensure({
     role: 'tls',
     service: 'https-listener',

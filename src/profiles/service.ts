@@ -129,12 +129,14 @@ export class ProfileService {
     createdBy: string;
     sign?: boolean;
     link?: { id: string };
+    /** A renewal profile keeps the device's enrollment reference, so its new identity stays linked to it. */
+    enrollmentRef?: string;
   }): Promise<GeneratedProfile> {
     const { pki, clock, store } = this.deps;
     const now = clock();
     const topic = await this.topic();
     const prefix = await this.#identifierPrefix();
-    const enrollmentRef = `enr-${randomBytes(8).toString('hex')}`;
+    const enrollmentRef = options.enrollmentRef ?? `enr-${randomBytes(8).toString('hex')}`;
     const roots = await this.#roots();
     const intermediate = pki.authority.intermediate;
     const subject: [string, string][] = [

@@ -183,4 +183,12 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       ALTER TABLE user_channels ADD COLUMN push_token_invalid_at INTEGER;
     `,
   },
+  {
+    version: 6,
+    name: 'lifecycle-renewals',
+    sql: `
+      ALTER TABLE enrollments ADD COLUMN renewal_started_at INTEGER;
+      ALTER TABLE enrollments ADD COLUMN renewal_command_uuid TEXT;
+    `,
+  },
 ];

@@ -434,6 +434,8 @@ export class SqliteStore implements Store {
       unlockToken: blob(r.unlock_token),
       bootstrapToken: blob(r.bootstrap_token),
       pushTokenInvalidAt: maybeDate(r.push_token_invalid_at),
+      renewalStartedAt: maybeDate(r.renewal_started_at),
+      renewalCommandUuid: (r.renewal_command_uuid as string | null) ?? null,
       info: JSON.parse(String(r.info)) as Record<string, string>,
       enrolledAt: date(r.enrolled_at),
       lastSeenAt: date(r.last_seen_at),
@@ -475,7 +477,7 @@ export class SqliteStore implements Store {
           this.#sql(
             `UPDATE enrollments SET kind = ?, status = 'enrolled', identity_certificate_id = ?, previous_identity_certificate_id = NULL,
                topic = ?, push_token = NULL, push_magic = NULL, unlock_token = NULL, bootstrap_token = NULL, info = ?,
-               enrolled_at = ?, last_seen_at = ?, checked_out_at = NULL WHERE id = ?`,
+               enrolled_at = ?, last_seen_at = ?, checked_out_at = NULL, renewal_started_at = NULL, renewal_command_uuid = NULL WHERE id = ?`,
           ).run(input.kind, input.certificateId, input.topic, info, now, now, input.id);
         } else {
           this.#sql(
@@ -505,6 +507,8 @@ export class SqliteStore implements Store {
           now,
           input.id,
         );
+        // A renewed identity has arrived: the renewal the lifecycle engine started is done.
+        if (renewing) this.#sql('UPDATE enrollments SET renewal_started_at = NULL, renewal_command_uuid = NULL WHERE id = ?').run(input.id);
         outcome = { fresh: false, renewedFrom: renewing ? current : null };
       }
       if (!bound)
@@ -542,6 +546,10 @@ export class SqliteStore implements Store {
     if (entries.length === 0) return;
     const sets = entries.map(([k]) => `${columns[k]} = ?`).join(', ');
     this.#sql(`UPDATE enrollments SET ${sets} WHERE id = ?`).run(...entries.map(([, v]) => (v instanceof Date ? ms(v) : v)), id);
+  }
+
+  async markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void> {
+    this.#sql('UPDATE enrollments SET renewal_started_at = ?, renewal_command_uuid = ? WHERE id = ?').run(ms(at), commandUuid, id);
   }
 
   async promoteIdentity(id: string): Promise<string | null> {

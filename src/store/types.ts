@@ -153,6 +153,9 @@ export interface EnrollmentRecord {
   bootstrapToken: Buffer | null;
   /** Set when APNs answered 410 Unregistered for the push token; cleared by the next TokenUpdate. */
   pushTokenInvalidAt: Date | null;
+  /** When the lifecycle engine sent this device a renewal profile that has not produced a new identity yet. */
+  renewalStartedAt: Date | null;
+  renewalCommandUuid: string | null;
   /** What Authenticate said about the device (DeviceName, Model, OSVersion, SerialNumber, ...). */
   info: Record<string, string>;
   enrolledAt: Date;
@@ -308,6 +311,8 @@ export interface Store {
   listCertificateRequests(purpose: CertificateRequestRecord['purpose']): Promise<CertificateRequestRecord[]>;
   /** Stores an imported certificate (superseding `supersedes`) and marks the request it answers fulfilled, atomically. */
   importCertificate(entry: NewCertificate, options: { supersedes: string[]; fulfils?: string }): Promise<void>;
+  /** Records that a renewal profile was queued for the device; cleared when a renewed identity authenticates. */
+  markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void>;
   /** The new identity was seen on a later message: the previous one is marked superseded by it. Returns it. */
   promoteIdentity(id: string): Promise<string | null>;
   checkOutEnrollment(id: string, now: Date): Promise<void>;

@@ -27,10 +27,12 @@ export async function enrollTestDevice(
   scep: Scep,
   udid = `UDID-${Math.random().toString(16).slice(2, 10).toUpperCase()}`,
   requester = newRequester(),
+  /** As an enrollment profile's SCEP payload says: its challenge and subject CN. */
+  profile?: { challenge: string; cn: string },
 ): Promise<TestDevice> {
-  const { challenge } = await scep.challenge();
+  const challenge = profile?.challenge ?? (await scep.challenge()).challenge;
   const rep = readCertRep(
-    (await scep.post(pkiMessage(requester, envelope(makeCsr(requester, { challenge, cn: udid }), scep.ra)))).rawPayload,
+    (await scep.post(pkiMessage(requester, envelope(makeCsr(requester, { challenge, cn: profile?.cn ?? udid }), scep.ra)))).rawPayload,
     requester,
     scep.root,
   );

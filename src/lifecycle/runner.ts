@@ -1,0 +1,116 @@
+import { ensurePki, type AppContext } from '../app/context.ts';
+import { commandFromJson } from '../mdm/commands.ts';
+import { certificateParts, nameAttributes } from '../pki/certificate.ts';
+import type { ServerPki } from '../pki/server-pki.ts';
+import type { ProfileService } from '../profiles/service.ts';
+import type { PushService } from '../push/service.ts';
+import type { CertificateRole } from '../store/types.ts';
+import { DEFAULT_POLICY, type Action, type LifecyclePolicy } from './model.ts';
+import { plan } from './planner.ts';
+import { lifecycleState } from './state.ts';
+
+export interface RunReport {
+  at: Date;
+  planned: Action[];
+  /** What this run did: renewals started, certificates re-issued. */
+  done: string[];
+  /** Actions that need an administrator (not automated yet) or are waiting (a renewal in flight). */
+  attention: string[];
+}
+
+/** A renewal in flight is given this share of the identity's lifetime before a new profile is sent. */
+const RENEWAL_RETRY_SHARE = 0.05;
+
+/**
+ * Carries out the lifecycle plan with the store, clock and APNs of the running server: device identities are renewed
+ * by InstallProfile of a fresh enrollment profile (same PayloadIdentifier, ServerURL and Topic; a new one-time
+ * challenge) and a push; the TLS and profile-signing certificates are re-issued and swapped in without a restart.
+ * Rollovers of the intermediate and the root are reported for now, not performed.
+ */
+export class LifecycleRunner {
+  constructor(
+    private readonly deps: {
+      app: AppContext;
+      /** The live PKI the server and services use; updated in place when a certificate is re-issued. */
+      pki: ServerPki;
+      profiles: ProfileService;
+      push: PushService;
+      onTlsChange?: (pki: ServerPki) => void;
+    },
+    private readonly policy: LifecyclePolicy = DEFAULT_POLICY,
+  ) {}
+
+  async run(): Promise<RunReport> {
+    const { app } = this.deps;
+    const now = app.clock();
+    const planned = plan(await lifecycleState(app.store, now), this.policy);
+    const report: RunReport = { at: now, planned, done: [], attention: [] };
+    const force: Partial<Record<CertificateRole, string>> = {};
+    for (const action of planned) {
+      switch (action.kind) {
+        case 'reissue-tls':
+          force.tls = `lifecycle: ${action.reason}`;
+          break;
+        case 'reissue-profile-signing':
+          force['profile-signing'] = `lifecycle: ${action.reason}`;
+          break;
+        case 'renew-identity':
+          report[(await this.#renew(action.deviceId, now)) ? 'done' : 'attention'].push(`renew-identity ${action.deviceId}`);
+          break;
+        default:
+          report.attention.push(
+            `${action.kind}${'deviceId' in action ? ` ${action.deviceId}` : ''}: ${action.reason} (deadline ${action.deadline.toISOString()})`,
+          );
+          app.logger.warn(
+            {
+              lifecycle: action.kind,
+              deadline: action.deadline.toISOString(),
+              ...('deviceId' in action ? { deviceId: action.deviceId } : {}),
+            },
+            action.reason,
+          );
+      }
+    }
+    if (Object.keys(force).length) {
+      Object.assign(this.deps.pki, await ensurePki(app, force));
+      report.done.push(...Object.keys(force).map((role) => `reissued ${role}`));
+      if (force.tls) this.deps.onTlsChange?.(this.deps.pki);
+    }
+    return report;
+  }
+
+  /** Starts (or, after its retry interval, restarts) a renewal; false while one is still in flight. */
+  async #renew(deviceId: string, now: Date): Promise<boolean> {
+    const { app, profiles, push } = this.deps;
+    const enrollment = await app.store.getEnrollment(deviceId);
+    const identity = enrollment?.identityCertificateId ? await app.store.getCertificate(enrollment.identityCertificateId) : undefined;
+    if (!enrollment || !identity) return false;
+    const lifetime = identity.notAfter.getTime() - identity.notBefore.getTime();
+    if (enrollment.renewalStartedAt && now.getTime() - enrollment.renewalStartedAt.getTime() < lifetime * RENEWAL_RETRY_SHARE) return false;
+    if (enrollment.renewalCommandUuid) {
+      const pending = (await app.store.listQueue(deviceId)).find((q) => q.commandUuid === enrollment.renewalCommandUuid);
+      if (pending && (pending.status === 'queued' || pending.status === 'not-now')) {
+        // The profile is still waiting for the device: wake it again rather than send another.
+        await push.push([deviceId], 'lifecycle');
+        await app.store.markRenewalStarted(deviceId, now, pending.commandUuid);
+        return true;
+      }
+    }
+    const ref = nameAttributes(certificateParts(identity.der).subject).find(([, , a]) => a === 'CN')?.[1];
+    const [previous] = ref ? await app.store.listProfiles({ kind: 'enrollment', enrollmentRef: ref }) : [];
+    const generated = await profiles.enrollment({ identity: previous?.identityKind ?? 'scep', createdBy: 'lifecycle', enrollmentRef: ref });
+    const command = commandFromJson({ RequestType: 'InstallProfile', Payload: generated.body.toString('base64') });
+    await app.store.enqueueCommand({ ...command, priority: 50, createdBy: 'lifecycle', createdAt: now }, [deviceId]);
+    await app.store.markRenewalStarted(deviceId, now, command.uuid);
+    await app.audit.record({
+      actor: 'lifecycle',
+      action: 'lifecycle.renewal-started',
+      target: deviceId,
+      outcome: 'ok',
+      reason: `identity expires ${identity.notAfter.toISOString()}`,
+      detail: { profile: generated.record.id, command: command.uuid, identity: identity.fingerprintSha256 },
+    });
+    await push.push([deviceId], 'lifecycle');
+    return true;
+  }
+}

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { createPushService } from '../../src/app/services.ts';
+import { LifecycleRunner } from '../../src/lifecycle/runner.ts';
+import { run, tempDir } from '../helpers/cli.ts';
+import { enrollTestDevice } from '../helpers/device.ts';
+import { newRequester } from '../helpers/scep.ts';
+import { mdmFixture } from '../mdm/fixture.ts';
+
+const DAY = 86_400_000;
+const TOPIC = 'com.apple.mgmt.External.5f3c0d1e-test';
+
+/** What a device does with a signed profile: verify it against the root (openssl), read it (plistlib). */
+function openProfile(signed: Buffer, root: string): any {
+  const dir = tempDir('installprofile-');
+  writeFileSync(join(dir, 'p'), signed);
+  const verified = run('openssl', [
+    'cms',
+    '-verify',
+    '-inform',
+    'DER',
+    '-in',
+    join(dir, 'p'),
+    '-CAfile',
+    root,
+    '-out',
+    join(dir, 'plist'),
+    '-binary',
+  ]);
+  assert.equal(verified.status, 0, verified.stderr);
+  const r = spawnSync('python3', [
+    '-c',
+    'import base64,json,plistlib,sys\nprint(json.dumps(plistlib.load(open(sys.argv[1],"rb")), default=lambda b: base64.b64encode(b).decode()))',
+    join(dir, 'plist'),
+  ]);
+  return JSON.parse(r.stdout.toString());
+}
+
+function plistOf(body: Buffer): any {
+  const r = spawnSync(
+    'python3',
+    [
+      '-c',
+      'import base64,json,plistlib,sys\nprint(json.dumps(plistlib.loads(sys.stdin.buffer.read()), default=lambda b: base64.b64encode(b).decode()))',
+    ],
+    { input: body },
+  );
+  return JSON.parse(r.stdout.toString());
+}
+
+test('an identity is renewed before it expires: InstallProfile of a fresh profile, SCEP, Authenticate, binding moves, queue kept', async (t) => {
+  const f = await mdmFixture({ 'identity-days': '30' });
+  t.after(() => f.close());
+  const runner = new LifecycleRunner({ app: f.app, pki: f.pki, profiles: f.profiles, push: createPushService(f.app) });
+
+  // Enrollment as a device does it: the profile's SCEP payload (challenge, CN = enrollment reference), then Authenticate.
+  const original = await f.profiles.enrollment({ identity: 'scep', createdBy: 'test', sign: false });
+  const originalPlist = plistOf(original.body);
+  const scepPayload = originalPlist.PayloadContent[2].PayloadContent;
+  const udid = 'RENEW-ME-1';
+  const device = await enrollTestDevice(f, udid, newRequester(), { challenge: scepPayload.Challenge, cn: original.record.enrollmentRef! });
+  assert.equal(
+    (await f.speak(device, { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' })).statusCode,
+    200,
+  );
+  const unrelated = (await f.admin('POST', '/v1/commands', { devices: [udid], command: { RequestType: 'SecurityInfo' } })).json()
+    .command_uuid as string;
+
+  assert.deepEqual((await runner.run()).done, [], 'nothing is due on day 0');
+  f.advance(22 * DAY); // 8 of 30 days left: inside the 30% window
+  const report = await runner.run();
+  assert.deepEqual(report.done, [`renew-identity ${udid}`]);
+  assert.deepEqual((await runner.run()).done, [], 'a renewal in flight is not started twice');
+
+  // The device wakes, gets the renewal profile first (priority), installs it: same identifier, new challenge.
+  const offered = plistOf((await f.speak(device, { Status: 'Idle' })).rawPayload);
+  assert.equal(offered.Command.RequestType, 'InstallProfile');
+  const renewal = openProfile(Buffer.from(offered.Command.Payload, 'base64'), f.root);
+  assert.equal(renewal.PayloadIdentifier, originalPlist.PayloadIdentifier);
+  assert.notEqual(renewal.PayloadUUID, originalPlist.PayloadUUID);
+  const mdmPayload = (p: any) => p.PayloadContent.find((x: any) => x.PayloadType === 'com.apple.mdm');
+  assert.equal(mdmPayload(renewal).ServerURL, mdmPayload(originalPlist).ServerURL);
+  assert.equal(mdmPayload(renewal).Topic, mdmPayload(originalPlist).Topic);
+  const renewalScep = renewal.PayloadContent.find((x: any) => x.PayloadType === 'com.apple.security.scep').PayloadContent;
+  assert.notEqual(renewalScep.Challenge, scepPayload.Challenge);
+
+  const renewed = await enrollTestDevice(f, udid, newRequester(), { challenge: renewalScep.Challenge, cn: original.record.enrollmentRef! });
+  assert.equal((await f.speak(device, { Status: 'Acknowledged', CommandUUID: offered.CommandUUID })).statusCode, 200);
+  assert.equal(
+    (await f.speak(renewed, { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' })).statusCode,
+    200,
+  );
+  assert.equal((await f.app.store.getEnrollment(udid))?.renewalStartedAt, null, 'the renewal is complete');
+  const next = plistOf((await f.speak(renewed, { Status: 'Idle' })).rawPayload);
+  assert.equal(next.CommandUUID, unrelated, 'the queue survived the renewal');
+  assert.equal((await f.speak(device, { Status: 'Idle' })).statusCode, 403, 'the old identity is retired once the new one is seen');
+  assert.deepEqual((await runner.run()).done, [], 'nothing is due after the renewal');
+  const audit = await f.app.store.listAudit({ action: 'lifecycle.renewal-started' });
+  assert.equal(audit.length, 1);
+});
+
+test('the TLS certificate is re-issued in its window and handed to the listener', async (t) => {
+  const f = await mdmFixture({ 'tls-days': '20', 'tls-renew-before-days': '0' });
+  t.after(() => f.close());
+  const swapped: string[] = [];
+  const runner = new LifecycleRunner({
+    app: f.app,
+    pki: f.pki,
+    profiles: f.profiles,
+    push: createPushService(f.app),
+    onTlsChange: (pki) => swapped.push(pki.tls.certificate.id),
+  });
+  const before = f.pki.tls.certificate;
+  f.advance(16 * DAY);
+  const report = await runner.run();
+  assert.deepEqual(report.done, ['reissued tls']);
+  assert.notEqual(f.pki.tls.certificate.id, before.id);
+  assert.deepEqual(swapped, [f.pki.tls.certificate.id]);
+  assert.equal((await f.app.store.getCertificate(before.id))?.status, 'superseded');
+  const [event] = await f.app.store.listAudit({ action: 'pki.tls-issued', limit: 1 });
+  assert.match(event?.reason ?? '', /^lifecycle: the server TLS certificate has 4 days left/);
+});
