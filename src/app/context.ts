@@ -5,7 +5,7 @@ import { OperatorError, messageOf } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { Keyring } from '../pki/keyring.ts';
 import { loadMasterKey, type MasterKey } from '../pki/master-key.ts';
-import { ensureServerPki, type ServerPki } from '../pki/server-pki.ts';
+import { ensureServerPki, type PkiSettings, type ServerPki } from '../pki/server-pki.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import type { CertificateRole, Store } from '../store/types.ts';
 import { prepareDataDir, type DataDirectory } from './data-dir.ts';
@@ -69,23 +69,23 @@ export async function openApp(config: Config, options: { logger: Logger; clock?:
 }
 
 /** Loads the server PKI, creating what is missing (first run) or due (TLS hostnames changed, renewal window). */
+/** The PKI settings a configuration asks for. */
+export function pkiSettings(config: Config): PkiSettings {
+  return {
+    organization: config.organization,
+    rootAlgorithm: config.rootAlgorithm,
+    rootDays: config.rootDays,
+    intermediateDays: config.intermediateDays,
+    tlsDays: config.tlsDays,
+    tlsRenewBeforeDays: config.tlsRenewBeforeDays,
+    signingDays: config.signingDays,
+    hostnames: config.hostnames,
+  };
+}
+
 export async function ensurePki(app: AppContext, force: Partial<Record<CertificateRole, string>> = {}): Promise<ServerPki> {
-  const { config } = app;
   try {
-    return await ensureServerPki(
-      app,
-      {
-        organization: config.organization,
-        rootAlgorithm: config.rootAlgorithm,
-        rootDays: config.rootDays,
-        intermediateDays: config.intermediateDays,
-        tlsDays: config.tlsDays,
-        tlsRenewBeforeDays: config.tlsRenewBeforeDays,
-        signingDays: config.signingDays,
-        hostnames: config.hostnames,
-      },
-      force,
-    );
+    return await ensureServerPki(app, pkiSettings(app.config), force);
   } catch (err) {
     if (err instanceof OperatorError) throw err;
     const code = (err as { code?: string }).code ?? '';

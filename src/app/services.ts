@@ -15,7 +15,7 @@ import { OperatorError } from '../errors.ts';
 /** The protocol services over one app context and PKI: what the HTTP edge, the CLI and the simulator share. */
 export function createScepService(app: AppContext, pki: ServerPki): ScepService {
   return new ScepService(
-    { store: app.store, authority: pki.authority, ra: pki.scepRa, clock: app.clock, audit: app.audit },
+    { store: app.store, pki, clock: app.clock, audit: app.audit },
     { identityDays: app.config.identityDays, ciphers: app.config.scepCiphers, maxClockSkewMs: app.config.scepMaxClockSkewMinutes * 60_000 },
   );
 }

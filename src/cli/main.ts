@@ -48,7 +48,8 @@ commands:
   push status                   topic and expiry of the push certificate
   scep challenge [--ttl-hours N] [--enrollment REF] [--json]
                                 a one-time SCEP challenge password (printed once)
-  lifecycle plan [--json]       upcoming expiries: what depends on them, the action, its deadline (read-only)
+  lifecycle plan [--json] [--at DATE]
+                                upcoming expiries: what depends on them, the action, its deadline (read-only)
   audit list [--json] [--limit N]
                                 the audit log, newest first
 
@@ -313,10 +314,13 @@ async function run(argv: string[]): Promise<void> {
       });
     }
     case 'lifecycle': {
-      const { config, values } = parseCommand(rest, { json: { type: 'boolean' } });
-      if (values.help || sub !== 'plan') return out(commandHelp('lifecycle plan [--json]'));
+      const { config, values } = parseCommand(rest, { json: { type: 'boolean' }, at: { type: 'string' } });
+      if (values.help || sub !== 'plan') return out(commandHelp('lifecycle plan [--json] [--at YYYY-MM-DD]'));
+      const at = values.at === undefined ? undefined : new Date(String(values.at));
+      if (at && Number.isNaN(at.getTime())) throw new OperatorError('--at must be a date (YYYY-MM-DD or ISO 8601)', 2);
       return withApp(config, false, async (app) => {
-        const actions = plan(await lifecycleState(app.store, app.clock()), DEFAULT_POLICY);
+        // --at: what will be due on that day if nothing changes until then.
+        const actions = plan(await lifecycleState(app.store, at ?? app.clock()), DEFAULT_POLICY);
         if (values.json) return out(JSON.stringify(actions, null, 2));
         if (actions.length === 0) return out('nothing is due: every certificate has more than its renewal window left');
         return out(

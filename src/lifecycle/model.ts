@@ -39,6 +39,7 @@ export interface LifecyclePolicy {
   identityRenewAt: number;
   tlsRenewAt: number;
   profileSigningRenewAt: number;
+  intermediateRolloverAt: number;
   /** A root successor is made when this share of the current root's life is left... */
   rootRolloverAt: number;
   /** ...and the TLS chain switches to it at the latest when this share is left, stragglers or not. */
@@ -52,6 +53,7 @@ export const DEFAULT_POLICY: LifecyclePolicy = {
   identityRenewAt: 0.3,
   tlsRenewAt: 0.25,
   profileSigningRenewAt: 0.25,
+  intermediateRolloverAt: 0.3,
   rootRolloverAt: 0.3,
   rootSwitchDeadlineAt: 0.1,
   renewalOverdueAfter: 0.15,

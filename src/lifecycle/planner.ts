@@ -23,18 +23,17 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
   const actions: Action[] = [];
   const left = (c: CertificateFact) => days(c.notAfter.getTime() - now.getTime());
 
-  // Every leaf is capped by the intermediate: roll it while it still outlives a full leaf lifetime.
-  const longestLeaf = Math.max(
-    ...[state.tls, state.profileSigning, ...state.devices.map((d) => d.identity)]
-      .filter((c): c is CertificateFact => c !== null)
-      .map(lifetime),
-    0,
-  );
-  if (state.intermediate.notAfter.getTime() - now.getTime() <= longestLeaf) {
+  // Leaves never outlive the intermediate, so a late one only gets shorter leaves: roll it well before its end, under
+  // a root with room left (when the root is what runs out, that is the root rollover's job).
+  const root = state.roots.find((r) => r.id === state.tlsRootId) ?? state.roots[0];
+  const rootOutlivesIntermediate = root
+    ? root.notAfter.getTime() - now.getTime() > lifetime(state.intermediate) * policy.intermediateRolloverAt
+    : false;
+  if (rootOutlivesIntermediate && due(state.intermediate, policy.intermediateRolloverAt, now)) {
     actions.push({
       kind: 'rollover-intermediate',
       deadline: state.intermediate.notAfter,
-      reason: `the intermediate has ${left(state.intermediate)} left, less than a full leaf lifetime (${days(longestLeaf)})`,
+      reason: `the intermediate has ${left(state.intermediate)} left`,
     });
   }
 

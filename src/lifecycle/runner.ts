@@ -1,4 +1,5 @@
-import { ensurePki, type AppContext } from '../app/context.ts';
+import { ensurePki, pkiSettings, type AppContext } from '../app/context.ts';
+import { rolloverIntermediate } from '../pki/server-pki.ts';
 import { commandFromJson } from '../mdm/commands.ts';
 import { certificateParts, nameAttributes } from '../pki/certificate.ts';
 import type { ServerPki } from '../pki/server-pki.ts';
@@ -25,7 +26,8 @@ const RENEWAL_RETRY_SHARE = 0.05;
  * Carries out the lifecycle plan with the store, clock and APNs of the running server: device identities are renewed
  * by InstallProfile of a fresh enrollment profile (same PayloadIdentifier, ServerURL and Topic; a new one-time
  * challenge) and a push; the TLS and profile-signing certificates are re-issued and swapped in without a restart.
- * Rollovers of the intermediate and the root are reported for now, not performed.
+ * The intermediate is rolled over under the same root, the leaves following. Root rollover is reported for now, not
+ * performed.
  */
 export class LifecycleRunner {
   constructor(
@@ -53,6 +55,12 @@ export class LifecycleRunner {
           break;
         case 'reissue-profile-signing':
           force['profile-signing'] = `lifecycle: ${action.reason}`;
+          break;
+        case 'rollover-intermediate':
+          await rolloverIntermediate(app, pkiSettings(app.config));
+          // Every leaf follows: ensurePki re-issues what the old intermediate signed (TLS, profile signing, RA).
+          force.tls = `lifecycle: intermediate rolled over (${action.reason})`;
+          report.done.push('rolled over the intermediate');
           break;
         case 'renew-identity':
           report[(await this.#renew(action.deviceId, now)) ? 'done' : 'attention'].push(`renew-identity ${action.deviceId}`);

@@ -117,6 +117,52 @@ async function ensureServiceIdentity(
   return { certificate, privateKey: keys.privateKey };
 }
 
+/** An intermediate (pathLen 0) under `root`, never outliving it; not stored yet. */
+async function newIntermediate(
+  keyring: Keyring,
+  now: Date,
+  settings: PkiSettings,
+  root: { certificate: CertificateRecord; privateKey: KeyObject },
+): Promise<NewCertificate> {
+  const keys = await generateKey('rsa-2048');
+  const der = buildCertificate(
+    {
+      ...templates.intermediateCa(settings.organization, now.toISOString().slice(0, 10), keys.publicKey),
+      ...validityFrom(now, settings.intermediateDays, root.certificate.notAfter),
+    },
+    { certificate: root.certificate.der, privateKey: root.privateKey },
+  );
+  const key = keyring.seal(keys.privateKey);
+  return { certificate: inventoryRecord(der, 'intermediate', root.certificate.id, key.id, now), key };
+}
+
+/**
+ * A new intermediate under the current root. It issues from now on; the old one stays active, so identities it
+ * issued are accepted until they are renewed or it expires. The caller then re-issues the leaves (ensureServerPki
+ * does, seeing the issuing CA changed).
+ */
+export async function rolloverIntermediate(
+  deps: { store: Store; keyring: Keyring; clock: Clock; audit: AuditLog },
+  settings: PkiSettings,
+): Promise<CertificateRecord> {
+  const root = await current(deps.store, 'root');
+  if (!root?.keyId) throw new Error('no active root with a key to sign a new intermediate');
+  const previous = await current(deps.store, 'intermediate');
+  const entry = await newIntermediate(deps.keyring, deps.clock(), settings, {
+    certificate: root,
+    privateKey: await deps.keyring.open(root.keyId),
+  });
+  await deps.store.insertCertificates([entry]);
+  await deps.audit.record({
+    actor: 'lifecycle',
+    action: 'pki.intermediate-rolled-over',
+    target: entry.certificate.fingerprintSha256,
+    outcome: 'ok',
+    detail: { previous: previous?.fingerprintSha256 ?? null, notAfter: entry.certificate.notAfter.toISOString() },
+  });
+  return entry.certificate;
+}
+
 /** Creates root and intermediate together so a half-made CA can never be stored. */
 async function createCa(store: Store, keyring: Keyring, clock: Clock, settings: PkiSettings): Promise<void> {
   const now = clock();
@@ -129,20 +175,8 @@ async function createCa(store: Store, keyring: Keyring, clock: Clock, settings: 
   const rootKey = keyring.seal(rootKeys.privateKey);
   const root = inventoryRecord(rootDer, 'root', null, rootKey.id, now);
 
-  const intermediateKeys = await generateKey('rsa-2048');
-  const intermediateDer = buildCertificate(
-    {
-      ...templates.intermediateCa(settings.organization, label, intermediateKeys.publicKey),
-      ...validityFrom(now, settings.intermediateDays, root.notAfter),
-    },
-    { certificate: rootDer, privateKey: rootKeys.privateKey },
-  );
-  const intermediateKey = keyring.seal(intermediateKeys.privateKey);
-  const intermediate = inventoryRecord(intermediateDer, 'intermediate', root.id, intermediateKey.id, now);
-  const entries: NewCertificate[] = [
-    { certificate: root, key: rootKey },
-    { certificate: intermediate, key: intermediateKey },
-  ];
+  const intermediate = await newIntermediate(keyring, now, settings, { certificate: root, privateKey: rootKeys.privateKey });
+  const entries: NewCertificate[] = [{ certificate: root, key: rootKey }, intermediate];
   await store.insertCertificates(entries);
 }
 

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { AuditLog } from '../admin/audit.ts';
 import type { Clock } from '../clock.ts';
-import type { CertificateAuthority } from '../pki/authority.ts';
 import * as cms from '../pki/cms.ts';
 import { csrSignatureValid, CsrError, parseCsr, type CertificationRequest } from '../pki/csr.ts';
 import { certificateParts } from '../pki/certificate.ts';
 import { OID } from '../pki/oids.ts';
 import { Pkcs1KeyTransport } from '../pki/rsa-pkcs1.ts';
-import type { Identity } from '../pki/server-pki.ts';
+import type { Identity, ServerPki } from '../pki/server-pki.ts';
 import { ConflictError, type CertificateRecord, type NewCertificate, type Store } from '../store/types.ts';
 import { checkChallenge } from './challenges.ts';
 import {
@@ -43,15 +42,27 @@ const PKI_MESSAGE = 'application/x-pki-message';
  * or refuses; nothing is ever PENDING, so CertPoll and GetCert are answered with FAILURE.
  */
 export class ScepService {
-  readonly #keyTransport: Pkcs1KeyTransport;
-  readonly #signer: CertRepSigner;
+  #keyTransport?: { raId: string; transport: Pkcs1KeyTransport };
 
   constructor(
-    private readonly deps: { store: Store; authority: CertificateAuthority; ra: Identity; clock: Clock; audit: AuditLog },
+    /** `pki` is the live server PKI: after a rollover the new RA and intermediate are used at once. */
+    private readonly deps: { store: Store; pki: ServerPki; clock: Clock; audit: AuditLog },
     private readonly settings: ScepSettings,
-  ) {
-    this.#keyTransport = new Pkcs1KeyTransport(deps.ra.privateKey);
-    this.#signer = { certificate: deps.ra.certificate.der, privateKey: deps.ra.privateKey, chain: deps.authority.chain() };
+  ) {}
+
+  get #ra(): Identity {
+    return this.deps.pki.scepRa;
+  }
+
+  get #signer(): CertRepSigner {
+    return { certificate: this.#ra.certificate.der, privateKey: this.#ra.privateKey, chain: this.deps.pki.authority.chain() };
+  }
+
+  get #transport(): Pkcs1KeyTransport {
+    if (this.#keyTransport?.raId !== this.#ra.certificate.id) {
+      this.#keyTransport = { raId: this.#ra.certificate.id, transport: new Pkcs1KeyTransport(this.#ra.privateKey) };
+    }
+    return this.#keyTransport.transport;
   }
 
   caps(): string {
@@ -66,7 +77,7 @@ export class ScepService {
     return {
       status: 200,
       contentType: 'application/x-x509-ca-ra-cert',
-      body: cms.buildCertsOnly([this.deps.ra.certificate.der, ...this.deps.authority.chain()]),
+      body: cms.buildCertsOnly([this.#ra.certificate.der, ...this.deps.pki.authority.chain()]),
     };
   }
 
@@ -128,7 +139,7 @@ export class ScepService {
     if (!csrSignatureValid(csr)) throw new ScepError('the CSR is not signed by the key it certifies', 'badMessageCheck');
     const template = identityTemplate(csr);
     const prepare = (): NewCertificate =>
-      this.deps.authority.prepare({ role: 'device-identity', template, validityDays: this.settings.identityDays });
+      this.deps.pki.authority.prepare({ role: 'device-identity', template, validityDays: this.settings.identityDays });
 
     if (header.messageType === MESSAGE_TYPE.PKCSReq) {
       if (!certificateParts(header.signerCertificate).spki.equals(csr.spki)) {
@@ -180,10 +191,10 @@ export class ScepService {
     }
     if (!this.settings.ciphers.includes(cipher.family))
       throw new ScepError(`content cipher ${cipher.label} is not enabled (--scep-ciphers)`, 'badAlg');
-    const recipient = cms.recipientFor(envelope, this.deps.ra.certificate.der);
+    const recipient = cms.recipientFor(envelope, this.#ra.certificate.der);
     if (!recipient) throw new ScepError("the request is not encrypted to certmdm's RA certificate", 'badMessageCheck');
     if (recipient.keyEncryptionAlgorithm !== OID.rsaEncryption) throw new ScepError('key transport must be rsaEncryption', 'badAlg');
-    const contentKey = this.#keyTransport.decryptKey(recipient.encryptedKey, cipher.keyLength);
+    const contentKey = this.#transport.decryptKey(recipient.encryptedKey, cipher.keyLength);
     let plaintext: Buffer;
     try {
       plaintext = cms.decryptContent(envelope, contentKey);

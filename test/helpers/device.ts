@@ -17,6 +17,7 @@ export interface TestDevice {
 }
 
 type Scep = {
+  now?: () => Date;
   post: (body: Buffer) => Promise<{ rawPayload: Buffer }>;
   challenge: () => Promise<{ challenge: string }>;
   ra: string;
@@ -35,6 +36,7 @@ export async function enrollTestDevice(
     (await scep.post(pkiMessage(requester, envelope(makeCsr(requester, { challenge, cn: profile?.cn ?? udid }), scep.ra)))).rawPayload,
     requester,
     scep.root,
+    scep.now?.(),
   );
   assert.equal(rep.status, '0', 'SCEP enrollment of the test device');
   const certPem = join(requester.dir, `identity-${udid}-${Date.now()}.pem`);

@@ -113,7 +113,8 @@ export interface CertRep {
 }
 
 /** Reads a CertRep: openssl verifies its signature against the root, the SCEP attributes are read here. */
-export function readCertRep(body: Buffer, requester: Requester, rootPem: string): CertRep {
+/** `at`: the time to verify at (a time-travelling test server's clock). */
+export function readCertRep(body: Buffer, requester: Requester, rootPem: string, at?: Date): CertRep {
   const dir = tempDir('certrep-');
   writeFileSync(join(dir, 'rep.der'), body);
   writeFileSync(join(dir, 'empty'), '');
@@ -128,6 +129,7 @@ export function readCertRep(body: Buffer, requester: Requester, rootPem: string)
     '-in',
     join(dir, 'rep.der'),
     ...detached,
+    ...(at ? ['-attime', String(Math.floor(at.getTime() / 1000))] : []),
     '-CAfile',
     rootPem,
     '-purpose',

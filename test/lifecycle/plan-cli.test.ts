@@ -3,19 +3,19 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli, tempDir, TEST_FLAGS } from '../helpers/cli.ts';
 
-test('certmdm lifecycle plan reads the real inventory: an intermediate no longer than its leaves must roll over', () => {
+test('certmdm lifecycle plan reads the real inventory, today and as of a later date', () => {
   const dataDir = join(tempDir(), 'data');
-  // A 30-day intermediate caps every leaf at 30 days: it cannot outlive a leaf lifetime, so it is due at once.
-  assert.equal(runCli(['init', '--data', dataDir, ...TEST_FLAGS, '--intermediate-days', '30', '--tls-renew-before-days', '0']).status, 0);
-  const r = runCli(['lifecycle', 'plan', '--json', '--data', dataDir]);
+  assert.equal(runCli(['init', '--data', dataDir, ...TEST_FLAGS]).status, 0);
+  assert.match(runCli(['lifecycle', 'plan', '--data', dataDir]).stdout, /nothing is due/);
+  // The TLS certificate lives 397 days and is due with 25% left: on day 300 it is.
+  const at = new Date(Date.now() + 300 * 86_400_000).toISOString().slice(0, 10);
+  const r = runCli(['lifecycle', 'plan', '--json', '--at', at, '--data', dataDir]);
   assert.equal(r.status, 0, r.stderr);
-  const actions = JSON.parse(r.stdout) as { kind: string; reason: string }[];
-  assert.ok(
-    actions.some((a) => a.kind === 'rollover-intermediate'),
-    JSON.stringify(actions),
+  const actions = JSON.parse(r.stdout) as { kind: string }[];
+  assert.deepEqual(
+    actions.map((a) => a.kind),
+    ['reissue-tls'],
   );
-
-  const healthy = join(tempDir(), 'data');
-  assert.equal(runCli(['init', '--data', healthy, ...TEST_FLAGS]).status, 0);
-  assert.match(runCli(['lifecycle', 'plan', '--data', healthy]).stdout, /nothing is due/);
+  const bad = runCli(['lifecycle', 'plan', '--at', 'someday', '--data', dataDir]);
+  assert.equal(bad.status, 2);
 });

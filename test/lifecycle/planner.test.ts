@@ -75,13 +75,18 @@ test('TLS is re-issued at 25% left, or when it would outlive the intermediate', 
   assert.ok(kinds(t).includes('reissue-tls'));
 });
 
-test('the intermediate rolls over while it still outlives a full leaf lifetime', () => {
+test('the intermediate rolls over at 30% left, while the root has room for a successor', () => {
   const s = healthy();
-  s.intermediate = cert('int', 1500, 1825); // 325 days left; identities live 365
-  s.tls = cert('tls', 100, 397); // 297 days left: within the intermediate, not yet due
+  s.intermediate = cert('int', 1300, 1825); // 525 days left of 1825: 29%
+  s.tls = cert('tls', 100, 397);
   assert.deepEqual(kinds(s), ['rollover-intermediate']);
-  s.intermediate = cert('int', 1000, 1825); // 825 days left: longer than the longest leaf (profile signing, 730)
+  s.intermediate = cert('int', 1200, 1825); // 625 days left: 34%
   assert.deepEqual(kinds(s), []);
+  const t = healthy();
+  t.roots = [cert('root-1', 3500, 3650)]; // the root itself ends in 150 days
+  t.intermediate = cert('int', 1700, 1825);
+  t.tls = cert('tls', 300, 397);
+  assert.ok(!kinds(t).includes('rollover-intermediate'), 'no intermediate rollover under a root that is running out');
 });
 
 test('root rollover: successor made at 30% left, delivered to every device, TLS switches only when all have it', () => {

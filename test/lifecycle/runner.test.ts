@@ -123,3 +123,34 @@ test('the TLS certificate is re-issued in its window and handed to the listener'
   const [event] = await f.app.store.listAudit({ action: 'pki.tls-issued', limit: 1 });
   assert.match(event?.reason ?? '', /^lifecycle: the server TLS certificate has 4 days left/);
 });
+
+test('intermediate rollover: a new intermediate issues, the leaves follow, identities from the old one still work', async (t) => {
+  const f = await mdmFixture({ 'intermediate-days': '10', 'identity-days': '9' });
+  t.after(() => f.close());
+  const runner = new LifecycleRunner({ app: f.app, pki: f.pki, profiles: f.profiles, push: createPushService(f.app) });
+  const old = await enrollTestDevice(f);
+  assert.equal(
+    (await f.speak(old, { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' })).statusCode,
+    200,
+  );
+  const before = f.pki.authority.intermediate;
+  f.advance(7.5 * DAY); // 2.5 of 10 days left
+  const report = await runner.run();
+  assert.ok(report.done.includes('rolled over the intermediate'), JSON.stringify(report));
+  assert.notEqual(f.pki.authority.intermediate.id, before.id);
+  assert.equal(f.pki.tls.certificate.issuerId, f.pki.authority.intermediate.id, 'TLS follows the new intermediate');
+  assert.equal(f.pki.scepRa.certificate.issuerId, f.pki.authority.intermediate.id, 'so does the SCEP RA');
+  assert.equal((await f.app.store.getCertificate(before.id))?.status, 'active', 'the old intermediate stays for its identities');
+  // The old identity still authenticates; a new enrollment gets a certificate from the new intermediate.
+  assert.equal((await f.speak(old, { Status: 'Idle' })).statusCode, 200);
+  const fresh = await enrollTestDevice(f);
+  const issued = await f.app.store.getCertificateByFingerprint(
+    (await import('node:crypto')).createHash('sha256').update(fresh.certDer).digest('hex'),
+  );
+  assert.equal(issued?.issuerId, f.pki.authority.intermediate.id);
+  assert.equal(
+    (await f.speak(fresh, { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'y', Model: 'm', ModelName: 'n' })).statusCode,
+    200,
+  );
+  assert.ok(!(await runner.run()).done.includes('rolled over the intermediate'), 'one rollover, not one per run');
+});

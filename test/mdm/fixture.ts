@@ -17,6 +17,10 @@ export async function mdmFixture(flags: RawOptions = {}) {
     f.server.inject({ method: 'PUT', url: options.path ?? '/mdm/checkin', payload: body, headers, remoteAddress: options.remoteAddress });
   return {
     ...f,
+    // Spreading copies a getter's value once: keep the RA live.
+    get ra() {
+      return f.ra;
+    },
     token,
     /** A check-in or report from `device`, signed in Apple's form unless told otherwise. */
     speak: (

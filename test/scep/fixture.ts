@@ -40,7 +40,12 @@ export async function scepFixture(flags: RawOptions = {}) {
     profiles: services.profiles,
     dir,
     root,
-    ra,
+    /** The RA certificate as GetCACert gives it now (it changes when the intermediate rolls over). */
+    get ra() {
+      writeFileSync(ra, toPem(pki.scepRa.certificate.der));
+      return ra;
+    },
+    now: () => now,
     advance: (ms: number) => {
       now = new Date(now.getTime() + ms);
     },
