@@ -1,43 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { createPushService } from '../../src/app/services.ts';
 import { LifecycleRunner } from '../../src/lifecycle/runner.ts';
-import { run, tempDir } from '../helpers/cli.ts';
 import { enrollTestDevice } from '../helpers/device.ts';
+import { openSigned } from '../helpers/profile.ts';
 import { newRequester } from '../helpers/scep.ts';
 import { mdmFixture } from '../mdm/fixture.ts';
 
 const DAY = 86_400_000;
 const TOPIC = 'com.apple.mgmt.External.5f3c0d1e-test';
-
-/** What a device does with a signed profile: verify it against the root (openssl), read it (plistlib). */
-function openProfile(signed: Buffer, root: string): any {
-  const dir = tempDir('installprofile-');
-  writeFileSync(join(dir, 'p'), signed);
-  const verified = run('openssl', [
-    'cms',
-    '-verify',
-    '-inform',
-    'DER',
-    '-in',
-    join(dir, 'p'),
-    '-CAfile',
-    root,
-    '-out',
-    join(dir, 'plist'),
-    '-binary',
-  ]);
-  assert.equal(verified.status, 0, verified.stderr);
-  const r = spawnSync('python3', [
-    '-c',
-    'import base64,json,plistlib,sys\nprint(json.dumps(plistlib.load(open(sys.argv[1],"rb")), default=lambda b: base64.b64encode(b).decode()))',
-    join(dir, 'plist'),
-  ]);
-  return JSON.parse(r.stdout.toString());
-}
 
 function plistOf(body: Buffer): any {
   const r = spawnSync(
@@ -78,7 +50,7 @@ test('an identity is renewed before it expires: InstallProfile of a fresh profil
   // The device wakes, gets the renewal profile first (priority), installs it: same identifier, new challenge.
   const offered = plistOf((await f.speak(device, { Status: 'Idle' })).rawPayload);
   assert.equal(offered.Command.RequestType, 'InstallProfile');
-  const renewal = openProfile(Buffer.from(offered.Command.Payload, 'base64'), f.root);
+  const renewal = openSigned(Buffer.from(offered.Command.Payload, 'base64'), f.root, f.now()).profile;
   assert.equal(renewal.PayloadIdentifier, originalPlist.PayloadIdentifier);
   assert.notEqual(renewal.PayloadUUID, originalPlist.PayloadUUID);
   const mdmPayload = (p: any) => p.PayloadContent.find((x: any) => x.PayloadType === 'com.apple.mdm');

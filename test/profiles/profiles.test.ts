@@ -4,40 +4,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { toPem } from '../../src/pki/certificate.ts';
-import { PLIST_TO_TAGGED_JSON, validatePayload } from '../helpers/apple-schema.ts';
+import { validatePayload } from '../helpers/apple-schema.ts';
+import { openSigned, plistlib, type Dict } from '../helpers/profile.ts';
 import { run, tempDir } from '../helpers/cli.ts';
 import { envelope, makeCsr, newRequester, pkiMessage, readCertRep } from '../helpers/scep.ts';
 import { scepFixture } from '../scep/fixture.ts';
-
-type Dict = Record<string, any>;
-
-/** openssl verifies the signature against the root and yields the plist; Python's plistlib reads it. */
-function openSigned(signed: Buffer, rootPem: string): { plist: Buffer; profile: Dict } {
-  const dir = tempDir('profile-');
-  writeFileSync(join(dir, 'p.mobileconfig'), signed);
-  const verified = run('openssl', [
-    'cms',
-    '-verify',
-    '-inform',
-    'DER',
-    '-in',
-    join(dir, 'p.mobileconfig'),
-    '-CAfile',
-    rootPem,
-    '-out',
-    join(dir, 'p.plist'),
-    '-binary',
-  ]);
-  assert.equal(verified.status, 0, `openssl cms -verify: ${verified.stderr}`);
-  const plist = readFileSync(join(dir, 'p.plist'));
-  return { plist, profile: plistlib(plist) };
-}
-
-function plistlib(plist: Buffer): Dict {
-  const r = run('python3', ['-c', PLIST_TO_TAGGED_JSON], { input: plist as unknown as string });
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout) as Dict;
-}
 
 function data(value: Dict): Buffer {
   return Buffer.from(value.$data, 'base64');
