@@ -1,5 +1,5 @@
 import { ensurePki, pkiSettings, type AppContext } from '../app/context.ts';
-import { rolloverIntermediate } from '../pki/server-pki.ts';
+import { createRootSuccessor, rolloverIntermediate } from '../pki/server-pki.ts';
 import { commandFromJson } from '../mdm/commands.ts';
 import { certificateParts, nameAttributes } from '../pki/certificate.ts';
 import type { ServerPki } from '../pki/server-pki.ts';
@@ -26,8 +26,9 @@ const RENEWAL_RETRY_SHARE = 0.05;
  * Carries out the lifecycle plan with the store, clock and APNs of the running server: device identities are renewed
  * by InstallProfile of a fresh enrollment profile (same PayloadIdentifier, ServerURL and Topic; a new one-time
  * challenge) and a push; the TLS and profile-signing certificates are re-issued and swapped in without a restart.
- * The intermediate is rolled over under the same root, the leaves following. Root rollover is reported for now, not
- * performed.
+ * The intermediate is rolled over under the same root, the leaves following. A root rollover has two phases: a
+ * successor root delivered to every device by the trust profile, then the switch of the issuing chain (and so of TLS)
+ * once every device has acknowledged it, or at the deadline with the stragglers named.
  */
 export class LifecycleRunner {
   constructor(
@@ -62,6 +63,24 @@ export class LifecycleRunner {
           force.tls = `lifecycle: intermediate rolled over (${action.reason})`;
           report.done.push('rolled over the intermediate');
           break;
+        case 'create-root-successor':
+          await createRootSuccessor(app, pkiSettings(app.config));
+          report.done.push('created a successor root');
+          break;
+        case 'deliver-root':
+          report[(await this.#deliverTrust(action.deviceId, now)) ? 'done' : 'attention'].push(`deliver-root ${action.deviceId}`);
+          break;
+        case 'switch-tls-root':
+          // Phase 2: an intermediate under the successor root; TLS, profile signing and the RA follow it.
+          await rolloverIntermediate(app, pkiSettings(app.config), action.rootId);
+          force.tls = `lifecycle: root switch (${action.reason})`;
+          report.done.push(`switched to root ${action.rootId}${action.stragglers.length ? `; lost: ${action.stragglers.join(', ')}` : ''}`);
+          if (action.stragglers.length)
+            app.logger.error(
+              { stragglers: action.stragglers },
+              'root switched at its deadline: these devices lack the new root and are lost',
+            );
+          break;
         case 'renew-identity':
           report[(await this.#renew(action.deviceId, now)) ? 'done' : 'attention'].push(`renew-identity ${action.deviceId}`);
           break;
@@ -85,6 +104,37 @@ export class LifecycleRunner {
       if (force.tls) this.deps.onTlsChange?.(this.deps.pki);
     }
     return report;
+  }
+
+  /** Phase 1 of a root rollover: the trust profile (every active root) by InstallProfile, once per device until acknowledged. */
+  async #deliverTrust(deviceId: string, now: Date): Promise<boolean> {
+    const { app, profiles, push } = this.deps;
+    const pending = await app.store.pendingProfileDelivery(deviceId, 'trust');
+    if (pending) {
+      const queued = (await app.store.listQueue(deviceId)).find((q) => q.commandUuid === pending.commandUuid);
+      if (queued && (queued.status === 'queued' || queued.status === 'not-now')) {
+        await push.push([deviceId], 'lifecycle');
+        return false;
+      }
+    }
+    const trust = await profiles.trust({ createdBy: 'lifecycle' });
+    const command = commandFromJson({ RequestType: 'InstallProfile', Payload: trust.body.toString('base64') });
+    await app.store.enqueueCommand({ ...command, priority: 60, createdBy: 'lifecycle', createdAt: now }, [deviceId]);
+    await app.store.insertProfileDelivery({
+      commandUuid: command.uuid,
+      enrollmentId: deviceId,
+      profileId: trust.record.id,
+      createdAt: now,
+    });
+    await app.audit.record({
+      actor: 'lifecycle',
+      action: 'lifecycle.root-delivery',
+      target: deviceId,
+      outcome: 'ok',
+      detail: { profile: trust.record.id, command: command.uuid },
+    });
+    await push.push([deviceId], 'lifecycle');
+    return true;
   }
 
   /** Starts (or, after its retry interval, restarts) a renewal; false while one is still in flight. */

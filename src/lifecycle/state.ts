@@ -1,4 +1,3 @@
-import { certificateParts, nameAttributes } from '../pki/certificate.ts';
 import type { CertificateRecord, Store } from '../store/types.ts';
 import type { CertificateFact, DeviceFact, LifecycleState } from './model.ts';
 
@@ -10,8 +9,8 @@ async function newest(store: Store, role: CertificateRecord['role']): Promise<Ce
 }
 
 /**
- * The planner's facts, read from the store. A device's anchors are the roots of the newest profile made for its
- * enrollment (its identity's CN is the enrollment reference the profile was made for) and of any trust profile.
+ * The planner's facts, read from the store. A device's anchors are the roots it has installed: those of the profile
+ * that produced its current identity and of every profile delivery it acknowledged.
  */
 export async function lifecycleState(store: Store, now: Date): Promise<LifecycleState> {
   const roots = (await store.listCertificates({ role: 'root', status: 'active' })).sort(
@@ -24,12 +23,10 @@ export async function lifecycleState(store: Store, now: Date): Promise<Lifecycle
   for (const enrollment of await store.listEnrollments()) {
     if (enrollment.status !== 'enrolled') continue;
     const identity = enrollment.identityCertificateId ? await store.getCertificate(enrollment.identityCertificateId) : undefined;
-    const ref = identity ? nameAttributes(certificateParts(identity.der).subject).find(([, , a]) => a === 'CN')?.[1] : undefined;
-    const [profile] = ref ? await store.listProfiles({ kind: 'enrollment', enrollmentRef: ref }) : [];
     devices.push({
       id: enrollment.id,
       identity: identity ? fact(identity) : null,
-      anchors: profile ? profile.certificates.filter((c) => c.role === 'anchor').map((c) => c.certificateId) : [],
+      anchors: await store.installedAnchors(enrollment.id, enrollment.identityCertificateId),
       lastSeenAt: enrollment.lastSeenAt,
       renewalStartedAt: enrollment.renewalStartedAt,
     });
@@ -40,7 +37,7 @@ export async function lifecycleState(store: Store, now: Date): Promise<Lifecycle
     now,
     roots: roots.map(fact),
     intermediate: fact(intermediate),
-    tlsRootId: intermediate.issuerId ?? roots[0]!.id,
+    tlsRootId: (tls?.issuerId ? (await store.getCertificate(tls.issuerId))?.issuerId : intermediate.issuerId) ?? roots[0]!.id,
     tls: tls ? fact(tls) : null,
     profileSigning: profileSigning ? fact(profileSigning) : null,
     push: push ? fact(push) : null,

@@ -144,10 +144,13 @@ async function newIntermediate(
 export async function rolloverIntermediate(
   deps: { store: Store; keyring: Keyring; clock: Clock; audit: AuditLog },
   settings: PkiSettings,
+  /** The root to issue under: by default the current intermediate's; a successor root at a root switch. */
+  underRootId?: string,
 ): Promise<CertificateRecord> {
-  const root = await current(deps.store, 'root');
-  if (!root?.keyId) throw new Error('no active root with a key to sign a new intermediate');
   const previous = await current(deps.store, 'intermediate');
+  const rootId = underRootId ?? previous?.issuerId;
+  const root = rootId ? await deps.store.getCertificate(rootId) : undefined;
+  if (!root?.keyId || root.status !== 'active') throw new Error('no active root with a key to sign a new intermediate');
   const entry = await newIntermediate(deps.keyring, deps.clock(), settings, {
     certificate: root,
     privateKey: await deps.keyring.open(root.keyId),
@@ -161,6 +164,33 @@ export async function rolloverIntermediate(
     detail: { previous: previous?.fingerprintSha256 ?? null, notAfter: entry.certificate.notAfter.toISOString() },
   });
   return entry.certificate;
+}
+
+/**
+ * A successor root, self-signed, for a root rollover. It is delivered to devices (profiles carry every active root)
+ * and issues nothing until the switch makes an intermediate under it.
+ */
+export async function createRootSuccessor(
+  deps: { store: Store; keyring: Keyring; clock: Clock; audit: AuditLog },
+  settings: PkiSettings,
+): Promise<CertificateRecord> {
+  const now = deps.clock();
+  const keys = await generateKey(settings.rootAlgorithm);
+  const der = buildCertificate(
+    { ...templates.rootCa(settings.organization, now.toISOString().slice(0, 10), keys.publicKey), ...validityFrom(now, settings.rootDays) },
+    { selfSigningKey: keys.privateKey },
+  );
+  const key = deps.keyring.seal(keys.privateKey);
+  const root = inventoryRecord(der, 'root', null, key.id, now);
+  await deps.store.insertCertificates([{ certificate: root, key }]);
+  await deps.audit.record({
+    actor: 'lifecycle',
+    action: 'pki.root-successor-created',
+    target: root.fingerprintSha256,
+    outcome: 'ok',
+    detail: { notAfter: root.notAfter.toISOString() },
+  });
+  return root;
 }
 
 /** Creates root and intermediate together so a half-made CA can never be stored. */
@@ -195,8 +225,10 @@ export async function ensureServerPki(
     await createCa(store, keyring, clock, settings);
     await audit.record({ actor: 'system', action: 'pki.ca-created', outcome: 'ok', detail: { rootAlgorithm: settings.rootAlgorithm } });
   }
-  const root = await current(store, 'root');
+  // The issuing chain is the newest intermediate and the root that signed it: a successor root made for a rollover
+  // issues nothing until an intermediate under it is made (the switch).
   const intermediate = await current(store, 'intermediate');
+  const root = intermediate?.issuerId ? await store.getCertificate(intermediate.issuerId) : undefined;
   if (!root || !intermediate) throw new Error('the inventory has a root CA but no active intermediate');
   const authority = new CertificateAuthority(store, keyring, clock, root, intermediate, await keyring.open(intermediate.keyId ?? ''));
 

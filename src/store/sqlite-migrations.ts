@@ -191,4 +191,18 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       ALTER TABLE enrollments ADD COLUMN renewal_command_uuid TEXT;
     `,
   },
+  {
+    version: 7,
+    name: 'profile-deliveries',
+    sql: `
+      CREATE TABLE profile_deliveries (
+        command_uuid TEXT NOT NULL REFERENCES commands(uuid),
+        enrollment_id TEXT NOT NULL REFERENCES enrollments(id),
+        profile_id TEXT NOT NULL REFERENCES profiles(id),
+        created_at INTEGER NOT NULL,
+        acknowledged_at INTEGER,
+        PRIMARY KEY (command_uuid, enrollment_id)
+      );
+    `,
+  },
 ];

@@ -548,6 +548,37 @@ export class SqliteStore implements Store {
     this.#sql(`UPDATE enrollments SET ${sets} WHERE id = ?`).run(...entries.map(([, v]) => (v instanceof Date ? ms(v) : v)), id);
   }
 
+  async insertProfileDelivery(d: { commandUuid: string; enrollmentId: string; profileId: string; createdAt: Date }): Promise<void> {
+    this.#sql('INSERT INTO profile_deliveries (command_uuid, enrollment_id, profile_id, created_at) VALUES (?, ?, ?, ?)').run(
+      d.commandUuid,
+      d.enrollmentId,
+      d.profileId,
+      ms(d.createdAt),
+    );
+  }
+
+  async pendingProfileDelivery(
+    enrollmentId: string,
+    kind: ProfileRecord['kind'],
+  ): Promise<{ commandUuid: string; profileId: string; createdAt: Date } | undefined> {
+    const r = this.#sql(
+      `SELECT d.* FROM profile_deliveries d JOIN profiles p ON p.id = d.profile_id
+       WHERE d.enrollment_id = ? AND p.kind = ? AND d.acknowledged_at IS NULL ORDER BY d.created_at DESC LIMIT 1`,
+    ).get(enrollmentId, kind) as Row | undefined;
+    return r ? { commandUuid: String(r.command_uuid), profileId: String(r.profile_id), createdAt: date(r.created_at) } : undefined;
+  }
+
+  async installedAnchors(enrollmentId: string, identityCertificateId: string | null): Promise<string[]> {
+    const rows = this.#sql(
+      `SELECT DISTINCT pc.certificate_id FROM profile_certificates pc WHERE pc.role = 'anchor' AND pc.profile_id IN (
+         SELECT p.id FROM profiles p JOIN scep_challenges c ON c.id = p.challenge_id WHERE c.certificate_id = @identity
+         UNION SELECT profile_id FROM profile_certificates WHERE certificate_id = @identity AND role = 'identity'
+         UNION SELECT profile_id FROM profile_deliveries WHERE enrollment_id = @enrollment AND acknowledged_at IS NOT NULL)
+       ORDER BY pc.certificate_id`,
+    ).all({ identity: identityCertificateId, enrollment: enrollmentId }) as Row[];
+    return rows.map((r) => String(r.certificate_id));
+  }
+
   async markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void> {
     this.#sql('UPDATE enrollments SET renewal_started_at = ?, renewal_command_uuid = ? WHERE id = ?').run(ms(at), commandUuid, id);
   }
@@ -715,11 +746,19 @@ export class SqliteStore implements Store {
     result: Buffer,
     now: Date,
   ): Promise<boolean> {
-    return (
-      this.#sql(
-        "UPDATE command_queue SET status = ?, result = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ? AND status IN ('queued', 'not-now')",
-      ).run(status, result, ms(now), channelId, commandUuid).changes === 1
-    );
+    return this.#db.transaction((): boolean => {
+      const changed =
+        this.#sql(
+          "UPDATE command_queue SET status = ?, result = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ? AND status IN ('queued', 'not-now')",
+        ).run(status, result, ms(now), channelId, commandUuid).changes === 1;
+      // An acknowledged InstallProfile means the profile, and the roots in it, are on the device.
+      if (changed && status === 'acknowledged') {
+        this.#sql(
+          'UPDATE profile_deliveries SET acknowledged_at = ? WHERE command_uuid = ? AND enrollment_id = ? AND acknowledged_at IS NULL',
+        ).run(ms(now), commandUuid, channelId);
+      }
+      return changed;
+    })();
   }
 
   async listQueue(channelId: string): Promise<QueueEntry[]> {

@@ -311,6 +311,18 @@ export interface Store {
   listCertificateRequests(purpose: CertificateRequestRecord['purpose']): Promise<CertificateRequestRecord[]>;
   /** Stores an imported certificate (superseding `supersedes`) and marks the request it answers fulfilled, atomically. */
   importCertificate(entry: NewCertificate, options: { supersedes: string[]; fulfils?: string }): Promise<void>;
+  /** Records that a profile was sent to a device by an InstallProfile command; its Acknowledged report marks it installed. */
+  insertProfileDelivery(delivery: { commandUuid: string; enrollmentId: string; profileId: string; createdAt: Date }): Promise<void>;
+  /** The newest delivery of a profile kind to a device that has not been acknowledged, if any. */
+  pendingProfileDelivery(
+    enrollmentId: string,
+    kind: ProfileRecord['kind'],
+  ): Promise<{ commandUuid: string; profileId: string; createdAt: Date } | undefined>;
+  /**
+   * Roots a device has installed: those of the profile that produced its current identity (its SCEP challenge or its
+   * PKCS#12 identity) and of every profile delivery it acknowledged.
+   */
+  installedAnchors(enrollmentId: string, identityCertificateId: string | null): Promise<string[]>;
   /** Records that a renewal profile was queued for the device; cleared when a renewed identity authenticates. */
   markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void>;
   /** The new identity was seen on a later message: the previous one is marked superseded by it. Returns it. */

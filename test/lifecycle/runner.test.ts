@@ -126,3 +126,50 @@ test('intermediate rollover: a new intermediate issues, the leaves follow, ident
   );
   assert.ok(!(await runner.run()).done.includes('rolled over the intermediate'), 'one rollover, not one per run');
 });
+
+test('root rollover: a successor root is delivered to every device, and the chain switches once all have it', async (t) => {
+  const f = await mdmFixture({ 'root-days': '100', 'intermediate-days': '100', 'identity-days': '60' });
+  t.after(() => f.close());
+  const runner = new LifecycleRunner({ app: f.app, pki: f.pki, profiles: f.profiles, push: createPushService(f.app) });
+  const oldRoot = f.pki.authority.root;
+  f.advance(50 * DAY);
+  // A device enrolled on day 50 through a profile: it has the old root only.
+  const original = await f.profiles.enrollment({ identity: 'scep', createdBy: 'test', sign: false });
+  const challenge = plistOf(original.body).PayloadContent[2].PayloadContent.Challenge;
+  const device = await enrollTestDevice(f, 'ROOT-ROLL-1', newRequester(), { challenge, cn: original.record.enrollmentRef! });
+  assert.equal(
+    (await f.speak(device, { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' })).statusCode,
+    200,
+  );
+  assert.deepEqual(
+    await f.app.store.installedAnchors('ROOT-ROLL-1', (await f.app.store.getEnrollment('ROOT-ROLL-1'))!.identityCertificateId),
+    [oldRoot.id],
+  );
+
+  f.advance(21 * DAY); // day 71: 29% of the root's life left
+  assert.ok((await runner.run()).done.includes('created a successor root'));
+  assert.equal(f.pki.authority.root.id, oldRoot.id, 'the successor issues nothing yet');
+  const delivery = await runner.run();
+  assert.deepEqual(delivery.done, ['deliver-root ROOT-ROLL-1']);
+  assert.deepEqual((await runner.run()).done, [], 'no second delivery while the first waits, and no switch yet');
+
+  // The device installs the trust profile: both roots, the successor among them.
+  const offered = plistOf((await f.speak(device, { Status: 'Idle' })).rawPayload);
+  const trust = openSigned(Buffer.from(offered.Command.Payload, 'base64'), f.root, f.now()).profile;
+  assert.deepEqual(
+    trust.PayloadContent.map((p: any) => p.PayloadType),
+    ['com.apple.security.root', 'com.apple.security.root'],
+  );
+  assert.equal((await f.speak(device, { Status: 'Acknowledged', CommandUUID: offered.CommandUUID })).statusCode, 200);
+
+  const switched = await runner.run();
+  assert.ok(
+    switched.done.some((d) => d.startsWith('switched to root') && !d.includes('lost')),
+    JSON.stringify(switched),
+  );
+  assert.notEqual(f.pki.authority.root.id, oldRoot.id, 'the issuing chain ends in the successor now');
+  const tlsIntermediate = await f.app.store.getCertificate(f.pki.tls.certificate.issuerId!);
+  assert.equal(tlsIntermediate?.issuerId, f.pki.authority.root.id, 'and so does the TLS chain');
+  assert.equal((await f.speak(device, { Status: 'Idle' })).statusCode, 200, 'the identity from the old chain keeps working');
+  assert.ok(!(await runner.run()).done.some((d) => d.startsWith('switched')), 'one switch');
+});
