@@ -22,6 +22,7 @@ import { parseCommand } from './args.ts';
 import { DEFAULT_POLICY } from '../lifecycle/model.ts';
 import { plan } from '../lifecycle/planner.ts';
 import { lifecycleState } from '../lifecycle/state.ts';
+import { formatSimulationReport, simulate, SIMULATION_DEFAULTS } from '../lifecycle/simulator.ts';
 import { mintChallenge } from '../scep/challenges.ts';
 import { serve } from './serve.ts';
 
@@ -50,6 +51,8 @@ commands:
                                 a one-time SCEP challenge password (printed once)
   lifecycle plan [--json] [--at DATE]
                                 upcoming expiries: what depends on them, the action, its deadline (read-only)
+  simulate --devices N --years Y --seed S [--json] [--no-lifecycle]
+                                time-travel a simulated fleet through the real server core; report devices lost
   audit list [--json] [--limit N]
                                 the audit log, newest first
 
@@ -332,6 +335,53 @@ async function run(argv: string[]): Promise<void> {
             .join('\n'),
         );
       });
+    }
+    case 'simulate': {
+      const { values } = parseCommand(argv.slice(1), {
+        devices: { type: 'string' },
+        years: { type: 'string' },
+        seed: { type: 'string' },
+        json: { type: 'boolean' },
+        'no-lifecycle': { type: 'boolean' },
+        'sim-identity-days': { type: 'string' },
+        'sim-tls-days': { type: 'string' },
+        'sim-intermediate-days': { type: 'string' },
+        'sim-root-days': { type: 'string' },
+        'run-every-days': { type: 'string' },
+      });
+      if (values.help)
+        return out(
+          commandHelp(
+            'simulate --devices N --years Y --seed S [--json] [--no-lifecycle] [--sim-identity-days 90 --sim-tls-days 120 --sim-intermediate-days 365 --sim-root-days 730]',
+          ),
+        );
+      const number = (flag: string, fallback: number, min: number, max: number) => {
+        const raw = values[flag];
+        const value = raw === undefined ? fallback : Number(raw);
+        if (!Number.isFinite(value) || value < min || value > max)
+          throw new OperatorError(`--${flag} must be a number from ${min} to ${max}`, 2);
+        return value;
+      };
+      const options = {
+        devices: Math.floor(number('devices', 100, 1, 1_000_000)),
+        years: number('years', 1, 0.1, 50),
+        seed: Math.floor(number('seed', 1, 0, 2 ** 31)),
+        lifecycle: !values['no-lifecycle'],
+        identityDays: number('sim-identity-days', SIMULATION_DEFAULTS.identityDays, 7, 3650),
+        tlsDays: number('sim-tls-days', SIMULATION_DEFAULTS.tlsDays, 7, 825),
+        intermediateDays: number('sim-intermediate-days', SIMULATION_DEFAULTS.intermediateDays, 7, 36500),
+        rootDays: number('sim-root-days', SIMULATION_DEFAULTS.rootDays, 30, 36500),
+        runEveryDays: Math.floor(number('run-every-days', SIMULATION_DEFAULTS.runEveryDays, 1, 30)),
+      };
+      const bar = (fraction: number) => {
+        if (values.json || !process.stderr.isTTY) return;
+        const width = 40;
+        const done = Math.round(fraction * width);
+        process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${(fraction * 100).toFixed(0)}%`);
+      };
+      const report = await simulate({ ...options, progress: bar });
+      if (!values.json && process.stderr.isTTY) process.stderr.write('\n');
+      return out(values.json ? JSON.stringify(report, null, 2) : formatSimulationReport(report));
     }
     case 'audit': {
       const { config, values } = parseCommand(rest, { json: { type: 'boolean' }, limit: { type: 'string' } });

@@ -49,14 +49,24 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
     }
     if (successor.id !== current.id) {
       const lacking = state.devices.filter((d) => !d.anchors.includes(successor.id));
+      // The switch happens at the latest when rootSwitchDeadlineAt of the current root's life is left.
+      const switchBy = new Date(current.notAfter.getTime() - lifetime(current) * policy.rootSwitchDeadlineAt);
       for (const d of lacking) {
         actions.push({
           kind: 'deliver-root',
           deviceId: d.id,
           rootId: successor.id,
-          deadline: current.notAfter,
+          deadline: switchBy,
           reason: 'the successor root is not on the device yet',
         });
+        if (due(current, policy.rootSwitchDeadlineAt * 2, now)) {
+          actions.push({
+            kind: 'device-at-risk',
+            deviceId: d.id,
+            deadline: switchBy,
+            reason: 'it has not installed the successor root, and the TLS chain switches to it by the deadline',
+          });
+        }
       }
       if (lacking.length === 0 || due(current, policy.rootSwitchDeadlineAt, now)) {
         actions.push({

@@ -4,7 +4,6 @@ import { commandFromJson } from '../mdm/commands.ts';
 import { certificateParts, nameAttributes } from '../pki/certificate.ts';
 import type { ServerPki } from '../pki/server-pki.ts';
 import type { ProfileService } from '../profiles/service.ts';
-import type { PushService } from '../push/service.ts';
 import type { CertificateRole } from '../store/types.ts';
 import { DEFAULT_POLICY, type Action, type LifecyclePolicy } from './model.ts';
 import { plan } from './planner.ts';
@@ -37,7 +36,8 @@ export class LifecycleRunner {
       /** The live PKI the server and services use; updated in place when a certificate is re-issued. */
       pki: ServerPki;
       profiles: ProfileService;
-      push: PushService;
+      /** Wakes devices (APNs in the server; a recorder in the simulator). */
+      push: { push(channelIds: string[], actor: string): Promise<unknown> };
       onTlsChange?: (pki: ServerPki) => void;
     },
     private readonly policy: LifecyclePolicy = DEFAULT_POLICY,
@@ -144,15 +144,15 @@ export class LifecycleRunner {
     const identity = enrollment?.identityCertificateId ? await app.store.getCertificate(enrollment.identityCertificateId) : undefined;
     if (!enrollment || !identity) return false;
     const lifetime = identity.notAfter.getTime() - identity.notBefore.getTime();
-    if (enrollment.renewalStartedAt && now.getTime() - enrollment.renewalStartedAt.getTime() < lifetime * RENEWAL_RETRY_SHARE) return false;
     if (enrollment.renewalCommandUuid) {
-      const pending = (await app.store.listQueue(deviceId)).find((q) => q.commandUuid === enrollment.renewalCommandUuid);
-      if (pending && (pending.status === 'queued' || pending.status === 'not-now')) {
+      const sent = (await app.store.listQueue(deviceId)).find((q) => q.commandUuid === enrollment.renewalCommandUuid);
+      if (sent && (sent.status === 'queued' || sent.status === 'not-now')) {
         // The profile is still waiting for the device: wake it again rather than send another.
         await push.push([deviceId], 'lifecycle');
-        await app.store.markRenewalStarted(deviceId, now, pending.commandUuid);
-        return true;
+        return false;
       }
+      // Installed (or failed) without a new identity yet: give it time before sending a fresh profile.
+      if (sent && now.getTime() - sent.updatedAt.getTime() < lifetime * RENEWAL_RETRY_SHARE) return false;
     }
     const ref = nameAttributes(certificateParts(identity.der).subject).find(([, , a]) => a === 'CN')?.[1];
     const [previous] = ref ? await app.store.listProfiles({ kind: 'enrollment', enrollmentRef: ref }) : [];

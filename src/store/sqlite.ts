@@ -580,7 +580,12 @@ export class SqliteStore implements Store {
   }
 
   async markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void> {
-    this.#sql('UPDATE enrollments SET renewal_started_at = ?, renewal_command_uuid = ? WHERE id = ?').run(ms(at), commandUuid, id);
+    // The first start is kept: how long a renewal has been in flight is what puts a device at risk.
+    this.#sql('UPDATE enrollments SET renewal_started_at = coalesce(renewal_started_at, ?), renewal_command_uuid = ? WHERE id = ?').run(
+      ms(at),
+      commandUuid,
+      id,
+    );
   }
 
   async promoteIdentity(id: string): Promise<string | null> {

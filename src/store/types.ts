@@ -323,7 +323,10 @@ export interface Store {
    * PKCS#12 identity) and of every profile delivery it acknowledged.
    */
   installedAnchors(enrollmentId: string, identityCertificateId: string | null): Promise<string[]>;
-  /** Records that a renewal profile was queued for the device; cleared when a renewed identity authenticates. */
+  /**
+   * Records that a renewal profile was queued for the device (keeping the first start of a renewal in flight);
+   * cleared when a renewed identity authenticates.
+   */
   markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void>;
   /** The new identity was seen on a later message: the previous one is marked superseded by it. Returns it. */
   promoteIdentity(id: string): Promise<string | null>;

@@ -135,3 +135,14 @@ test('actions come soonest deadline first', () => {
     [...deadlines].sort((a, b) => a - b),
   );
 });
+
+test('a device still lacking the successor root is named at risk before the switch deadline', () => {
+  const s = healthy();
+  s.roots = [cert('root-1', 2900, 3650), cert('root-2', 1, 3650)]; // 750 of 3650 days left: 20.5%
+  s.devices = [device('lacks', cert('b', 10, 365), ['root-1'])];
+  assert.deepEqual(kinds(s), ['deliver-root']);
+  s.roots = [cert('root-1', 2950, 3650), cert('root-2', 1, 3650)]; // 19%: within twice the switch deadline share
+  const atRisk = plan(s, DEFAULT_POLICY).find((a) => a.kind === 'device-at-risk');
+  assert.ok(atRisk && 'deviceId' in atRisk && atRisk.deviceId === 'lacks');
+  assert.deepEqual(atRisk.deadline, new Date(s.roots[0]!.notAfter.getTime() - 365 * DAY));
+});
