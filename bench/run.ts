@@ -5,6 +5,7 @@ import { scepBench } from './scep.ts';
 import { profilesBench } from './profiles.ts';
 import { mdmBench } from './mdm.ts';
 import { pushBench } from './push.ts';
+import { simulationBench } from './simulate.ts';
 import { printRows } from './measure.ts';
 
 const limits = await machineLimits();
@@ -18,5 +19,6 @@ const rows = [
   ...(await profilesBench(limits)),
   ...(await mdmBench(limits)),
   ...(await pushBench()),
+  ...(await simulationBench(limits)),
 ];
 printRows(rows);
