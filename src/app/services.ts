@@ -8,6 +8,7 @@ import { CoreMdmService } from '../mdm/core.ts';
 import type { IdentitySettings } from '../mdm/identity.ts';
 import type { MdmService } from '../mdm/service.ts';
 import { WebhookService } from '../mdm/webhook.ts';
+import { WebhookSender } from '../admin/webhook.ts';
 import { PushService } from '../push/service.ts';
 import { readFileSync } from 'node:fs';
 import { OperatorError } from '../errors.ts';
@@ -69,6 +70,13 @@ export function createServices(app: AppContext, pki: ServerPki): Services {
   };
 }
 
+/** The configured webhook, if any (MDM events and lifecycle warnings share it). */
+export function webhookSender(app: AppContext): WebhookSender | undefined {
+  return app.config.webhookUrl
+    ? new WebhookSender({ url: app.config.webhookUrl, secret: app.config.webhookSecret, logger: app.logger })
+    : undefined;
+}
+
 export interface MdmServices {
   service: MdmService;
   verifier: CertificateVerifier;
@@ -80,9 +88,8 @@ export interface MdmServices {
 export function createMdmServices(app: AppContext): MdmServices {
   const deps = { store: app.store, audit: app.audit };
   const bound = new CertAuthService(new CoreMdmService(deps), deps);
-  const webhook = app.config.webhookUrl
-    ? new WebhookService(bound, { url: app.config.webhookUrl, secret: app.config.webhookSecret, logger: app.logger })
-    : undefined;
+  const sender = webhookSender(app);
+  const webhook = sender ? new WebhookService(bound, sender) : undefined;
   return {
     service: webhook ?? bound,
     webhook,

@@ -2,7 +2,7 @@ import { ensurePki, openApp } from '../app/context.ts';
 import { mintApiToken } from '../admin/tokens.ts';
 import type { Config } from '../config.ts';
 import type { AddressInfo } from 'node:net';
-import { createServices } from '../app/services.ts';
+import { createServices, webhookSender } from '../app/services.ts';
 import { buildHttpServer, buildScepHttpServer, secureContextOptions } from '../http/server.ts';
 import { LifecycleRunner } from '../lifecycle/runner.ts';
 import { createLogger } from '../log.ts';
@@ -66,6 +66,7 @@ export async function serve(config: Config): Promise<void> {
     pki,
     profiles: services.profiles,
     push: services.push,
+    webhook: webhookSender(app),
     onTlsChange: (live) => {
       server.server.setSecureContext({ ...secureContextOptions(app, live), minVersion: 'TLSv1.2' });
       logger.info({ tls: live.tls.certificate.fingerprintSha256 }, 'TLS certificate swapped in');

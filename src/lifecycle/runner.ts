@@ -3,6 +3,7 @@ import { createRootSuccessor, rolloverIntermediate } from '../pki/server-pki.ts'
 import { commandFromJson } from '../mdm/commands.ts';
 import { certificateParts, nameAttributes } from '../pki/certificate.ts';
 import type { ServerPki } from '../pki/server-pki.ts';
+import type { WebhookSender } from '../admin/webhook.ts';
 import type { ProfileService } from '../profiles/service.ts';
 import type { CertificateRole } from '../store/types.ts';
 import { DEFAULT_POLICY, type Action, type LifecyclePolicy } from './model.ts';
@@ -39,9 +40,14 @@ export class LifecycleRunner {
       /** Wakes devices (APNs in the server; a recorder in the simulator). */
       push: { push(channelIds: string[], actor: string): Promise<unknown> };
       onTlsChange?: (pki: ServerPki) => void;
+      /** Where at-risk devices are announced besides the log (the webhook, as `lifecycle.AtRisk`). */
+      webhook?: WebhookSender;
     },
     private readonly policy: LifecyclePolicy = DEFAULT_POLICY,
   ) {}
+
+  /** At-risk announcements already made (device and deadline): each is sent once, not every run. */
+  readonly #announced = new Set<string>();
 
   async run(): Promise<RunReport> {
     const { app } = this.deps;
@@ -84,6 +90,21 @@ export class LifecycleRunner {
         case 'renew-identity':
           report[(await this.#renew(action.deviceId, now)) ? 'done' : 'attention'].push(`renew-identity ${action.deviceId}`);
           break;
+        case 'device-at-risk': {
+          const key = `${action.deviceId}@${action.deadline.toISOString()}`;
+          if (!this.#announced.has(key)) {
+            this.#announced.add(key);
+            this.deps.webhook?.send('lifecycle.AtRisk', now, {
+              at_risk_event: { udid: action.deviceId, lost_at: action.deadline.toISOString(), reason: action.reason },
+            });
+          }
+          report.attention.push(`device-at-risk ${action.deviceId}: ${action.reason} (deadline ${action.deadline.toISOString()})`);
+          app.logger.warn(
+            { lifecycle: action.kind, deviceId: action.deviceId, deadline: action.deadline.toISOString() },
+            `device at risk: ${action.reason}`,
+          );
+          break;
+        }
         default:
           report.attention.push(
             `${action.kind}${'deviceId' in action ? ` ${action.deviceId}` : ''}: ${action.reason} (deadline ${action.deadline.toISOString()})`,

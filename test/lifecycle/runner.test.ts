@@ -173,3 +173,45 @@ test('root rollover: a successor root is delivered to every device, and the chai
   assert.equal((await f.speak(device, { Status: 'Idle' })).statusCode, 200, 'the identity from the old chain keeps working');
   assert.ok(!(await runner.run()).done.some((d) => d.startsWith('switched')), 'one switch');
 });
+
+test('a device whose renewal does not complete is announced at risk once, on the webhook, before it is lost', async (t) => {
+  const { createServer } = await import('node:http');
+  const { createHmac } = await import('node:crypto');
+  const events: { body: string; signature: string }[] = [];
+  const hook = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      events.push({ body, signature: String(req.headers['x-hmac-signature']) });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+  t.after(() => hook.close());
+  const url = `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`;
+  const f = await mdmFixture({ 'identity-days': '30', 'webhook-url': url, 'webhook-secret': 'k' });
+  t.after(() => f.close());
+  const { webhookSender } = await import('../../src/app/services.ts');
+  const webhook = webhookSender(f.app)!;
+  const runner = new LifecycleRunner({ app: f.app, pki: f.pki, profiles: f.profiles, push: createPushService(f.app), webhook });
+  const silent = await enrollTestDevice(f, 'SILENT-1');
+  assert.equal(
+    (await f.speak(silent, { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' })).statusCode,
+    200,
+  );
+  f.advance(22 * DAY);
+  assert.deepEqual((await runner.run()).done, ['renew-identity SILENT-1']); // the device never comes to fetch it
+  f.advance(5 * DAY); // renewal in flight for 5 of 30 days: overdue
+  const report = await runner.run();
+  assert.ok(
+    report.attention.some((a) => a.startsWith('device-at-risk SILENT-1')),
+    JSON.stringify(report),
+  );
+  await runner.run();
+  await webhook.flush();
+  const atRisk = events.map((e) => ({ ...e, json: JSON.parse(e.body) })).filter((e) => e.json.topic === 'lifecycle.AtRisk');
+  assert.equal(atRisk.length, 1, 'announced once, not every run');
+  assert.equal(atRisk[0]!.json.at_risk_event.udid, 'SILENT-1');
+  assert.ok(new Date(atRisk[0]!.json.at_risk_event.lost_at) > f.now(), 'before it is lost');
+  assert.equal(atRisk[0]!.signature, createHmac('sha256', 'k').update(atRisk[0]!.body).digest('base64'));
+});
