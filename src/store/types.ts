@@ -331,15 +331,7 @@ export interface Store {
   /** The new identity was seen on a later message: the previous one is marked superseded by it. Returns it. */
   promoteIdentity(id: string): Promise<string | null>;
   checkOutEnrollment(id: string, now: Date): Promise<void>;
-  upsertUserChannel(channel: {
-    id: string;
-    enrollmentId: string;
-    userId: string | null;
-    userShortName: string | null;
-    pushToken: Buffer | null;
-    pushMagic: string | null;
-    now: Date;
-  }): Promise<void>;
+  upsertUserChannel(channel: UserChannelInput): Promise<void>;
 
   /** Stores a command and queues it for each channel, all or nothing. */
   enqueueCommand(command: CommandRecord, channelIds: string[]): Promise<void>;
