@@ -6,38 +6,21 @@ import { test } from 'node:test';
 import * as cms from '../../src/pki/cms.ts';
 import { run, tempDir } from '../helpers/cli.ts';
 import { newRequester } from '../helpers/scep.ts';
+import { mdmSignature, type SignatureForm } from '../helpers/device.ts';
 
-/** openssl makes the signatures, in both the forms real clients send; our parser must verify them. */
-function opensslSign(extra: string[]) {
+/** openssl makes the signatures, in the forms real clients send (see mdmSignature); our parser must verify them. */
+function opensslSign(form: SignatureForm) {
   const signer = newRequester();
-  const dir = tempDir();
   const body = Buffer.from(
     `<?xml version="1.0"?><plist><dict><key>UDID</key><string>${randomBytes(8).toString('hex')}</string></dict></plist>`,
   );
-  writeFileSync(join(dir, 'body'), body);
-  const r = run('openssl', [
-    'cms',
-    '-sign',
-    '-binary',
-    '-outform',
-    'DER',
-    '-signer',
-    signer.selfSignedPem,
-    '-inkey',
-    signer.keyPem,
-    '-in',
-    join(dir, 'body'),
-    '-out',
-    join(dir, 'sig'),
-    ...extra,
-  ]);
-  assert.equal(r.status, 0, r.stderr);
-  return { body, signature: readFileSync(join(dir, 'sig')), signer };
+  const signature = Buffer.from(mdmSignature(body, { certPem: signer.selfSignedPem, requester: signer }, form), 'base64');
+  return { body, signature, signer };
 }
 
 test("Apple's Mdm-Signature form: BER, indefinite lengths, SHA-1, no signed attributes", () => {
   // openssl -stream writes indefinite lengths (and, unlike a device, embeds the content: BER OCTET STRING segments).
-  const { body, signature, signer } = opensslSign(['-noattr', '-md', 'sha1', '-stream']);
+  const { body, signature, signer } = opensslSign('apple');
   assert.equal(signature.toString('base64').slice(0, 20), 'MIAGCSqGSIb3DQEHAqCA', 'indefinite-length BER as Apple sends');
   const parsed = cms.parseSignedData(signature);
   assert.deepEqual(parsed.content, body);
@@ -47,7 +30,7 @@ test("Apple's Mdm-Signature form: BER, indefinite lengths, SHA-1, no signed attr
 });
 
 test('detached, no signed attributes, SHA-1: verified against the body given separately', () => {
-  const { body, signature } = opensslSign(['-noattr', '-md', 'sha1']);
+  const { body, signature } = opensslSign('detached');
   const parsed = cms.parseSignedData(signature);
   assert.equal(parsed.content, undefined, 'detached');
   assert.ok(cms.verifySignedData(parsed, body));
@@ -55,14 +38,14 @@ test('detached, no signed attributes, SHA-1: verified against the body given sep
 });
 
 test('DER with signed attributes and SHA-256: messageDigest and signingTime are read and checked', () => {
-  const { body, signature } = opensslSign(['-md', 'sha256']);
+  const { body, signature } = opensslSign('attributes');
   const verified = cms.verifySignedData(cms.parseSignedData(signature), body);
   assert.ok(verified.signingTime && Math.abs(verified.signingTime.getTime() - Date.now()) < 60_000);
   assert.throws(() => cms.verifySignedData(cms.parseSignedData(signature), Buffer.from('other body')), /messageDigest does not match/);
 });
 
 test('malformed CMS is a CmsError, never a crash', () => {
-  const { signature } = opensslSign(['-md', 'sha256']);
+  const { signature } = opensslSign('attributes');
   for (const bad of [
     Buffer.alloc(0),
     Buffer.from('garbage'),
