@@ -23,16 +23,21 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
+/**
+ * Runs the CLI. `bindPermissions`: as root, drop the capabilities that let root ignore permission bits (util-linux
+ * setpriv), so a read-only directory is read-only for the run while everything root owns stays readable.
+ */
 export function runCli(
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string; uid?: number; gid?: number } = {},
+  options: { env?: Record<string, string>; cwd?: string; bindPermissions?: boolean } = {},
 ): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [CLI, ...args], {
+  const drop = options.bindPermissions && process.getuid?.() === 0;
+  const caps = '-dac_override,-dac_read_search';
+  const [command, prefix] = drop ? ['setpriv', ['--bounding-set', caps, '--inh-caps', caps, process.execPath]] : [process.execPath, []];
+  return spawnSync(command, [...prefix, CLI, ...args], {
     encoding: 'utf8',
     env: cleanEnv(options.env),
     cwd: options.cwd ?? ROOT,
-    uid: options.uid,
-    gid: options.gid,
     timeout: 60_000,
   });
 }
