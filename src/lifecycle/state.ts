@@ -19,18 +19,7 @@ export async function lifecycleState(store: Store, now: Date): Promise<Lifecycle
   const intermediate = await newest(store, 'intermediate');
   if (!intermediate || roots.length === 0) throw new Error('the inventory has no active CA');
   const tls = await newest(store, 'tls');
-  const devices: DeviceFact[] = [];
-  for (const enrollment of await store.listEnrollments()) {
-    if (enrollment.status !== 'enrolled') continue;
-    const identity = enrollment.identityCertificateId ? await store.getCertificate(enrollment.identityCertificateId) : undefined;
-    devices.push({
-      id: enrollment.id,
-      identity: identity ? fact(identity) : null,
-      anchors: await store.installedAnchors(enrollment.id, enrollment.identityCertificateId),
-      lastSeenAt: enrollment.lastSeenAt,
-      renewalStartedAt: enrollment.renewalStartedAt,
-    });
-  }
+  const devices: DeviceFact[] = await store.listEnrolledDevices();
   const profileSigning = await newest(store, 'profile-signing');
   const push = await newest(store, 'push');
   return {

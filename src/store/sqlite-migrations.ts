@@ -205,4 +205,17 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       );
     `,
   },
+  {
+    version: 8,
+    name: 'lookup-indexes',
+    // The joins behind installed anchors and renewals ran as full scans; at fleet scale (hundreds of thousands of
+    // profiles and challenges) that made every lifecycle run and every Acknowledged of a profile slow.
+    sql: `
+      CREATE INDEX scep_challenges_by_certificate ON scep_challenges(certificate_id);
+      CREATE INDEX profiles_by_challenge ON profiles(challenge_id);
+      CREATE INDEX profile_certificates_by_certificate ON profile_certificates(certificate_id, role);
+      CREATE INDEX profile_deliveries_by_enrollment ON profile_deliveries(enrollment_id, acknowledged_at);
+      CREATE INDEX enrollments_by_status ON enrollments(status);
+    `,
+  },
 ];

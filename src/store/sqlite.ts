@@ -13,6 +13,7 @@ import {
   type AuthenticateOutcome,
   type CommandRecord,
   type EnrollmentRecord,
+  type EnrolledDevice,
   type QueueEntry,
   type QueueStatus,
   type UserChannelInput,
@@ -577,6 +578,45 @@ export class SqliteStore implements Store {
        ORDER BY pc.certificate_id`,
     ).all({ identity: identityCertificateId, enrollment: enrollmentId }) as Row[];
     return rows.map((r) => String(r.certificate_id));
+  }
+
+  async listEnrolledDevices(): Promise<EnrolledDevice[]> {
+    // The same three sources as installedAnchors, for the whole fleet at once (one pass, indexed joins).
+    const anchors = new Map<string, string[]>();
+    for (const r of this.#sql(
+      `SELECT e.id AS enrollment_id, pc.certificate_id FROM enrollments e
+         JOIN scep_challenges ch ON ch.certificate_id = e.identity_certificate_id
+         JOIN profiles p ON p.challenge_id = ch.id
+         JOIN profile_certificates pc ON pc.profile_id = p.id AND pc.role = 'anchor'
+       WHERE e.status = 'enrolled'
+       UNION
+       SELECT e.id, pc.certificate_id FROM enrollments e
+         JOIN profile_certificates pi ON pi.certificate_id = e.identity_certificate_id AND pi.role = 'identity'
+         JOIN profile_certificates pc ON pc.profile_id = pi.profile_id AND pc.role = 'anchor'
+       WHERE e.status = 'enrolled'
+       UNION
+       SELECT d.enrollment_id, pc.certificate_id FROM profile_deliveries d
+         JOIN profile_certificates pc ON pc.profile_id = d.profile_id AND pc.role = 'anchor'
+       WHERE d.acknowledged_at IS NOT NULL
+       ORDER BY 1, 2`,
+    ).all() as Row[]) {
+      const id = String(r.enrollment_id);
+      const list = anchors.get(id) ?? [];
+      list.push(String(r.certificate_id));
+      anchors.set(id, list);
+    }
+    const rows = this.#sql(
+      `SELECT e.id, e.last_seen_at, e.renewal_started_at, c.id AS certificate_id, c.not_before, c.not_after
+       FROM enrollments e LEFT JOIN certificates c ON c.id = e.identity_certificate_id
+       WHERE e.status = 'enrolled' ORDER BY e.enrolled_at, e.id`,
+    ).all() as Row[];
+    return rows.map((r) => ({
+      id: String(r.id),
+      identity: r.certificate_id ? { id: String(r.certificate_id), notBefore: date(r.not_before), notAfter: date(r.not_after) } : null,
+      anchors: anchors.get(String(r.id)) ?? [],
+      lastSeenAt: date(r.last_seen_at),
+      renewalStartedAt: maybeDate(r.renewal_started_at),
+    }));
   }
 
   async markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void> {

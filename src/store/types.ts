@@ -163,6 +163,15 @@ export interface EnrollmentRecord {
   checkedOutAt: Date | null;
 }
 
+export interface EnrolledDevice {
+  id: string;
+  identity: { id: string; notBefore: Date; notAfter: Date } | null;
+  /** Root certificate ids, sorted. */
+  anchors: string[];
+  lastSeenAt: Date;
+  renewalStartedAt: Date | null;
+}
+
 export interface AuthenticateInput {
   id: string;
   kind: EnrollmentRecord['kind'];
@@ -323,6 +332,11 @@ export interface Store {
    * PKCS#12 identity) and of every profile delivery it acknowledged.
    */
   installedAnchors(enrollmentId: string, identityCertificateId: string | null): Promise<string[]>;
+  /**
+   * Every enrolled device as the lifecycle planner sees it, in one read: its identity's validity, the roots it has
+   * installed (as `installedAnchors`), when it was last seen and when a renewal in flight started. Enrollment order.
+   */
+  listEnrolledDevices(): Promise<EnrolledDevice[]>;
   /**
    * Records that a renewal profile was queued for the device (keeping the first start of a renewal in flight);
    * cleared when a renewed identity authenticates.
