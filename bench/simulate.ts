@@ -1,4 +1,4 @@
-import { simulate, SIMULATION_DEFAULTS } from '../src/lifecycle/simulator.ts';
+import { simulate, SIMULATION_DEFAULTS } from '../src/lifecycle/simulation/simulate.ts';
 import type { BenchRow } from './measure.ts';
 
 /**
@@ -8,13 +8,13 @@ import type { BenchRow } from './measure.ts';
  */
 export async function simulationBench(limits: { rsaSign: number }): Promise<BenchRow[]> {
   const report = await simulate({ devices: 40, years: 1, seed: 1, lifecycle: true, ...SIMULATION_DEFAULTS });
-  const renewals = report.renewals.identity + report.devices; // first enrollments are renewals' twins
+  const renewals = report.byKind.identity.renewals + report.devices; // first enrollments are renewals' twins
   const privateOps = report.messages + renewals * 6;
   const deviceYears = report.devices * report.years;
   const limit = limits.rsaSign / (privateOps / deviceYears);
   console.log(
     `simulation: ${report.devices} devices × ${report.years} year: ${report.lost.total} lost (${report.lost.eligible} eligible), ` +
-      `${report.renewals.identity} identity renewals, ${report.messages} messages, ${report.wallSeconds.toFixed(1)} s; ` +
+      `${report.byKind.identity.renewals} identity renewals, ${report.messages} messages, ${report.wallSeconds.toFixed(1)} s; ` +
       `10,000 devices × 5 years would take about ${((10_000 * 5) / report.deviceYearsPerSecond / 3600).toFixed(1)} h at this rate`,
   );
   return [{ figure: 'simulated device-years per wall-second', value: report.deviceYearsPerSecond, unit: 'dev-yr/s', limitName: 'RSA private ops it needed, at raw speed', limit }];

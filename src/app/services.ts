@@ -10,6 +10,8 @@ import type { MdmService } from '../mdm/service.ts';
 import { WebhookService } from '../mdm/webhook.ts';
 import { WebhookSender } from '../admin/webhook.ts';
 import { PushService } from '../push/service.ts';
+import { IdentityRenewal } from '../lifecycle/renewal.ts';
+import { RenewalRetryService } from '../lifecycle/renewal-retry.ts';
 import { readFileSync } from 'node:fs';
 import { OperatorError } from '../errors.ts';
 
@@ -62,10 +64,11 @@ export interface Services {
 }
 
 export function createServices(app: AppContext, pki: ServerPki): Services {
+  const profiles = createProfileService(app, pki);
   return {
     scep: createScepService(app, pki),
-    profiles: createProfileService(app, pki),
-    mdm: createMdmServices(app),
+    profiles,
+    mdm: createMdmServices(app, new IdentityRenewal({ store: app.store, audit: app.audit, profiles })),
     push: createPushService(app),
   };
 }
@@ -84,10 +87,14 @@ export interface MdmServices {
   webhook?: WebhookService;
 }
 
-/** The MDM service stack: storage behaviour, wrapped by the certificate-binding policy, wrapped by the webhook. */
-export function createMdmServices(app: AppContext): MdmServices {
+/**
+ * The MDM service stack: storage behaviour, wrapped by the immediate retry of a failed renewal (when the profiles are
+ * at hand), by the certificate-binding policy, then by the webhook.
+ */
+export function createMdmServices(app: AppContext, renewal?: IdentityRenewal): MdmServices {
   const deps = { store: app.store, audit: app.audit };
-  const bound = new CertAuthService(new CoreMdmService(deps), deps);
+  const core = new CoreMdmService(deps);
+  const bound = new CertAuthService(renewal ? new RenewalRetryService(core, { store: app.store, renewal }) : core, deps);
   const sender = webhookSender(app);
   const webhook = sender ? new WebhookService(bound, sender) : undefined;
   return {

@@ -22,7 +22,9 @@ import { parseCommand } from './args.ts';
 import { DEFAULT_POLICY } from '../lifecycle/model.ts';
 import { plan } from '../lifecycle/planner.ts';
 import { lifecycleState } from '../lifecycle/state.ts';
-import { formatSimulationReport, simulate, SIMULATION_DEFAULTS } from '../lifecycle/simulator.ts';
+import { simulateInProcesses } from '../lifecycle/simulation/processes.ts';
+import { formatSimulationReport } from '../lifecycle/simulation/report.ts';
+import { simulateShard, SIMULATION_DEFAULTS } from '../lifecycle/simulation/simulate.ts';
 import { mintChallenge } from '../scep/challenges.ts';
 import { serve } from './serve.ts';
 
@@ -51,7 +53,7 @@ commands:
                                 a one-time SCEP challenge password (printed once)
   lifecycle plan [--json] [--at DATE]
                                 upcoming expiries: what depends on them, the action, its deadline (read-only)
-  simulate --devices N --years Y --seed S [--json] [--no-lifecycle]
+  simulate --devices N --years Y --seed S [--json] [--no-lifecycle] [--processes N]
                                 time-travel a simulated fleet through the real server core; report devices lost
   audit list [--json] [--limit N]
                                 the audit log, newest first
@@ -348,11 +350,13 @@ async function run(argv: string[]): Promise<void> {
         'sim-intermediate-days': { type: 'string' },
         'sim-root-days': { type: 'string' },
         'run-every-days': { type: 'string' },
+        processes: { type: 'string' },
+        shard: { type: 'string' },
       });
       if (values.help)
         return out(
           commandHelp(
-            'simulate --devices N --years Y --seed S [--json] [--no-lifecycle] [--sim-identity-days 90 --sim-tls-days 120 --sim-intermediate-days 365 --sim-root-days 730]',
+            'simulate --devices N --years Y --seed S [--json] [--no-lifecycle] [--processes N] [--sim-identity-days 90 --sim-tls-days 120 --sim-intermediate-days 365 --sim-root-days 730]',
           ),
         );
       const number = (flag: string, fallback: number, min: number, max: number) => {
@@ -373,13 +377,29 @@ async function run(argv: string[]): Promise<void> {
         rootDays: number('sim-root-days', SIMULATION_DEFAULTS.rootDays, 30, 36500),
         runEveryDays: Math.floor(number('run-every-days', SIMULATION_DEFAULTS.runEveryDays, 1, 30)),
       };
+      if (values.shard !== undefined) {
+        // One shard of a multi-process run: JSON on stdout, progress lines on stderr for the parent.
+        const match = /^(\d+)\/(\d+)$/.exec(String(values.shard));
+        if (!match || Number(match[1]) >= Number(match[2])) throw new OperatorError('--shard must be INDEX/COUNT, e.g. 0/2', 2);
+        let reported = 0;
+        const result = await simulateShard({
+          ...options,
+          shard: { index: Number(match[1]), count: Number(match[2]) },
+          progress: (fraction) => {
+            if (fraction - reported < 0.01 && fraction < 1) return;
+            reported = fraction;
+            process.stderr.write(`progress ${fraction.toFixed(3)}\n`);
+          },
+        });
+        return out(JSON.stringify(result));
+      }
       const bar = (fraction: number) => {
         if (values.json || !process.stderr.isTTY) return;
         const width = 40;
         const done = Math.round(fraction * width);
         process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${(fraction * 100).toFixed(0)}%`);
       };
-      const report = await simulate({ ...options, progress: bar });
+      const report = await simulateInProcesses({ ...options, progress: bar }, Math.floor(number('processes', 1, 1, 64)));
       if (!values.json && process.stderr.isTTY) process.stderr.write('\n');
       return out(values.json ? JSON.stringify(report, null, 2) : formatSimulationReport(report));
     }

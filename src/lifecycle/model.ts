@@ -50,19 +50,21 @@ export interface LifecyclePolicy {
 }
 
 export const DEFAULT_POLICY: LifecyclePolicy = {
-  identityRenewAt: 0.3,
+  // 40%: a device online about once a month still meets a 90-day identity's renewal window (36 days).
+  identityRenewAt: 0.4,
   tlsRenewAt: 0.25,
   profileSigningRenewAt: 0.25,
   intermediateRolloverAt: 0.3,
   rootRolloverAt: 0.3,
   rootSwitchDeadlineAt: 0.1,
-  renewalOverdueAfter: 0.15,
+  renewalOverdueAfter: 0.2,
   pushWarningDays: [60, 30, 14, 7, 1],
 };
 
 export type Action =
   | { kind: 'renew-identity'; deviceId: string; deadline: Date; reason: string }
-  | { kind: 'device-at-risk'; deviceId: string; deadline: Date; reason: string }
+  /** `dependency`: the certificate that will cost the device: its identity, or the root the TLS chain moves to. */
+  | { kind: 'device-at-risk'; deviceId: string; dependency: 'identity' | 'root'; deadline: Date; reason: string }
   | { kind: 'reissue-tls'; deadline: Date; reason: string }
   | { kind: 'reissue-profile-signing'; deadline: Date; reason: string }
   | { kind: 'rollover-intermediate'; deadline: Date; reason: string }

@@ -63,6 +63,7 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
           actions.push({
             kind: 'device-at-risk',
             deviceId: d.id,
+            dependency: 'root',
             deadline: switchBy,
             reason: 'it has not installed the successor root, and the TLS chain switches to it by the deadline',
           });
@@ -115,6 +116,7 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
       actions.push({
         kind: 'device-at-risk',
         deviceId: device.id,
+        dependency: 'identity',
         deadline: identity.notAfter,
         reason:
           identity.notAfter <= now

@@ -1,13 +1,13 @@
 import { ensurePki, pkiSettings, type AppContext } from '../app/context.ts';
 import { createRootSuccessor, rolloverIntermediate } from '../pki/server-pki.ts';
 import { commandFromJson } from '../mdm/commands.ts';
-import { certificateParts, nameAttributes } from '../pki/certificate.ts';
 import type { ServerPki } from '../pki/server-pki.ts';
 import type { WebhookSender } from '../admin/webhook.ts';
 import type { ProfileService } from '../profiles/service.ts';
 import type { CertificateRole } from '../store/types.ts';
 import { DEFAULT_POLICY, type Action, type LifecyclePolicy } from './model.ts';
 import { plan } from './planner.ts';
+import { IdentityRenewal } from './renewal.ts';
 import { lifecycleState } from './state.ts';
 
 export interface RunReport {
@@ -19,8 +19,13 @@ export interface RunReport {
   attention: string[];
 }
 
-/** A renewal in flight is given this share of the identity's lifetime before a new profile is sent. */
-const RENEWAL_RETRY_SHARE = 0.05;
+/**
+ * After a renewal profile was installed or failed without producing a new identity, a fresh one is sent after this
+ * share of the identity's lifetime, doubling with each attempt up to the maximum (the first failure is retried at
+ * once by RenewalRetryService, while the device is still online).
+ */
+const RENEWAL_RETRY_SHARE = 0.02;
+const RENEWAL_RETRY_MAX_SHARE = 0.08;
 
 /**
  * Carries out the lifecycle plan with the store, clock and APNs of the running server: device identities are renewed
@@ -44,7 +49,11 @@ export class LifecycleRunner {
       webhook?: WebhookSender;
     },
     private readonly policy: LifecyclePolicy = DEFAULT_POLICY,
-  ) {}
+  ) {
+    this.#renewal = new IdentityRenewal({ store: deps.app.store, audit: deps.app.audit, profiles: deps.profiles });
+  }
+
+  readonly #renewal: IdentityRenewal;
 
   /** At-risk announcements already made (device and deadline): each is sent once, not every run. */
   readonly #announced = new Set<string>();
@@ -158,9 +167,9 @@ export class LifecycleRunner {
     return true;
   }
 
-  /** Starts (or, after its retry interval, restarts) a renewal; false while one is still in flight. */
+  /** Starts (or, after its backoff, restarts) a renewal; false while one is still in flight. */
   async #renew(deviceId: string, now: Date): Promise<boolean> {
-    const { app, profiles, push } = this.deps;
+    const { app, push } = this.deps;
     const enrollment = await app.store.getEnrollment(deviceId);
     const identity = enrollment?.identityCertificateId ? await app.store.getCertificate(enrollment.identityCertificateId) : undefined;
     if (!enrollment || !identity) return false;
@@ -172,23 +181,11 @@ export class LifecycleRunner {
         await push.push([deviceId], 'lifecycle');
         return false;
       }
-      // Installed (or failed) without a new identity yet: give it time before sending a fresh profile.
-      if (sent && now.getTime() - sent.updatedAt.getTime() < lifetime * RENEWAL_RETRY_SHARE) return false;
+      // Installed or failed without a new identity yet: wait, longer after each attempt, before a fresh profile.
+      const wait = lifetime * Math.min(RENEWAL_RETRY_MAX_SHARE, RENEWAL_RETRY_SHARE * 2 ** Math.max(0, enrollment.renewalAttempts - 1));
+      if (sent && now.getTime() - sent.updatedAt.getTime() < wait) return false;
     }
-    const ref = nameAttributes(certificateParts(identity.der).subject).find(([, , a]) => a === 'CN')?.[1];
-    const [previous] = ref ? await app.store.listProfiles({ kind: 'enrollment', enrollmentRef: ref }) : [];
-    const generated = await profiles.enrollment({ identity: previous?.identityKind ?? 'scep', createdBy: 'lifecycle', enrollmentRef: ref });
-    const command = commandFromJson({ RequestType: 'InstallProfile', Payload: generated.body.toString('base64') });
-    await app.store.enqueueCommand({ ...command, priority: 50, createdBy: 'lifecycle', createdAt: now }, [deviceId]);
-    await app.store.markRenewalStarted(deviceId, now, command.uuid);
-    await app.audit.record({
-      actor: 'lifecycle',
-      action: 'lifecycle.renewal-started',
-      target: deviceId,
-      outcome: 'ok',
-      reason: `identity expires ${identity.notAfter.toISOString()}`,
-      detail: { profile: generated.record.id, command: command.uuid, identity: identity.fingerprintSha256 },
-    });
+    if (!(await this.#renewal.send(enrollment, now))) return false;
     await push.push([deviceId], 'lifecycle');
     return true;
   }

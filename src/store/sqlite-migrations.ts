@@ -218,4 +218,9 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       CREATE INDEX enrollments_by_status ON enrollments(status);
     `,
   },
+  {
+    version: 9,
+    name: 'renewal-attempts',
+    sql: `ALTER TABLE enrollments ADD COLUMN renewal_attempts INTEGER NOT NULL DEFAULT 0;`,
+  },
 ];

@@ -83,6 +83,18 @@ export interface SqliteOptions {
   busyTimeoutMs?: number;
 }
 
+/**
+ * A WHERE clause of only the filters given, so SQLite can use the index on them (the `(@x IS NULL OR x = @x)` form
+ * scans the table: every device identity or profile ever made). Keys are column names, not user input.
+ */
+function onlyGiven(filters: Record<string, string | undefined>): { where: string; params: Record<string, string> } {
+  const given = Object.entries(filters).filter((e): e is [string, string] => e[1] !== undefined);
+  return {
+    where: given.length ? `WHERE ${given.map(([column]) => `${column} = @${column}`).join(' AND ')}` : '',
+    params: Object.fromEntries(given),
+  };
+}
+
 export class SqliteStore implements Store {
   readonly backend = 'sqlite';
   readonly #db: Database.Database;
@@ -237,11 +249,8 @@ export class SqliteStore implements Store {
   }
 
   async listCertificates(query: CertificateQuery = {}): Promise<CertificateRecord[]> {
-    const rows = this.#sql(
-      `SELECT * FROM certificates
-         WHERE (@role IS NULL OR role = @role) AND (@status IS NULL OR status = @status)
-         ORDER BY not_after, id`,
-    ).all({ role: query.role ?? null, status: query.status ?? null }) as Row[];
+    const { where, params } = onlyGiven({ role: query.role, status: query.status });
+    const rows = this.#sql(`SELECT * FROM certificates ${where} ORDER BY not_after, id`).all(params) as Row[];
     return rows.map(certificateFromRow);
   }
 
@@ -391,10 +400,8 @@ export class SqliteStore implements Store {
   }
 
   async listProfiles(query: { kind?: ProfileRecord['kind']; enrollmentRef?: string } = {}): Promise<ProfileRecord[]> {
-    const rows = this.#sql(
-      `SELECT * FROM profiles WHERE (@kind IS NULL OR kind = @kind) AND (@ref IS NULL OR enrollment_ref = @ref)
-       ORDER BY created_at DESC, rowid DESC`,
-    ).all({ kind: query.kind ?? null, ref: query.enrollmentRef ?? null }) as Row[];
+    const { where, params } = onlyGiven({ kind: query.kind, enrollment_ref: query.enrollmentRef });
+    const rows = this.#sql(`SELECT * FROM profiles ${where} ORDER BY created_at DESC, rowid DESC`).all(params) as Row[];
     return rows.map((r) => this.#profileFromRow(r));
   }
 
@@ -437,6 +444,7 @@ export class SqliteStore implements Store {
       pushTokenInvalidAt: maybeDate(r.push_token_invalid_at),
       renewalStartedAt: maybeDate(r.renewal_started_at),
       renewalCommandUuid: (r.renewal_command_uuid as string | null) ?? null,
+      renewalAttempts: Number(r.renewal_attempts ?? 0),
       info: JSON.parse(String(r.info)) as Record<string, string>,
       enrolledAt: date(r.enrolled_at),
       lastSeenAt: date(r.last_seen_at),
@@ -478,7 +486,7 @@ export class SqliteStore implements Store {
           this.#sql(
             `UPDATE enrollments SET kind = ?, status = 'enrolled', identity_certificate_id = ?, previous_identity_certificate_id = NULL,
                topic = ?, push_token = NULL, push_magic = NULL, unlock_token = NULL, bootstrap_token = NULL, info = ?,
-               enrolled_at = ?, last_seen_at = ?, checked_out_at = NULL, renewal_started_at = NULL, renewal_command_uuid = NULL WHERE id = ?`,
+               enrolled_at = ?, last_seen_at = ?, checked_out_at = NULL, renewal_started_at = NULL, renewal_command_uuid = NULL, renewal_attempts = 0 WHERE id = ?`,
           ).run(input.kind, input.certificateId, input.topic, info, now, now, input.id);
         } else {
           this.#sql(
@@ -509,7 +517,10 @@ export class SqliteStore implements Store {
           input.id,
         );
         // A renewed identity has arrived: the renewal the lifecycle engine started is done.
-        if (renewing) this.#sql('UPDATE enrollments SET renewal_started_at = NULL, renewal_command_uuid = NULL WHERE id = ?').run(input.id);
+        if (renewing)
+          this.#sql('UPDATE enrollments SET renewal_started_at = NULL, renewal_command_uuid = NULL, renewal_attempts = 0 WHERE id = ?').run(
+            input.id,
+          );
         outcome = { fresh: false, renewedFrom: renewing ? current : null };
       }
       if (!bound)
@@ -621,11 +632,9 @@ export class SqliteStore implements Store {
 
   async markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void> {
     // The first start is kept: how long a renewal has been in flight is what puts a device at risk.
-    this.#sql('UPDATE enrollments SET renewal_started_at = coalesce(renewal_started_at, ?), renewal_command_uuid = ? WHERE id = ?').run(
-      ms(at),
-      commandUuid,
-      id,
-    );
+    this.#sql(
+      'UPDATE enrollments SET renewal_started_at = coalesce(renewal_started_at, ?), renewal_command_uuid = ?, renewal_attempts = renewal_attempts + 1 WHERE id = ?',
+    ).run(ms(at), commandUuid, id);
   }
 
   async promoteIdentity(id: string): Promise<string | null> {
@@ -856,8 +865,9 @@ export class SqliteStore implements Store {
   }
 
   async listAudit(query: { action?: string; limit?: number } = {}): Promise<StoredAuditEvent[]> {
-    const rows = this.#sql('SELECT * FROM audit_log WHERE (@action IS NULL OR action = @action) ORDER BY id DESC LIMIT @limit').all({
-      action: query.action ?? null,
+    const { where, params } = onlyGiven({ action: query.action });
+    const rows = this.#sql(`SELECT * FROM audit_log ${where} ORDER BY id DESC LIMIT @limit`).all({
+      ...params,
       limit: query.limit ?? 100,
     }) as Row[];
     return rows.map((r) => ({

@@ -156,6 +156,8 @@ export interface EnrollmentRecord {
   /** When the lifecycle engine sent this device a renewal profile that has not produced a new identity yet. */
   renewalStartedAt: Date | null;
   renewalCommandUuid: string | null;
+  /** Renewal profiles sent since the renewal in flight started (0 when none is). */
+  renewalAttempts: number;
   /** What Authenticate said about the device (DeviceName, Model, OSVersion, SerialNumber, ...). */
   info: Record<string, string>;
   enrolledAt: Date;
@@ -338,8 +340,8 @@ export interface Store {
    */
   listEnrolledDevices(): Promise<EnrolledDevice[]>;
   /**
-   * Records that a renewal profile was queued for the device (keeping the first start of a renewal in flight);
-   * cleared when a renewed identity authenticates.
+   * Records that a renewal profile was queued for the device (keeping the first start of a renewal in flight, and
+   * counting the attempts); cleared when a renewed identity authenticates.
    */
   markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void>;
   /** The new identity was seen on a later message: the previous one is marked superseded by it. Returns it. */

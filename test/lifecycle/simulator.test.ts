@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { simulate, type SimulationReport } from '../../src/lifecycle/simulator.ts';
+import { simulate } from '../../src/lifecycle/simulation/simulate.ts';
+import type { SimulationReport } from '../../src/lifecycle/simulation/report.ts';
 
 // Short lifetimes so that every kind of rollover happens within a simulated year: identities renew about every month,
 // TLS every ~45 days, the intermediate twice, the root once (successor, delivery, switch).
@@ -15,16 +16,16 @@ test('with the lifecycle engine, no device that checks in within each renewal wi
   const report = await simulate({ ...options, lifecycle: true });
   assert.equal(report.lost.eligible, 0, JSON.stringify(report));
   assert.equal(report.atRisk.lostUnwarned, 0, 'every device lost was named at risk first');
-  assert.ok(report.renewals.identity >= options.devices * 5, `identities renewed: ${report.renewals.identity}`);
-  assert.ok(report.renewals.tls >= 3);
-  assert.ok(report.renewals.intermediate >= 1);
-  assert.equal(report.renewals.root, 1, 'the root was rolled over once');
+  assert.ok(report.byKind.identity.renewals >= options.devices * 5, `identities renewed: ${report.byKind.identity.renewals}`);
+  assert.ok(report.byKind.tls.renewals >= 3);
+  assert.ok(report.byKind.intermediate.renewals >= 1);
+  assert.equal(report.byKind.root.renewals, 1, 'the root was rolled over once');
 });
 
 test('the control run (lifecycle off) loses devices, and the same seed gives the same report', async () => {
   const control = await simulate({ ...options, lifecycle: false });
   assert.ok(control.lost.eligible > 0, JSON.stringify(control));
-  assert.equal(control.renewals.identity, 0);
+  assert.equal(control.byKind.identity.renewals, 0);
   const again = await simulate({ ...options, lifecycle: false });
   assert.deepEqual(comparable(again), comparable(control));
 });
