@@ -39,9 +39,10 @@ test('a healthy state plans nothing', () => {
   assert.deepEqual(plan(healthy(), DEFAULT_POLICY), []);
 });
 
-test('identity renewal opens at 30% of lifetime left, and only then', () => {
+test('identity renewal opens at 40% of lifetime left, and only then', () => {
   const s = healthy();
-  s.devices = [device('early', cert('a', 250, 365)), device('due', cert('b', 260, 365))];
+  // 155 of 365 days left (42%): not yet; 140 left (38%): due.
+  s.devices = [device('early', cert('a', 210, 365)), device('due', cert('b', 225, 365))];
   const actions = plan(s, DEFAULT_POLICY);
   assert.deepEqual(
     actions.map((a) => [a.kind, 'deviceId' in a ? a.deviceId : '']),
@@ -54,7 +55,8 @@ test('a renewal that does not complete puts the device at risk, named with its d
   const s = healthy();
   const identity = cert('a', 300, 365);
   s.devices = [
-    device('slow', identity, ['root-1'], new Date(NOW.getTime() - 60 * DAY)),
+    // Overdue after 20% of the lifetime (73 days) in flight.
+    device('slow', identity, ['root-1'], new Date(NOW.getTime() - 80 * DAY)),
     device('fresh', cert('b', 300, 365), ['root-1'], new Date(NOW.getTime() - 5 * DAY)),
   ];
   const atRisk = plan(s, DEFAULT_POLICY).filter((a) => a.kind === 'device-at-risk');

@@ -42,7 +42,7 @@ test('an identity is renewed before it expires: InstallProfile of a fresh profil
     .command_uuid as string;
 
   assert.deepEqual((await runner.run()).done, [], 'nothing is due on day 0');
-  f.advance(22 * DAY); // 8 of 30 days left: inside the 30% window
+  f.advance(22 * DAY); // 8 of 30 days left: inside the 40% window
   const report = await runner.run();
   assert.deepEqual(report.done, [`renew-identity ${udid}`]);
   assert.deepEqual((await runner.run()).done, [], 'a renewal in flight is not started twice');
@@ -201,7 +201,7 @@ test('a device whose renewal does not complete is announced at risk once, on the
   );
   f.advance(22 * DAY);
   assert.deepEqual((await runner.run()).done, ['renew-identity SILENT-1']); // the device never comes to fetch it
-  f.advance(5 * DAY); // renewal in flight for 5 of 30 days: overdue
+  f.advance(7 * DAY); // renewal in flight for 7 of 30 days (over 20%): overdue, 1 day before the loss
   const report = await runner.run();
   assert.ok(
     report.attention.some((a) => a.startsWith('device-at-risk SILENT-1')),

@@ -70,6 +70,8 @@ export interface Availability {
   longestGap: number;
   /** The last day a vanishing device is online. */
   stopsAt: number;
+  /** The simulation's last day: silences are counted up to it, not beyond. */
+  horizon: number;
   random: () => number;
 }
 
@@ -90,8 +92,9 @@ export function fleetMember(seed: number, index: number, horizon: number): Fleet
       behaviour,
       nextOnline: first > stopsAt ? Infinity : first,
       lastOnline: enrollDay,
-      longestGap: first - enrollDay,
+      longestGap: Math.min(first, horizon) - enrollDay,
       stopsAt,
+      horizon,
       random,
     },
   };
@@ -108,13 +111,13 @@ export function advance(a: Availability, day: number): void {
       a.nextOnline = Infinity;
       return;
     }
-    a.longestGap = Math.max(a.longestGap, next - a.lastOnline);
+    a.longestGap = Math.max(a.longestGap, Math.min(next, a.horizon) - a.lastOnline);
     a.nextOnline = next;
   }
 }
 
 /** At the end of the horizon: the schedule played out; a vanished device's silence counts up to the end. */
-export function finish(a: Availability, horizon: number): void {
-  advance(a, horizon + 1);
-  if (a.nextOnline === Infinity) a.longestGap = Math.max(a.longestGap, horizon - a.lastOnline);
+export function finish(a: Availability): void {
+  advance(a, a.horizon + 1);
+  if (a.nextOnline === Infinity) a.longestGap = Math.max(a.longestGap, a.horizon - a.lastOnline);
 }

@@ -223,7 +223,7 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
     // to runEveryDays after the window opens), and willing to install a profile.
     const windowDays = options.identityDays * DEFAULT_POLICY.identityRenewAt - options.runEveryDays;
     for (const m of members) {
-      finish(m.fleet.availability, horizon);
+      finish(m.fleet.availability);
       if (!m.lost) reachable(m);
       report.behaviours[m.fleet.behaviour] = (report.behaviours[m.fleet.behaviour] ?? 0) + 1;
       byKind.identity.renewals += m.device.identityRenewals;
