@@ -48,7 +48,8 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
       });
     }
     if (successor.id !== current.id) {
-      const lacking = state.devices.filter((d) => !d.anchors.includes(successor.id));
+      // Devices whose identity has already expired cannot connect again (they are reported at risk): not waited for.
+      const lacking = state.devices.filter((d) => !d.anchors.includes(successor.id) && d.identity !== null && d.identity.notAfter > now);
       // The switch happens at the latest when rootSwitchDeadlineAt of the current root's life is left.
       const switchBy = new Date(current.notAfter.getTime() - lifetime(current) * policy.rootSwitchDeadlineAt);
       for (const d of lacking) {

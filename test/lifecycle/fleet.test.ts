@@ -33,10 +33,21 @@ test('behaviours come in their shares, and each keeps its rhythm', () => {
     const { m, days } = onlineDays(7, i, 365);
     counts.set(m.behaviour, (counts.get(m.behaviour) ?? 0) + 1);
     const gaps = days.slice(1).map((d, k) => d - days[k]!);
-    assert.ok(days.every((d) => d > m.enrollDay), 'online only after enrollment');
+    assert.ok(
+      days.every((d) => d > m.enrollDay),
+      'online only after enrollment',
+    );
     if (m.behaviour === 'daily' || m.behaviour === 'kiosk') assert.ok(gaps.every((g) => g === 1));
-    if (m.behaviour === 'weekly') assert.ok(gaps.every((g) => g >= 5 && g <= 9), `weekly gaps ${gaps}`);
-    if (m.behaviour === 'monthly') assert.ok(gaps.every((g) => g >= 24 && g <= 33), `monthly gaps ${gaps}`);
+    if (m.behaviour === 'weekly')
+      assert.ok(
+        gaps.every((g) => g >= 5 && g <= 9),
+        `weekly gaps ${gaps}`,
+      );
+    if (m.behaviour === 'monthly')
+      assert.ok(
+        gaps.every((g) => g >= 24 && g <= 33),
+        `monthly gaps ${gaps}`,
+      );
     // The longest gap the report uses for eligibility is the longest silence within the horizon, the last one included.
     const tail = days.length ? 365 - days.at(-1)! : 0;
     assert.equal(m.availability.longestGap, Math.max(days[0]! - m.enrollDay, ...gaps, tail), `${m.udid} ${m.behaviour}`);

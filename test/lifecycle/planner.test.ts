@@ -106,6 +106,10 @@ test('root rollover: successor made at 30% left, delivered to every device, TLS 
 
   s.devices[1]!.anchors.push('root-2');
   assert.deepEqual(kinds(s), ['switch-tls-root']);
+
+  // A device already lost (its identity expired) is not waited for: it can never install the root.
+  s.devices.push(device('lost', cert('c', 400, 365), ['root-1']));
+  assert.deepEqual(kinds(s).sort(), ['device-at-risk', 'switch-tls-root']);
 });
 
 test('root switch at the deadline names the stragglers', () => {
