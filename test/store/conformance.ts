@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { test } from 'node:test';
-import { ConflictError, type CertificateRecord, type NewCertificate, type ProfileRecord, type Store } from '../../src/store/types.ts';
+import {
+  ConflictError,
+  type CertificateRecord,
+  type ChallengeRecord,
+  type NewCertificate,
+  type ProfileRecord,
+  type Store,
+} from '../../src/store/types.ts';
 
 /**
  * The storage contract. Every backend runs this same suite; a backend that passes it can stand in for any other.
@@ -22,6 +29,19 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     der: randomBytes(64),
     createdAt: new Date(Date.UTC(2026, 0, 1, 12)),
     supersededBy: null,
+    ...overrides,
+  });
+
+  const newChallenge = (overrides: Partial<ChallengeRecord> = {}): ChallengeRecord => ({
+    id: randomBytes(8).toString('hex'),
+    secretHash: randomBytes(32),
+    purpose: 'scep',
+    enrollmentRef: null,
+    createdBy: 'cli',
+    createdAt: new Date(Date.UTC(2026, 0, 1)),
+    expiresAt: new Date(Date.UTC(2026, 0, 2)),
+    consumedAt: null,
+    certificateId: null,
     ...overrides,
   });
 
@@ -118,17 +138,7 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
 
   withStore('a challenge is consumed once, atomically with the certificate it produced', async (store) => {
     const at = new Date(Date.UTC(2026, 0, 1));
-    const challenge = {
-      id: randomBytes(8).toString('hex'),
-      secretHash: randomBytes(32),
-      purpose: 'scep',
-      enrollmentRef: 'profile:1',
-      createdBy: 'cli',
-      createdAt: at,
-      expiresAt: new Date(at.getTime() + day),
-      consumedAt: null,
-      certificateId: null,
-    };
+    const challenge = newChallenge({ enrollmentRef: 'profile:1', createdAt: at, expiresAt: new Date(at.getTime() + day) });
     await store.insertChallenge(challenge);
     assert.deepEqual(await store.getChallenge(challenge.id), challenge);
     const first = { certificate: certificate() };
@@ -143,17 +153,7 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
 
   withStore('an expired challenge cannot be consumed', async (store) => {
     const at = new Date(Date.UTC(2026, 0, 1));
-    const challenge = {
-      id: randomBytes(8).toString('hex'),
-      secretHash: randomBytes(32),
-      purpose: 'scep',
-      enrollmentRef: null,
-      createdBy: 'cli',
-      createdAt: at,
-      expiresAt: new Date(at.getTime() + 1000),
-      consumedAt: null,
-      certificateId: null,
-    };
+    const challenge = newChallenge({ createdAt: at, expiresAt: new Date(at.getTime() + 1000) });
     await store.insertChallenge(challenge);
     const entry = { certificate: certificate() };
     await assert.rejects(store.insertCertificateConsumingChallenge(entry, challenge.id, new Date(at.getTime() + 1000)), ConflictError);
@@ -225,17 +225,12 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
       certificates,
     });
     // SCEP: the profile's challenge was consumed by the identity's issuance.
-    const challenge = {
-      id: randomBytes(8).toString('hex'),
-      secretHash: randomBytes(32),
+    const challenge = newChallenge({
       purpose: 'enrollment-profile',
-      enrollmentRef: null,
       createdBy: 'test',
       createdAt: at,
       expiresAt: new Date(at.getTime() + day),
-      consumedAt: null,
-      certificateId: null,
-    };
+    });
     await store.insertProfile({
       profile: profile('p-scep', 'enrollment', [{ certificateId: rootA.id, role: 'anchor' }], challenge.id),
       challenge,
