@@ -21,8 +21,8 @@ export interface RunReport {
 
 /**
  * After a renewal profile was installed or failed without producing a new identity, a fresh one is sent after this
- * share of the identity's lifetime, doubling with each attempt up to the maximum (the first failure is retried at
- * once by RenewalRetryService, while the device is still online).
+ * share of the identity's lifetime, doubling with each attempt up to the maximum (the first few failures are
+ * retried at once by RenewalRetryService, while the device is still online).
  */
 const RENEWAL_RETRY_SHARE = 0.02;
 const RENEWAL_RETRY_MAX_SHARE = 0.08;
