@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BEHAVIOUR_SHARES, acceptsProfiles, advance, finish, fleetMember } from '../../src/lifecycle/simulation/fleet.ts';
+import { firstBreak } from '../../src/lifecycle/simulation/loss.ts';
 import { mergeShards, type ShardResult, type SimulationReport } from '../../src/lifecycle/simulation/report.ts';
 
 const onlineDays = (seed: number, index: number, horizon: number) => {
@@ -99,4 +100,30 @@ test('shards merge into one report: devices and losses add up, lead times are ex
   assert.equal(merged.byKind.identity.minLeadDays, 10);
   assert.equal(merged.byKind.identity.medianLeadDays, 20);
   assert.equal(merged.deviceYearsPerSecond, (9 * 2) / 4);
+});
+
+test('a lost device is lost to the dependency that broke first, dated when it broke', () => {
+  const day = (n: number) => new Date(Date.UTC(2030, 0, 1 + n));
+  const chain = {
+    rootFingerprint: 'new-root',
+    rootNotAfter: day(700),
+    intermediateNotAfter: day(300),
+    tlsNotAfter: day(100),
+    rootSince: day(50),
+  };
+  const now = day(60);
+  assert.equal(firstBreak({ anchors: new Set(['new-root']), identityNotAfter: day(90) }, chain, now), undefined, 'reachable');
+  // Silent since before the switch: its identity expired on day 20, long before the chain moved to a root it lacks.
+  assert.deepEqual(firstBreak({ anchors: new Set(['old-root']), identityNotAfter: day(20) }, chain, now), {
+    kind: 'identity',
+    cause: 'identity certificate expired',
+    at: day(20),
+  });
+  // Identity still good: the root switch is what cost it.
+  assert.deepEqual(firstBreak({ anchors: new Set(['old-root']), identityNotAfter: day(80) }, chain, now), {
+    kind: 'root',
+    cause: 'server TLS chain ends in a root the device lacks',
+    at: day(50),
+  });
+  assert.equal(firstBreak({ anchors: new Set(['new-root']), identityNotAfter: day(900) }, chain, day(150))?.kind, 'tls');
 });

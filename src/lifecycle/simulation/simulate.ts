@@ -10,6 +10,7 @@ import { createLogger } from '../../log.ts';
 import { DEFAULT_POLICY } from '../model.ts';
 import { LifecycleRunner } from '../runner.ts';
 import { KeyPool, SimulatedDevice, type DeviceNetwork } from './device.ts';
+import { firstBreak, type Loss, type ServerChain } from './loss.ts';
 import { acceptsProfiles, advance, finish, fleetMember, type FleetMember } from './fleet.ts';
 import {
   CERTIFICATE_KINDS,
@@ -48,17 +49,7 @@ interface Member {
   fleet: FleetMember;
   device: SimulatedDevice;
   enrolled: boolean;
-  lost?: { kind: CertificateKind; cause: string; at: Date };
-}
-
-/** What a device checks before it talks to the server: the TLS chain the server presents. */
-interface ServerChain {
-  rootFingerprint: string;
-  rootNotAfter: Date;
-  intermediateNotAfter: Date;
-  tlsNotAfter: Date;
-  /** When the chain last moved to another root (a device lacking it is lost from then). */
-  rootSince: Date;
+  lost?: Loss;
 }
 
 /**
@@ -136,17 +127,9 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
     };
     let chain = await serverChain();
 
-    const lose = (m: Member, kind: CertificateKind, cause: string, at: Date) => {
-      m.lost = { kind, cause, at };
-    };
     /** What the device finds when it tries to connect: a chain it trusts, and an identity it can still use. */
     const reachable = (m: Member): boolean => {
-      const { device } = m;
-      if (!device.anchors.has(chain.rootFingerprint)) lose(m, 'root', 'server TLS chain ends in a root the device lacks', chain.rootSince);
-      else if (chain.rootNotAfter <= now) lose(m, 'root', 'root expired', chain.rootNotAfter);
-      else if (chain.intermediateNotAfter <= now) lose(m, 'intermediate', 'intermediate expired', chain.intermediateNotAfter);
-      else if (chain.tlsNotAfter <= now) lose(m, 'tls', 'server TLS certificate expired', chain.tlsNotAfter);
-      else if (device.notAfter <= now) lose(m, 'identity', 'identity certificate expired', device.notAfter);
+      m.lost ??= firstBreak({ anchors: m.device.anchors, identityNotAfter: m.device.notAfter }, chain, now);
       return !m.lost;
     };
 
@@ -187,7 +170,7 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
         woken.delete(udid);
         for (let session = 0; session < SESSIONS_PER_DAY && reachable(m); session++) {
           const outcome = await m.device.session();
-          if (typeof outcome === 'object') lose(m, 'identity', `server refused the device (${outcome.refused})`, now);
+          if (typeof outcome === 'object') m.lost = { kind: 'identity', cause: `server refused the device (${outcome.refused})`, at: now };
           if (outcome !== 'not-now') break;
         }
       }
