@@ -236,13 +236,8 @@ export interface CertificateRequestRecord {
   fulfilledBy: string | null;
 }
 
-export interface UserChannelRecord {
-  id: string;
-  enrollmentId: string;
-  userId: string | null;
-  userShortName: string | null;
-  pushToken: Buffer | null;
-  pushMagic: string | null;
+/** A stored user channel: what the last check-in said, and whether APNs has refused its token. */
+export interface UserChannelRecord extends Omit<UserChannelInput, 'now'> {
   pushTokenInvalidAt: Date | null;
   lastSeenAt: Date;
 }

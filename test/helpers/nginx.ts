@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, tempDir } from './cli.ts';
+import { selfSigned } from './openssl.ts';
 
 /**
  * Debian's nginx, run unprivileged-style in its own directory (all temp paths, logs and pid inside it), with the
@@ -41,23 +42,6 @@ http {
 export function localhostCertificate(dir: string, name: string): { cert: string; key: string } {
   const cert = join(dir, `${name}.pem`);
   const key = join(dir, `${name}.key`);
-  const r = run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-    '-subj',
-    '/CN=localhost',
-    '-addext',
-    'subjectAltName=DNS:localhost',
-    '-days',
-    '2',
-  ]);
-  if (r.status !== 0) throw new Error(`openssl req -x509: ${r.stderr}`);
+  selfSigned({ key, cert, subject: '/CN=localhost', days: 2, extensions: ['subjectAltName=DNS:localhost'] });
   return { cert, key };
 }

@@ -14,6 +14,20 @@ export function plistlib(plist: Buffer): Dict {
   return JSON.parse(r.stdout.toString()) as Dict;
 }
 
+/** Python's plistlib reads a plist into plain JSON: data as base64 strings (for reading commands and profiles). */
+export function plistlibPlain(plist: Buffer): Dict {
+  const r = spawnSync(
+    'python3',
+    [
+      '-c',
+      'import base64,json,plistlib,sys\nprint(json.dumps(plistlib.loads(sys.stdin.buffer.read()), default=lambda b: base64.b64encode(b).decode()))',
+    ],
+    { input: plist },
+  );
+  assert.equal(r.status, 0, r.stderr.toString());
+  return JSON.parse(r.stdout.toString()) as Dict;
+}
+
 /** What a device does with a signed profile: openssl verifies it against the root and yields the plist. */
 export function openSigned(signed: Buffer, rootPem: string, at?: Date): { plist: Buffer; profile: Dict } {
   const dir = tempDir('profile-');

@@ -1,27 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { createPushService } from '../../src/app/services.ts';
 import { LifecycleRunner } from '../../src/lifecycle/runner.ts';
 import { enrollTestDevice } from '../helpers/device.ts';
-import { openSigned } from '../helpers/profile.ts';
+import { openSigned, plistlibPlain } from '../helpers/profile.ts';
 import { newRequester } from '../helpers/scep.ts';
 import { mdmFixture } from '../mdm/fixture.ts';
 
 const DAY = 86_400_000;
 const TOPIC = 'com.apple.mgmt.External.5f3c0d1e-test';
-
-function plistOf(body: Buffer): any {
-  const r = spawnSync(
-    'python3',
-    [
-      '-c',
-      'import base64,json,plistlib,sys\nprint(json.dumps(plistlib.loads(sys.stdin.buffer.read()), default=lambda b: base64.b64encode(b).decode()))',
-    ],
-    { input: body },
-  );
-  return JSON.parse(r.stdout.toString());
-}
 
 test('an identity is renewed before it expires: InstallProfile of a fresh profile, SCEP, Authenticate, binding moves, queue kept', async (t) => {
   const f = await mdmFixture({ 'identity-days': '30' });
@@ -30,7 +17,7 @@ test('an identity is renewed before it expires: InstallProfile of a fresh profil
 
   // Enrollment as a device does it: the profile's SCEP payload (challenge, CN = enrollment reference), then Authenticate.
   const original = await f.profiles.enrollment({ identity: 'scep', createdBy: 'test', sign: false });
-  const originalPlist = plistOf(original.body);
+  const originalPlist = plistlibPlain(original.body);
   const scepPayload = originalPlist.PayloadContent[2].PayloadContent;
   const udid = 'RENEW-ME-1';
   const device = await enrollTestDevice(f, udid, newRequester(), { challenge: scepPayload.Challenge, cn: original.record.enrollmentRef! });
@@ -48,7 +35,7 @@ test('an identity is renewed before it expires: InstallProfile of a fresh profil
   assert.deepEqual((await runner.run()).done, [], 'a renewal in flight is not started twice');
 
   // The device wakes, gets the renewal profile first (priority), installs it: same identifier, new challenge.
-  const offered = plistOf((await f.speak(device, { Status: 'Idle' })).rawPayload);
+  const offered = plistlibPlain((await f.speak(device, { Status: 'Idle' })).rawPayload);
   assert.equal(offered.Command.RequestType, 'InstallProfile');
   const renewal = openSigned(Buffer.from(offered.Command.Payload, 'base64'), f.root, f.now()).profile;
   assert.equal(renewal.PayloadIdentifier, originalPlist.PayloadIdentifier);
@@ -66,7 +53,7 @@ test('an identity is renewed before it expires: InstallProfile of a fresh profil
     200,
   );
   assert.equal((await f.app.store.getEnrollment(udid))?.renewalStartedAt, null, 'the renewal is complete');
-  const next = plistOf((await f.speak(renewed, { Status: 'Idle' })).rawPayload);
+  const next = plistlibPlain((await f.speak(renewed, { Status: 'Idle' })).rawPayload);
   assert.equal(next.CommandUUID, unrelated, 'the queue survived the renewal');
   assert.equal((await f.speak(device, { Status: 'Idle' })).statusCode, 403, 'the old identity is retired once the new one is seen');
   assert.deepEqual((await runner.run()).done, [], 'nothing is due after the renewal');
@@ -135,7 +122,7 @@ test('root rollover: a successor root is delivered to every device, and the chai
   f.advance(50 * DAY);
   // A device enrolled on day 50 through a profile: it has the old root only.
   const original = await f.profiles.enrollment({ identity: 'scep', createdBy: 'test', sign: false });
-  const challenge = plistOf(original.body).PayloadContent[2].PayloadContent.Challenge;
+  const challenge = plistlibPlain(original.body).PayloadContent[2].PayloadContent.Challenge;
   const device = await enrollTestDevice(f, 'ROOT-ROLL-1', newRequester(), { challenge, cn: original.record.enrollmentRef! });
   assert.equal(
     (await f.speak(device, { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' })).statusCode,
@@ -154,7 +141,7 @@ test('root rollover: a successor root is delivered to every device, and the chai
   assert.deepEqual((await runner.run()).done, [], 'no second delivery while the first waits, and no switch yet');
 
   // The device installs the trust profile: both roots, the successor among them.
-  const offered = plistOf((await f.speak(device, { Status: 'Idle' })).rawPayload);
+  const offered = plistlibPlain((await f.speak(device, { Status: 'Idle' })).rawPayload);
   const trust = openSigned(Buffer.from(offered.Command.Payload, 'base64'), f.root, f.now()).profile;
   assert.deepEqual(
     trust.PayloadContent.map((p: any) => p.PayloadType),

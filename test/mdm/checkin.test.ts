@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { spawnSync } from 'node:child_process';
 import { checkIn, enrollTestDevice, mdmSignature, plistBody, type TestDevice } from '../helpers/device.ts';
+import { plistlibPlain } from '../helpers/profile.ts';
 import { newRequester } from '../helpers/scep.ts';
 import { CHECKIN, mdmFixture, SERVER } from './fixture.ts';
 
@@ -28,20 +29,6 @@ function tokenUpdate() {
     UnlockToken: { $data: 'AQID' },
     NotOnConsole: false,
   };
-}
-
-/** What plistlib reads back from a response body. */
-function readPlist(body: Buffer): any {
-  const r = spawnSync(
-    'python3',
-    [
-      '-c',
-      'import json,plistlib,sys,base64\nd=plistlib.loads(sys.stdin.buffer.read())\nprint(json.dumps(d, default=lambda b: base64.b64encode(b).decode()))',
-    ],
-    { input: body },
-  );
-  assert.equal(r.status, 0, r.stderr.toString());
-  return JSON.parse(r.stdout.toString());
 }
 
 describe('MDM check-in and commands (Mdm-Signature identity)', () => {
@@ -97,14 +84,14 @@ describe('MDM check-in and commands (Mdm-Signature identity)', () => {
 
     const first = await speak(device, { Status: 'Idle' });
     assert.equal(first.statusCode, 200);
-    const offered = readPlist(first.rawPayload);
+    const offered = plistlibPlain(first.rawPayload);
     assert.equal(offered.CommandUUID, high);
     assert.equal(offered.Command.RequestType, 'DeviceInformation');
 
     // NotNow: the next command comes, and the NotNow one is not offered again in this session.
-    const afterNotNow = readPlist((await speak(device, { Status: 'NotNow', CommandUUID: high })).rawPayload);
+    const afterNotNow = plistlibPlain((await speak(device, { Status: 'NotNow', CommandUUID: high })).rawPayload);
     assert.equal(afterNotNow.CommandUUID, low);
-    const afterAck = readPlist((await speak(device, { Status: 'Acknowledged', CommandUUID: low, ProfileList: [] })).rawPayload);
+    const afterAck = plistlibPlain((await speak(device, { Status: 'Acknowledged', CommandUUID: low, ProfileList: [] })).rawPayload);
     assert.equal(afterAck.CommandUUID, later);
     const end = await speak(device, {
       Status: 'Error',
@@ -115,7 +102,7 @@ describe('MDM check-in and commands (Mdm-Signature identity)', () => {
     assert.equal(end.rawPayload.length, 0, 'nothing left for this session');
 
     // A new session (Idle) offers the NotNow command again.
-    const again = readPlist((await speak(device, { Status: 'Idle' })).rawPayload);
+    const again = plistlibPlain((await speak(device, { Status: 'Idle' })).rawPayload);
     assert.equal(again.CommandUUID, high);
     await speak(device, { Status: 'Acknowledged', CommandUUID: high, QueryResponses: { DeviceName: 'Test iPhone' } });
 
@@ -140,7 +127,7 @@ describe('MDM check-in and commands (Mdm-Signature identity)', () => {
     assert.equal(r.statusCode, 200, r.body);
     assert.equal(r.json().command_uuid, 'nano-1');
     for (const d of [device, other]) {
-      assert.equal(readPlist((await speak(d, { Status: 'Idle' })).rawPayload).CommandUUID, 'nano-1');
+      assert.equal(plistlibPlain((await speak(d, { Status: 'Idle' })).rawPayload).CommandUUID, 'nano-1');
       assert.equal((await speak(d, { Status: 'Acknowledged', CommandUUID: 'nano-1' })).rawPayload.length, 0);
     }
     const unknown = await f.admin('PUT', '/v1/enqueue/NO-SUCH-DEVICE', plistBody({ Command: { RequestType: 'SecurityInfo' } }), {
@@ -164,7 +151,7 @@ describe('MDM check-in and commands (Mdm-Signature identity)', () => {
     assert.ok(enrollment?.previousIdentityCertificateId, 'the old identity is kept as previous');
     // The old certificate still works until the new one is seen on a later message.
     assert.equal((await speak(device, tokenUpdate())).statusCode, 200);
-    const offered = readPlist((await speak(renewed, { Status: 'Idle' })).rawPayload);
+    const offered = plistlibPlain((await speak(renewed, { Status: 'Idle' })).rawPayload);
     assert.equal(offered.CommandUUID, queued, 'the renewal did not drop the queue');
     assert.equal((await speak(renewed, { Status: 'Acknowledged', CommandUUID: queued })).statusCode, 200);
     const old = (await f.app.store.getCertificateByFingerprint(require_fp(device.certDer)))!;
@@ -186,7 +173,7 @@ describe('MDM check-in and commands (Mdm-Signature identity)', () => {
       command: { RequestType: 'ProfileList' },
     });
     assert.equal(queued.statusCode, 201, queued.body);
-    assert.equal(readPlist((await speak(device, { Status: 'Idle', ...user })).rawPayload).CommandUUID, queued.json().command_uuid);
+    assert.equal(plistlibPlain((await speak(device, { Status: 'Idle', ...user })).rawPayload).CommandUUID, queued.json().command_uuid);
     assert.equal((await speak(device, { Status: 'Idle' })).rawPayload.length, 0, "the device channel does not see the user's command");
     await speak(device, { Status: 'Acknowledged', CommandUUID: queued.json().command_uuid, ...user });
   });
@@ -199,7 +186,7 @@ describe('MDM check-in and commands (Mdm-Signature identity)', () => {
 
   test('bootstrap token escrow round-trips', async () => {
     assert.equal((await speak(device, { MessageType: 'SetBootstrapToken', BootstrapToken: { $data: 'c2VjcmV0' } })).statusCode, 200);
-    const got = readPlist((await speak(device, { MessageType: 'GetBootstrapToken' })).rawPayload);
+    const got = plistlibPlain((await speak(device, { MessageType: 'GetBootstrapToken' })).rawPayload);
     assert.equal(got.BootstrapToken, 'c2VjcmV0');
   });
 
@@ -367,7 +354,6 @@ describe('MDM check-in and commands (Mdm-Signature identity)', () => {
   });
 });
 
-import { createHash } from 'node:crypto';
 function require_fp(der: Buffer): string {
   return createHash('sha256').update(der).digest('hex');
 }

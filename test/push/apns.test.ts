@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApnsClient } from '../../src/push/apns.ts';
 import { fakeApple, newTopic } from '../helpers/apple.ts';
-import { freePort, run, tempDir } from '../helpers/cli.ts';
+import { freePort, tempDir } from '../helpers/cli.ts';
 import { enrollTestDevice, type TestDevice } from '../helpers/device.ts';
 import { localhostCertificate, startNginx } from '../helpers/nginx.ts';
+import { selfSigned } from '../helpers/openssl.ts';
 import { mdmFixture } from '../mdm/fixture.ts';
 
 const GONE = Buffer.alloc(32, 0xaa);
@@ -171,21 +172,7 @@ describe('APNs push through nginx (HTTP/2, TLS, client certificates) standing in
     const key = apple.issueWithKey(`/C=US/UID=${topic}/CN=x`).key;
     const expired = apple.issueExpired(key, topic);
     const stranger = tempDir('stranger-');
-    run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      join(stranger, 'k.pem'),
-      '-out',
-      join(stranger, 'c.pem'),
-      '-subj',
-      `/UID=${topic}/CN=stranger`,
-      '-days',
-      '2',
-    ]);
+    selfSigned({ key: join(stranger, 'k.pem'), cert: join(stranger, 'c.pem'), subject: `/UID=${topic}/CN=stranger`, days: 2 });
     for (const [certificate, keyFile] of [
       [pemDer(expired), key],
       [pemDer(join(stranger, 'c.pem')), join(stranger, 'k.pem')],

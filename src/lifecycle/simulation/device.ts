@@ -19,7 +19,6 @@ export interface DeviceNetwork {
     body: string;
   }>;
   raCertificate(): Buffer;
-  now(): Date;
   topic: string;
   /** Counts every MDM message sent. */
   sent(): void;
@@ -203,11 +202,6 @@ export class SimulatedDevice {
     }
     if (response.statusCode !== 200) return { refused: response.statusCode };
     return putOff ? 'not-now' : 'done';
-  }
-
-  /** Whether the identity is still valid at `now` (an expired one cannot be used, and cannot be renewed by profile). */
-  identityValidAt(now: Date): boolean {
-    return this.notAfter.getTime() > now.getTime();
   }
 
   static requesterValidity(start: Date, horizonDays: number): { notBefore: Date; notAfter: Date } {

@@ -98,7 +98,6 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
     const network: DeviceNetwork = {
       request: (r) => server.inject(r),
       raCertificate: () => pki.scepRa.certificate.der,
-      now: () => now,
       topic: TOPIC,
       sent: () => void messages++,
     };
