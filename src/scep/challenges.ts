@@ -13,6 +13,13 @@ export interface ChallengeOptions {
   createdBy: string;
 }
 
+export const ENROLLMENT_REF_RULE = 'an enrollment reference is 1 to 64 printable characters';
+
+/** An administrator's enrollment reference becomes an identity's CN: printable, no control characters, CN-sized. */
+export function isEnrollmentRef(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= 64 && !/[\u0000-\u001f\u007f-\u009f]/.test(value);
+}
+
 /** A new enrollment reference: the CN of the identities one enrollment's profiles yield. */
 export function newEnrollmentRef(): string {
   return `enr-${randomBytes(8).toString('hex')}`;
