@@ -102,7 +102,7 @@ test('messages as plistlib writes them parse into what the check-in schemas desc
       }),
     ),
   );
-  assert.ok('checkIn' in user && user.checkIn.channel.channelId === 'U1:A-B' && user.checkIn.channel.deviceId === 'U1');
+  assert.ok('checkIn' in user && user.checkIn.channel.key.enrollmentId === 'U1' && user.checkIn.channel.key.userId === 'A-B' && user.checkIn.channel.deviceId === 'U1');
   const ue = readMessage(
     parsePlistDict(plistBody({ MessageType: 'Authenticate', EnrollmentID: 'E1', Topic: 't', DeviceName: 'x', Model: 'm', ModelName: 'n' })),
   );

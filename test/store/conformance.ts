@@ -3,6 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import {
   ConflictError,
+  deviceChannel,
   type CertificateRecord,
   type ChallengeRecord,
   type NewCertificate,
@@ -261,11 +262,11 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
       createdBy: 'test',
       createdAt: at,
     };
-    await store.enqueueCommand(command, ['SCEP-DEV', 'P12-DEV']);
+    await store.enqueueCommand(command, [deviceChannel('SCEP-DEV'), deviceChannel('P12-DEV')]);
     for (const id of ['SCEP-DEV', 'P12-DEV'])
       await store.insertProfileDelivery({ commandUuid: 'trust-cmd', enrollmentId: id, profileId: 'p-trust', createdAt: at });
-    await store.recordCommandResult('SCEP-DEV', 'trust-cmd', 'acknowledged', Buffer.from('ok'), at);
-    await store.recordCommandResult('P12-DEV', 'trust-cmd', 'not-now', Buffer.from('busy'), at);
+    await store.recordCommandResult(deviceChannel('SCEP-DEV'), 'trust-cmd', 'acknowledged', Buffer.from('ok'), at);
+    await store.recordCommandResult(deviceChannel('P12-DEV'), 'trust-cmd', 'not-now', Buffer.from('busy'), at);
     await store.markRenewalStarted('P12-DEV', new Date(at.getTime() + day), 'renewal-cmd');
 
     const devices = await store.listEnrolledDevices();
@@ -305,20 +306,23 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
       createdBy: 'test',
       createdAt: at,
     });
-    await store.enqueueCommand(command('low', 0), ['D']);
-    await store.enqueueCommand(command('high', 5), ['D', 'D:user']);
-    await store.enqueueCommand(command('low2', 0), ['D']);
-    assert.equal((await store.nextCommand('D', { reviveNotNow: true, now: at }))?.commandUuid, 'high');
-    assert.equal(await store.recordCommandResult('D', 'high', 'not-now', Buffer.from('r'), at), true);
-    assert.equal((await store.nextCommand('D', { reviveNotNow: false, now: at }))?.commandUuid, 'low');
-    assert.equal(await store.recordCommandResult('D', 'low', 'acknowledged', Buffer.from('ok'), at), true);
-    assert.equal(await store.recordCommandResult('D', 'low', 'acknowledged', Buffer.from('again'), at), false, 'a result is stored once');
-    assert.equal((await store.nextCommand('D', { reviveNotNow: false, now: at }))?.commandUuid, 'low2');
-    assert.equal(await store.recordCommandResult('D', 'low2', 'error', Buffer.from('e'), at), true);
-    assert.equal(await store.nextCommand('D', { reviveNotNow: false, now: at }), undefined);
-    assert.equal((await store.nextCommand('D', { reviveNotNow: true, now: at }))?.commandUuid, 'high');
+    const D = deviceChannel('D');
+    const user = { enrollmentId: 'D', userId: 'user' };
+    await store.upsertUserChannel({ ...user, userShortName: null, pushToken: null, pushMagic: null, now: at });
+    await store.enqueueCommand(command('low', 0), [D]);
+    await store.enqueueCommand(command('high', 5), [D, user]);
+    await store.enqueueCommand(command('low2', 0), [D]);
+    assert.equal((await store.nextCommand(D, { reviveNotNow: true, now: at }))?.commandUuid, 'high');
+    assert.equal(await store.recordCommandResult(D, 'high', 'not-now', Buffer.from('r'), at), true);
+    assert.equal((await store.nextCommand(D, { reviveNotNow: false, now: at }))?.commandUuid, 'low');
+    assert.equal(await store.recordCommandResult(D, 'low', 'acknowledged', Buffer.from('ok'), at), true);
+    assert.equal(await store.recordCommandResult(D, 'low', 'acknowledged', Buffer.from('again'), at), false, 'a result is stored once');
+    assert.equal((await store.nextCommand(D, { reviveNotNow: false, now: at }))?.commandUuid, 'low2');
+    assert.equal(await store.recordCommandResult(D, 'low2', 'error', Buffer.from('e'), at), true);
+    assert.equal(await store.nextCommand(D, { reviveNotNow: false, now: at }), undefined);
+    assert.equal((await store.nextCommand(D, { reviveNotNow: true, now: at }))?.commandUuid, 'high');
     assert.deepEqual(
-      (await store.listQueue('D')).map((q) => [q.commandUuid, q.status]),
+      (await store.listQueue(D)).map((q) => [q.commandUuid, q.status]),
       [
         ['low', 'acknowledged'],
         ['high', 'queued'],
@@ -327,8 +331,8 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     );
     await store.checkOutEnrollment('D', at);
     await store.authenticateEnrollment({ id: 'D', kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at });
-    assert.deepEqual(await store.listQueue('D'), [], 'a fresh enrollment after CheckOut starts clean');
-    assert.deepEqual(await store.listQueue('D:user'), [], "and so do its users' channels");
+    assert.deepEqual(await store.listQueue(D), [], 'a fresh enrollment after CheckOut starts clean');
+    assert.deepEqual(await store.listQueue(user), [], "and so do its users' channels");
   });
 
   withStore('API tokens: lookup, touch, revoke once', async (store) => {
