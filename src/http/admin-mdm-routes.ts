@@ -53,7 +53,13 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
       );
     } catch (err) {
       if (!(err instanceof ChannelIdError)) throw err;
-      await app.audit.record({ actor, action, outcome: 'denied', reason: err.message, detail: { channels: names, httpStatus: err.status } });
+      await app.audit.record({
+        actor,
+        action,
+        outcome: 'denied',
+        reason: err.message,
+        detail: { channels: names, httpStatus: err.status },
+      });
       return err;
     }
   };
@@ -200,7 +206,11 @@ function isChannelName(value: unknown): value is ChannelName {
   if (typeof value === 'string') return value.length > 0;
   if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
   const { enrollment_id, user_id } = value as Record<string, unknown>;
-  return typeof enrollment_id === 'string' && enrollment_id.length > 0 && (user_id == null || (typeof user_id === 'string' && user_id.length > 0));
+  return (
+    typeof enrollment_id === 'string' &&
+    enrollment_id.length > 0 &&
+    (user_id == null || (typeof user_id === 'string' && user_id.length > 0))
+  );
 }
 
 /** NanoMDM's per-id status shape: `{"<id>": {"push_result": "<apns-id>"}}` or `{"<id>": {"push_error": "..."}}`. */

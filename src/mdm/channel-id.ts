@@ -39,7 +39,10 @@ export async function channelFromId(store: Pick<Store, 'getEnrollment' | 'getUse
       409,
     );
   }
-  throw new ChannelIdError(lacking.length ? `${JSON.stringify(id)} names ${lacking[0]}` : `no device or user channel ${JSON.stringify(id)}`, 404);
+  throw new ChannelIdError(
+    lacking.length ? `${JSON.stringify(id)} names ${lacking[0]}` : `no device or user channel ${JSON.stringify(id)}`,
+    404,
+  );
 }
 
 /** A channel named structurally (the admin API's `{"enrollment_id", "user_id"}`): it must exist. */

@@ -68,7 +68,9 @@ export class PushService {
         }
       }),
     );
-    const failed = channels.flatMap((channel, i) => (results[i]!.ok ? [] : [{ channel, reason: (results[i] as { reason: string }).reason }]));
+    const failed = channels.flatMap((channel, i) =>
+      results[i]!.ok ? [] : [{ channel, reason: (results[i] as { reason: string }).reason }],
+    );
     if (failed.length) this.deps.logger.warn({ failed }, 'some pushes failed');
     await this.deps.audit.record({
       actor,

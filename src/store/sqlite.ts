@@ -687,7 +687,11 @@ export class SqliteStore implements Store {
   }
 
   async markUserChannelTokenInvalid(enrollmentId: string, userId: string, at: Date): Promise<void> {
-    this.#sql('UPDATE user_channels SET push_token_invalid_at = ? WHERE enrollment_id = ? AND user_id = ?').run(ms(at), enrollmentId, userId);
+    this.#sql('UPDATE user_channels SET push_token_invalid_at = ? WHERE enrollment_id = ? AND user_id = ?').run(
+      ms(at),
+      enrollmentId,
+      userId,
+    );
   }
 
   async insertCertificateRequest(request: CertificateRequestRecord, key: SealedKeyRecord): Promise<void> {
@@ -749,13 +753,7 @@ export class SqliteStore implements Store {
       for (const channel of channels) {
         this.#sql(
           "INSERT INTO command_queue (enrollment_id, user_id, command_uuid, priority, status, updated_at) VALUES (?, ?, ?, ?, 'queued', ?)",
-        ).run(
-          channel.enrollmentId,
-          channel.userId,
-          command.uuid,
-          command.priority,
-          ms(command.createdAt),
-        );
+        ).run(channel.enrollmentId, channel.userId, command.uuid, command.priority, ms(command.createdAt));
       }
     })();
   }

@@ -335,37 +335,47 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     assert.deepEqual(await store.listQueue(user), [], "and so do its users' channels");
   });
 
-  withStore('channels are keyed by (enrollment, user): a device named "<id>:<user>" shares nothing with that user channel', async (store) => {
-    const at = new Date(Date.UTC(2026, 0, 1));
-    const [victimCert, attackerCert] = [certificate(), certificate()];
-    await store.insertCertificates([{ certificate: victimCert }, { certificate: attackerCert }]);
-    await store.authenticateEnrollment({ id: 'V', kind: 'device', certificateId: victimCert.id, topic: 't', info: {}, now: at });
-    await store.authenticateEnrollment({ id: 'V:U', kind: 'device', certificateId: attackerCert.id, topic: 't', info: {}, now: at });
-    const user = { enrollmentId: 'V', userId: 'U' };
-    const attacker = deviceChannel('V:U');
-    await store.upsertUserChannel({ ...user, userShortName: 'u', pushToken: Buffer.from('user-token'), pushMagic: 'm', now: at });
-    const command = (uuid: string) => ({ uuid, requestType: 'ProfileList', body: Buffer.from(uuid), priority: 0, createdBy: 'test', createdAt: at });
-    await store.enqueueCommand(command('for-user'), [user]);
-    await store.enqueueCommand(command('for-attacker'), [attacker]);
+  withStore(
+    'channels are keyed by (enrollment, user): a device named "<id>:<user>" shares nothing with that user channel',
+    async (store) => {
+      const at = new Date(Date.UTC(2026, 0, 1));
+      const [victimCert, attackerCert] = [certificate(), certificate()];
+      await store.insertCertificates([{ certificate: victimCert }, { certificate: attackerCert }]);
+      await store.authenticateEnrollment({ id: 'V', kind: 'device', certificateId: victimCert.id, topic: 't', info: {}, now: at });
+      await store.authenticateEnrollment({ id: 'V:U', kind: 'device', certificateId: attackerCert.id, topic: 't', info: {}, now: at });
+      const user = { enrollmentId: 'V', userId: 'U' };
+      const attacker = deviceChannel('V:U');
+      await store.upsertUserChannel({ ...user, userShortName: 'u', pushToken: Buffer.from('user-token'), pushMagic: 'm', now: at });
+      const command = (uuid: string) => ({
+        uuid,
+        requestType: 'ProfileList',
+        body: Buffer.from(uuid),
+        priority: 0,
+        createdBy: 'test',
+        createdAt: at,
+      });
+      await store.enqueueCommand(command('for-user'), [user]);
+      await store.enqueueCommand(command('for-attacker'), [attacker]);
 
-    assert.equal((await store.nextCommand(attacker, { reviveNotNow: true, now: at }))?.commandUuid, 'for-attacker');
-    assert.equal(await store.recordCommandResult(attacker, 'for-user', 'acknowledged', Buffer.from('x'), at), false);
-    assert.deepEqual(
-      (await store.listQueue(user)).map((q) => [q.commandUuid, q.status, q.channel]),
-      [['for-user', 'queued', user]],
-    );
-    assert.equal(await store.getUserChannel('V:U', 'U'), undefined);
-    assert.equal(await store.getUserChannel('V', 'U:x'), undefined);
-    await store.markUserChannelTokenInvalid('V:U', 'U', at);
-    assert.equal((await store.getUserChannel('V', 'U'))?.pushTokenInvalidAt, null, 'another enrollment cannot mark this user channel');
-    assert.equal((await store.nextCommand(user, { reviveNotNow: true, now: at }))?.commandUuid, 'for-user');
-    assert.equal(await store.recordCommandResult(user, 'for-user', 'acknowledged', Buffer.from('ok'), at), true);
-    assert.deepEqual(
-      (await store.listQueue(attacker)).map((q) => [q.commandUuid, q.status, q.channel]),
-      [['for-attacker', 'queued', attacker]],
-    );
-    assert.deepEqual(await store.listQueue(deviceChannel('V')), [], "the victim's device channel has neither");
-  });
+      assert.equal((await store.nextCommand(attacker, { reviveNotNow: true, now: at }))?.commandUuid, 'for-attacker');
+      assert.equal(await store.recordCommandResult(attacker, 'for-user', 'acknowledged', Buffer.from('x'), at), false);
+      assert.deepEqual(
+        (await store.listQueue(user)).map((q) => [q.commandUuid, q.status, q.channel]),
+        [['for-user', 'queued', user]],
+      );
+      assert.equal(await store.getUserChannel('V:U', 'U'), undefined);
+      assert.equal(await store.getUserChannel('V', 'U:x'), undefined);
+      await store.markUserChannelTokenInvalid('V:U', 'U', at);
+      assert.equal((await store.getUserChannel('V', 'U'))?.pushTokenInvalidAt, null, 'another enrollment cannot mark this user channel');
+      assert.equal((await store.nextCommand(user, { reviveNotNow: true, now: at }))?.commandUuid, 'for-user');
+      assert.equal(await store.recordCommandResult(user, 'for-user', 'acknowledged', Buffer.from('ok'), at), true);
+      assert.deepEqual(
+        (await store.listQueue(attacker)).map((q) => [q.commandUuid, q.status, q.channel]),
+        [['for-attacker', 'queued', attacker]],
+      );
+      assert.deepEqual(await store.listQueue(deviceChannel('V')), [], "the victim's device channel has neither");
+    },
+  );
 
   withStore("a fresh enrollment after CheckOut empties its own device and user channels, never another enrollment's", async (store) => {
     const at = new Date(Date.UTC(2026, 0, 1));
@@ -384,16 +394,32 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
       deviceChannel('a%'),
     ];
     for (const c of channels.filter((c) => c.userId !== null))
-      await store.upsertUserChannel({ enrollmentId: c.enrollmentId, userId: c.userId!, userShortName: null, pushToken: null, pushMagic: null, now: at });
+      await store.upsertUserChannel({
+        enrollmentId: c.enrollmentId,
+        userId: c.userId!,
+        userShortName: null,
+        pushToken: null,
+        pushMagic: null,
+        now: at,
+      });
     for (const [i, c] of channels.entries())
-      await store.enqueueCommand({ uuid: `cmd-${i}`, requestType: 'ProfileList', body: Buffer.from('x'), priority: 0, createdBy: 'test', createdAt: at }, [c]);
+      await store.enqueueCommand(
+        { uuid: `cmd-${i}`, requestType: 'ProfileList', body: Buffer.from('x'), priority: 0, createdBy: 'test', createdAt: at },
+        [c],
+      );
     const queues = async () => Promise.all(channels.map(async (c) => (await store.listQueue(c)).map((q) => q.commandUuid)));
     const userChannels = async () =>
-      Promise.all(channels.filter((c) => c.userId !== null).map(async (c) => Boolean(await store.getUserChannel(c.enrollmentId, c.userId!))));
+      Promise.all(
+        channels.filter((c) => c.userId !== null).map(async (c) => Boolean(await store.getUserChannel(c.enrollmentId, c.userId!))),
+      );
 
     await store.checkOutEnrollment('a:b', at);
     await store.authenticateEnrollment({ id: 'a:b', kind: 'device', certificateId: certs.get('a:b')!.id, topic: 't', info: {}, now: at });
-    assert.deepEqual(await queues(), [['cmd-0'], ['cmd-1'], ['cmd-2'], [], [], ['cmd-5'], ['cmd-6']], "re-enrolling 'a:b' empties only its queues");
+    assert.deepEqual(
+      await queues(),
+      [['cmd-0'], ['cmd-1'], ['cmd-2'], [], [], ['cmd-5'], ['cmd-6']],
+      "re-enrolling 'a:b' empties only its queues",
+    );
     assert.deepEqual(await userChannels(), [true, true, false]);
 
     await store.checkOutEnrollment('a', at);

@@ -92,10 +92,16 @@ test('sqlite: migration 12 converts string channel ids to (enrollment, user), se
     path,
     SQLITE_MIGRATIONS.map((m) => m.version).filter((v) => v < 12),
   );
-  db.prepare("INSERT INTO certificates (id, role, subject, serial_hex, fingerprint_sha256, not_before, not_after, status, der, created_at) VALUES ('c', 'device-identity', 'CN=x', '01', 'fp', 0, 1, 'active', x'00', 0)").run();
+  db.prepare(
+    "INSERT INTO certificates (id, role, subject, serial_hex, fingerprint_sha256, not_before, not_after, status, der, created_at) VALUES ('c', 'device-identity', 'CN=x', '01', 'fp', 0, 1, 'active', x'00', 0)",
+  ).run();
   for (const id of ['V', 'V:U', 'W', 'W:x:y'])
-    db.prepare("INSERT INTO enrollments (id, kind, status, identity_certificate_id, enrolled_at, last_seen_at) VALUES (?, 'device', 'enrolled', 'c', 0, 0)").run(id);
-  const userChannel = db.prepare('INSERT INTO user_channels (id, enrollment_id, user_id, user_short_name, push_magic, last_seen_at) VALUES (?, ?, ?, ?, ?, 5)');
+    db.prepare(
+      "INSERT INTO enrollments (id, kind, status, identity_certificate_id, enrolled_at, last_seen_at) VALUES (?, 'device', 'enrolled', 'c', 0, 0)",
+    ).run(id);
+  const userChannel = db.prepare(
+    'INSERT INTO user_channels (id, enrollment_id, user_id, user_short_name, push_magic, last_seen_at) VALUES (?, ?, ?, ?, ?, 5)',
+  );
   userChannel.run('V:U', 'V', 'U', 'victim-user', 'magic-v');
   userChannel.run('W:x', 'W', 'x', null, 'magic-w');
   const queued = [
@@ -108,14 +114,20 @@ test('sqlite: migration 12 converts string channel ids to (enrollment, user), se
     ['GHOST:u', 'nothing'],
   ];
   for (const [i, [channel]] of queued.entries()) {
-    db.prepare("INSERT INTO commands (uuid, request_type, body, priority, created_by, created_at) VALUES (?, 'ProfileList', x'00', 0, 't', 0)").run(`c${i}`);
-    db.prepare("INSERT INTO command_queue (channel_id, command_uuid, priority, status, updated_at) VALUES (?, ?, 0, 'queued', 0)").run(channel, `c${i}`);
+    db.prepare(
+      "INSERT INTO commands (uuid, request_type, body, priority, created_by, created_at) VALUES (?, 'ProfileList', x'00', 0, 't', 0)",
+    ).run(`c${i}`);
+    db.prepare("INSERT INTO command_queue (channel_id, command_uuid, priority, status, updated_at) VALUES (?, ?, 0, 'queued', 0)").run(
+      channel,
+      `c${i}`,
+    );
   }
   db.close();
 
   const store = SqliteStore.open(path);
   await store.migrate();
-  const uuids = async (enrollmentId: string, userId: string | null) => (await store.listQueue({ enrollmentId, userId })).map((q) => q.commandUuid);
+  const uuids = async (enrollmentId: string, userId: string | null) =>
+    (await store.listQueue({ enrollmentId, userId })).map((q) => q.commandUuid);
   assert.deepEqual(await uuids('V', null), ['c0']);
   assert.deepEqual(await uuids('V', 'U'), [], 'an ambiguous id is given to neither reading');
   assert.deepEqual(await uuids('V:U', null), []);
@@ -124,7 +136,11 @@ test('sqlite: migration 12 converts string channel ids to (enrollment, user), se
   assert.deepEqual(await uuids('W:x:y', null), []);
   assert.deepEqual(await uuids('W', 'x:y'), []);
   assert.deepEqual(
-    [await store.getUserChannel('V', 'U'), await store.getUserChannel('W', 'x')].map((c) => [c?.userShortName, c?.pushMagic, c?.lastSeenAt.getTime()]),
+    [await store.getUserChannel('V', 'U'), await store.getUserChannel('W', 'x')].map((c) => [
+      c?.userShortName,
+      c?.pushMagic,
+      c?.lastSeenAt.getTime(),
+    ]),
     [
       ['victim-user', 'magic-v', 5],
       [null, 'magic-w', 5],
@@ -132,15 +148,12 @@ test('sqlite: migration 12 converts string channel ids to (enrollment, user), se
   );
   const audit = await store.listAudit({ action: 'migration.channel-unresolved' });
   await store.close();
-  assert.deepEqual(
-    audit.map((e) => [e.target, e.outcome, e.detail?.command, e.detail?.readings]).sort(),
-    [
-      ['GHOST', 'denied', 'c5', 0],
-      ['GHOST:u', 'denied', 'c6', 0],
-      ['V:U', 'denied', 'c1', 2],
-      ['W:x:y', 'denied', 'c4', 2],
-    ],
-  );
+  assert.deepEqual(audit.map((e) => [e.target, e.outcome, e.detail?.command, e.detail?.readings]).sort(), [
+    ['GHOST', 'denied', 'c5', 0],
+    ['GHOST:u', 'denied', 'c6', 0],
+    ['V:U', 'denied', 'c1', 2],
+    ['W:x:y', 'denied', 'c4', 2],
+  ]);
   const after = new Database(path, { readonly: true });
   assert.deepEqual(
     (after.prepare('SELECT channel_id, command_uuid, status FROM command_queue_unresolved ORDER BY seq').all() as object[]).map((r) =>
