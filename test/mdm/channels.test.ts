@@ -215,10 +215,11 @@ describe('user-channel queues are keyed structurally (HTTPS listener)', () => {
   test('CheckOut and re-enrollment of a device empty its own queues only', async () => {
     const a = await enroll('CO-A');
     assert.equal((await speak(a, userTokenUpdate('b'))).statusCode, 200);
-    const ab = await enroll('CO-A:b');
-    const forUserB = await enqueueTo({ enrollment_id: 'CO-A', user_id: 'b' });
-    const forAb = await enqueueTo({ enrollment_id: 'CO-A:b' });
+    const forUserB = await enqueue('CO-A:b', 'ProfileList');
     const forA = await enqueue('CO-A', 'SecurityInfo');
+    const ab = await enroll('CO-A:b');
+    const forAb = await enqueueTo({ enrollment_id: 'CO-A:b' });
+    assert.match(rowsOf('CO-A:b').queue, new RegExp(forAb));
 
     const aBefore = rowsOf('CO-A');
     for (const uuid of [forUserB, forA]) assert.match(aBefore.queue, new RegExp(uuid));
