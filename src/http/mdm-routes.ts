@@ -91,6 +91,7 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
         reason: (err as Error).message,
         detail: {
           httpStatus: status,
+          refusal: err instanceof PolicyRefusal ? (err.reason ?? null) : null,
           certificate: presented ? createHash('sha256').update(presented.certificate).digest('hex') : null,
           sources: presented?.sources ?? [],
           messageType: message?.MessageType ?? message?.Status ?? null,
