@@ -128,9 +128,12 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
         body.push !== false,
       );
       if ('refused' in result && result.refused) return refuse(reply, result.refused);
-      return reply
-        .code(201)
-        .send({ command_uuid: result.command.uuid, request_type: result.command.requestType, devices: ids, push: result.pushed ?? null });
+      return reply.code(201).send({
+        command_uuid: result.command.uuid,
+        request_type: result.command.requestType,
+        devices: ids,
+        push: result.pushed ? Object.fromEntries(ids.map((id, i) => [nameKey(id), result.pushed![i]])) : null,
+      });
     } catch (err) {
       if (err instanceof CommandError) return reply.code(400).send({ error: 'bad-command', message: err.message });
       throw err;
@@ -211,6 +214,11 @@ function isChannelName(value: unknown): value is ChannelName {
     enrollment_id.length > 0 &&
     (user_id == null || (typeof user_id === 'string' && user_id.length > 0))
   );
+}
+
+/** How a result is keyed in a response: the id as the admin wrote it, or the JSON of a structural name. */
+function nameKey(name: ChannelName): string {
+  return typeof name === 'string' ? name : JSON.stringify(name);
 }
 
 /** NanoMDM's per-id status shape: `{"<id>": {"push_result": "<apns-id>"}}` or `{"<id>": {"push_error": "..."}}`. */
