@@ -92,7 +92,12 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
     const server = await buildHttpServer(app, pki, services);
     const woken = new Set<string>();
     const runner = new LifecycleRunner(
-      { app, pki, profiles: services.profiles, push: { push: async (channels: ChannelKey[]) => channels.forEach((c) => woken.add(c.enrollmentId)) } },
+      {
+        app,
+        pki,
+        profiles: services.profiles,
+        push: { push: async (channels: ChannelKey[]) => channels.forEach((c) => woken.add(c.enrollmentId)) },
+      },
       DEFAULT_POLICY,
     );
     let messages = 0;
