@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { AppContext } from '../app/context.ts';
 import { DAY_MS } from '../clock.ts';
 import { commandFromJson, commandFromPlist, CommandError, type BuiltCommand } from '../mdm/commands.ts';
@@ -63,7 +63,7 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
       return err;
     }
   };
-  const refuse = (reply: import('fastify').FastifyReply, err: ChannelIdError) =>
+  const refuse = (reply: FastifyReply, err: ChannelIdError) =>
     reply.code(err.status).send({ error: err.status === 404 ? 'not-found' : 'ambiguous-channel', message: err.message });
 
   // `?user_id=U` names the user channel U of exactly `:id`; `?channel=device` the device channel `:id`; else NanoMDM's form.
@@ -94,7 +94,7 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
   const enqueue = async (actor: string, names: ChannelName[], build: () => BuiltCommand, priority: number, wake: boolean) => {
     const command = build();
     const channels = await resolve(actor, 'command.enqueued', names);
-    if (channels instanceof ChannelIdError) return { refused: channels };
+    if (channels instanceof ChannelIdError) return channels;
     await store.enqueueCommand({ ...command, priority, createdBy: actor, createdAt: app.clock() }, channels);
     await app.audit.record({
       actor,
@@ -127,12 +127,12 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
         priority,
         body.push !== false,
       );
-      if ('refused' in result && result.refused) return refuse(reply, result.refused);
+      if (result instanceof ChannelIdError) return refuse(reply, result);
       return reply.code(201).send({
         command_uuid: result.command.uuid,
         request_type: result.command.requestType,
         devices: ids,
-        push: result.pushed ? Object.fromEntries(ids.map((id, i) => [nameKey(id), result.pushed![i]])) : null,
+        push: result.pushed ? Object.fromEntries(ids.map((id, i) => [nameKey(id), result.pushed?.[i]])) : null,
       });
     } catch (err) {
       if (err instanceof CommandError) return reply.code(400).send({ error: 'bad-command', message: err.message });
@@ -188,7 +188,7 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
       try {
         const nopush = (request.query as { nopush?: string }).nopush;
         const result = await enqueue(request.adminActor!, ids, () => commandFromPlist(request.body as Buffer), 0, !nopush);
-        if ('refused' in result && result.refused) return refuse(reply, result.refused);
+        if (result instanceof ChannelIdError) return refuse(reply, result);
         return {
           status: nanoStatus(ids, result.pushed),
           command_uuid: result.command.uuid,
