@@ -5,6 +5,7 @@ import { OperatorError, messageOf } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { Keyring } from '../pki/keyring.ts';
 import { loadMasterKey, type MasterKey } from '../pki/master-key.ts';
+import { CommandQueue } from '../mdm/command-queue.ts';
 import { ensureServerPki, type PkiSettings, type ServerPki } from '../pki/server-pki.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import type { CertificateRole, Store } from '../store/types.ts';
@@ -17,6 +18,8 @@ export interface AppContext {
   dataDir: DataDirectory;
   store: Store;
   keyring: Keyring;
+  /** MDM commands, their bodies sealed at rest. */
+  commands: CommandQueue;
   audit: AuditLog;
   logger: Logger;
   clock: Clock;
@@ -57,6 +60,7 @@ export async function openApp(config: Config, options: { logger: Logger; clock?:
       dataDir,
       store,
       keyring,
+      commands: new CommandQueue({ store, master }),
       audit,
       logger: options.logger,
       clock,

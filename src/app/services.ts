@@ -68,7 +68,7 @@ export function createServices(app: AppContext, pki: ServerPki): Services {
   return {
     scep: createScepService(app, pki),
     profiles,
-    mdm: createMdmServices(app, new IdentityRenewal({ store: app.store, audit: app.audit, profiles })),
+    mdm: createMdmServices(app, new IdentityRenewal({ store: app.store, commands: app.commands, audit: app.audit, profiles })),
     push: createPushService(app),
   };
 }
@@ -93,7 +93,7 @@ export interface MdmServices {
  */
 export function createMdmServices(app: AppContext, renewal?: IdentityRenewal): MdmServices {
   const deps = { store: app.store, audit: app.audit };
-  const core = new CoreMdmService(deps);
+  const core = new CoreMdmService({ ...deps, commands: app.commands });
   const bound = new CertAuthService(renewal ? new RenewalRetryService(core, { store: app.store, renewal }) : core, deps);
   const sender = webhookSender(app);
   const webhook = sender ? new WebhookService(bound, sender) : undefined;

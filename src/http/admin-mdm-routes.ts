@@ -64,7 +64,7 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
     const unknown: string[] = [];
     for (const id of ids) if (!(await store.getEnrollment(id.split(':')[0]!))) unknown.push(id);
     if (unknown.length) return { error: `unknown devices: ${unknown.join(', ')}` };
-    await store.enqueueCommand({ ...command, priority, createdBy: actor, createdAt: app.clock() }, ids);
+    await app.commands.enqueue(command, ids, { priority, createdBy: actor, createdAt: app.clock() });
     await app.audit.record({
       actor,
       action: 'command.enqueued',

@@ -1,12 +1,13 @@
 import type { AuditLog } from '../admin/audit.ts';
 import { serializePlist } from '../plist/serialize.ts';
 import type { QueueStatus, Store } from '../store/types.ts';
+import type { CommandQueue } from './command-queue.ts';
 import type { CheckIn, CommandReport, ReportStatus } from './messages.ts';
 import { OK, PolicyRefusal, type MdmResult, type MdmService, type RequestContext } from './service.ts';
 
 const PLIST = 'application/xml';
 
-const RESULT_STATUS: Record<Exclude<ReportStatus, 'Idle'>, Exclude<QueueStatus, 'queued'>> = {
+const RESULT_STATUS: Record<Exclude<ReportStatus, 'Idle'>, Exclude<QueueStatus, 'queued' | 'expired'>> = {
   Acknowledged: 'acknowledged',
   Error: 'error',
   CommandFormatError: 'command-format-error',
@@ -24,7 +25,7 @@ function data(value: unknown): Buffer | null {
 
 /** Storage behaviour of each message; trust decisions are made before it by the policies that wrap it. */
 export class CoreMdmService implements MdmService {
-  constructor(private readonly deps: { store: Store; audit: AuditLog }) {}
+  constructor(private readonly deps: { store: Store; audit: AuditLog; commands: CommandQueue }) {}
 
   async checkIn(ctx: RequestContext, checkIn: CheckIn): Promise<MdmResult> {
     const { store } = this.deps;
@@ -110,7 +111,7 @@ export class CoreMdmService implements MdmService {
     }
     if (!report.channel.user) await store.updateEnrollment(report.channel.deviceId, { lastSeenAt: ctx.now });
     // NotNow commands wait for the next session (the device's next Idle), never the same one.
-    const next = await store.nextCommand(channel, { reviveNotNow: report.status === 'Idle', now: ctx.now });
+    const next = await this.deps.commands.next(channel, { reviveNotNow: report.status === 'Idle', now: ctx.now });
     return next ? { status: 200, contentType: PLIST, body: next.body } : OK;
   }
 }

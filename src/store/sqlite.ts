@@ -117,6 +117,8 @@ export class SqliteStore implements Store {
       if (String(db.pragma('journal_mode', { simple: true })) !== 'wal') db.pragma('journal_mode = WAL');
       db.pragma('foreign_keys = ON');
       db.pragma('synchronous = NORMAL');
+      // Erased content (a command body once answered) is overwritten with zeros, not left in free pages.
+      db.pragma('secure_delete = ON');
       return new SqliteStore(db, path);
     } catch (err) {
       db?.close();
@@ -158,8 +160,13 @@ export class SqliteStore implements Store {
           `database ${this.path} has schema version ${current}, newer than this certmdm knows (${latest}); upgrade certmdm`,
         );
       }
+      // Each migration not applied yet, by number: one numbered below the newest applied (written in parallel and
+      // merged later) still runs.
+      const applied = new Set(
+        current === 0 ? [] : (this.#db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => Number(r.version)),
+      );
       for (const migration of SQLITE_MIGRATIONS) {
-        if (migration.version <= current) continue;
+        if (applied.has(migration.version)) continue;
         this.#db.transaction(() => {
           this.#db.exec(
             'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
@@ -183,6 +190,10 @@ export class SqliteStore implements Store {
 
   async setMetaIfAbsent(key: string, value: string): Promise<boolean> {
     return this.#sql('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(key, value).changes === 1;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    this.#sql('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
   async getSealedKey(id: string): Promise<SealedKeyRecord | undefined> {
@@ -728,24 +739,36 @@ export class SqliteStore implements Store {
   }
 
   async enqueueCommand(command: CommandRecord, channelIds: string[]): Promise<void> {
-    this.#db.transaction(() => {
-      this.#sql('INSERT INTO commands (uuid, request_type, body, priority, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-        command.uuid,
-        command.requestType,
-        command.body,
-        command.priority,
-        command.createdBy,
-        ms(command.createdAt),
-      );
-      for (const channel of channelIds) {
-        this.#sql("INSERT INTO command_queue (channel_id, command_uuid, priority, status, updated_at) VALUES (?, ?, ?, 'queued', ?)").run(
-          channel,
+    try {
+      this.#db.transaction(() => {
+        this.#sql(
+          `INSERT INTO commands (uuid, request_type, body, priority, created_by, created_at, body_sealed, secrets_expire_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(
           command.uuid,
+          command.requestType,
+          command.body,
           command.priority,
+          command.createdBy,
           ms(command.createdAt),
+          command.sealed ? 1 : 0,
+          command.secretsExpireAt ? ms(command.secretsExpireAt) : null,
         );
-      }
-    })();
+        for (const channel of channelIds) {
+          this.#sql("INSERT INTO command_queue (channel_id, command_uuid, priority, status, updated_at) VALUES (?, ?, ?, 'queued', ?)").run(
+            channel,
+            command.uuid,
+            command.priority,
+            ms(command.createdAt),
+          );
+        }
+      })();
+    } catch (err) {
+      // The UUID names the command in every report: a second command under one UUID would answer for the first.
+      if (String((err as { code?: string }).code).startsWith('SQLITE_CONSTRAINT'))
+        throw new ConflictError(`a command with UUID ${command.uuid} already exists`);
+      throw err;
+    }
   }
 
   async getCommand(uuid: string): Promise<CommandRecord | undefined> {
@@ -758,18 +781,22 @@ export class SqliteStore implements Store {
           priority: Number(r.priority),
           createdBy: String(r.created_by),
           createdAt: date(r.created_at),
+          sealed: r.body_sealed === 1,
+          secretsExpireAt: maybeDate(r.secrets_expire_at),
+          bodyErasedAt: maybeDate(r.body_erased_at),
         }
       : undefined;
   }
 
   #queueEntryFromRow(r: Row): QueueEntry {
+    const pending = r.status === 'queued' || r.status === 'not-now';
     return {
       seq: Number(r.seq),
       channelId: String(r.channel_id),
       commandUuid: String(r.command_uuid),
       requestType: String(r.request_type),
       priority: Number(r.priority),
-      status: r.status as QueueStatus,
+      status: pending && r.body_erased_at !== null && r.body_erased_at !== undefined ? 'expired' : (r.status as QueueStatus),
       result: r.result ? Buffer.from(r.result as Uint8Array) : null,
       updatedAt: date(r.updated_at),
     };
@@ -778,25 +805,28 @@ export class SqliteStore implements Store {
   async nextCommand(
     channelId: string,
     options: { reviveNotNow: boolean; now: Date },
-  ): Promise<(QueueEntry & { body: Buffer }) | undefined> {
+  ): Promise<(QueueEntry & { body: Buffer; sealed: boolean }) | undefined> {
     return this.#db.transaction(() => {
       if (options.reviveNotNow)
         this.#sql("UPDATE command_queue SET status = 'queued', updated_at = ? WHERE channel_id = ? AND status = 'not-now'").run(
           ms(options.now),
           channelId,
         );
+      // A command whose secrets expired is not delivered, even before the sweep erases it.
       const r = this.#sql(
-        `SELECT q.*, c.request_type, c.body FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid
-         WHERE q.channel_id = ? AND q.status = 'queued' ORDER BY q.priority DESC, q.seq LIMIT 1`,
-      ).get(channelId) as Row | undefined;
-      return r ? { ...this.#queueEntryFromRow(r), body: Buffer.from(r.body as Uint8Array) } : undefined;
+        `SELECT q.*, c.request_type, c.body, c.body_sealed, c.body_erased_at FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid
+         WHERE q.channel_id = ? AND q.status = 'queued' AND c.body_erased_at IS NULL
+           AND (c.secrets_expire_at IS NULL OR c.secrets_expire_at > ?)
+         ORDER BY q.priority DESC, q.seq LIMIT 1`,
+      ).get(channelId, ms(options.now)) as Row | undefined;
+      return r ? { ...this.#queueEntryFromRow(r), body: Buffer.from(r.body as Uint8Array), sealed: r.body_sealed === 1 } : undefined;
     })();
   }
 
   async recordCommandResult(
     channelId: string,
     commandUuid: string,
-    status: Exclude<QueueStatus, 'queued'>,
+    status: Exclude<QueueStatus, 'queued' | 'expired'>,
     result: Buffer,
     now: Date,
   ): Promise<boolean> {
@@ -811,14 +841,31 @@ export class SqliteStore implements Store {
           'UPDATE profile_deliveries SET acknowledged_at = ? WHERE command_uuid = ? AND enrollment_id = ? AND acknowledged_at IS NULL',
         ).run(ms(now), commandUuid, channelId);
       }
+      // Answered on every channel: nothing will deliver the body again, so it goes (it may hold a key or challenge).
+      if (changed && status !== 'not-now') {
+        this.#sql(
+          `UPDATE commands SET body = zeroblob(0), body_erased_at = ? WHERE uuid = ? AND body_erased_at IS NULL
+             AND NOT EXISTS (SELECT 1 FROM command_queue WHERE command_uuid = ? AND status IN ('queued', 'not-now'))`,
+        ).run(ms(now), commandUuid, commandUuid);
+      }
       return changed;
+    })();
+  }
+
+  async eraseExpiredCommandBodies(now: Date): Promise<string[]> {
+    return this.#db.transaction((): string[] => {
+      const uuids = (
+        this.#sql('SELECT uuid FROM commands WHERE body_erased_at IS NULL AND secrets_expire_at <= ? ORDER BY uuid').all(ms(now)) as Row[]
+      ).map((r) => String(r.uuid));
+      for (const uuid of uuids) this.#sql('UPDATE commands SET body = zeroblob(0), body_erased_at = ? WHERE uuid = ?').run(ms(now), uuid);
+      return uuids;
     })();
   }
 
   async listQueue(channelId: string): Promise<QueueEntry[]> {
     return (
       this.#sql(
-        'SELECT q.*, c.request_type FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid WHERE q.channel_id = ? ORDER BY q.seq',
+        'SELECT q.*, c.request_type, c.body_erased_at FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid WHERE q.channel_id = ? ORDER BY q.seq',
       ).all(channelId) as Row[]
     ).map((r) => this.#queueEntryFromRow(r));
   }
