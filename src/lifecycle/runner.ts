@@ -50,7 +50,12 @@ export class LifecycleRunner {
     },
     private readonly policy: LifecyclePolicy = DEFAULT_POLICY,
   ) {
-    this.#renewal = new IdentityRenewal({ store: deps.app.store, commands: deps.app.commands, audit: deps.app.audit, profiles: deps.profiles });
+    this.#renewal = new IdentityRenewal({
+      store: deps.app.store,
+      commands: deps.app.commands,
+      audit: deps.app.audit,
+      profiles: deps.profiles,
+    });
   }
 
   readonly #renewal: IdentityRenewal;

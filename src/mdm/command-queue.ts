@@ -22,7 +22,14 @@ export class CommandQueue {
   ): Promise<void> {
     const body = this.deps.master.seal(command.body, associatedData(command.uuid));
     await this.deps.store.enqueueCommand(
-      { uuid: command.uuid, requestType: command.requestType, ...options, body, sealed: true, secretsExpireAt: options.secretsExpireAt ?? null },
+      {
+        uuid: command.uuid,
+        requestType: command.requestType,
+        ...options,
+        body,
+        sealed: true,
+        secretsExpireAt: options.secretsExpireAt ?? null,
+      },
       channelIds,
     );
   }
@@ -32,8 +39,12 @@ export class CommandQueue {
     const next = await this.deps.store.nextCommand(channelId, options);
     if (!next) return undefined;
     // Commands queued before bodies were sealed (schema 11) are delivered as stored.
-    const body = next.sealed ? this.deps.master.open(next.body, associatedData(next.commandUuid)) : next.body;
-    return { ...next, body };
+    return { ...next, body: next.sealed ? this.open(next.commandUuid, next.body) : next.body };
+  }
+
+  /** A sealed body opened; throws if it was not sealed under this key for this command. */
+  open(uuid: string, sealed: Buffer): Buffer {
+    return this.deps.master.open(sealed, associatedData(uuid));
   }
 
   /** Erases the bodies whose secrets expired undelivered (the lifecycle runner calls it each run). */
