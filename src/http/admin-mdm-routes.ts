@@ -1,10 +1,26 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../app/context.ts';
 import { DAY_MS } from '../clock.ts';
 import { commandFromJson, commandFromPlist, CommandError, type BuiltCommand } from '../mdm/commands.ts';
 import type { PushService } from '../push/service.ts';
 import { importPushCertificate } from '../push/certificate.ts';
 import { OperatorError } from '../errors.ts';
+import { ConflictError } from '../store/types.ts';
+
+/** Device (channel) ids per request and per id: beyond these a request is refused, not looked up and echoed. */
+const MAX_DEVICES = 1000;
+const MAX_ID_LENGTH = 256;
+
+/** The ids a request names, once each; or why they are refused. */
+function deviceIds(raw: unknown): string[] | { refused: string } {
+  if (!Array.isArray(raw) || raw.length === 0) return { refused: 'devices must name at least one device' };
+  if (raw.length > MAX_DEVICES) return { refused: `at most ${MAX_DEVICES} devices per command` };
+  if (
+    !raw.every((id): id is string => typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH && !/[\u0000-\u001f]/.test(id))
+  )
+    return { refused: `each device must be an id of 1 to ${MAX_ID_LENGTH} printable characters` };
+  return [...new Set(raw)];
+}
 
 /** The admin API's MDM part: devices, their identities and queues, and enqueueing (also NanoMDM's PUT /v1/enqueue). */
 export async function adminMdmRoutes(admin: FastifyInstance, options: { app: AppContext; push: PushService }): Promise<void> {
@@ -59,12 +75,37 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
     };
   });
 
+  /** Every refusal of an enqueue: audited with what was presented, answered without internals, nothing stored. */
+  const refuse = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    status: 400 | 404 | 409,
+    error: string,
+    message: string,
+    presented: Record<string, unknown>,
+  ) => {
+    await app.audit.record({
+      actor: request.adminActor!,
+      action: 'command.enqueued',
+      target: typeof presented.commandUuid === 'string' ? presented.commandUuid : null,
+      outcome: 'denied',
+      reason: message,
+      detail: presented,
+    });
+    return reply.code(status).send({ error, message });
+  };
+
   const enqueue = async (actor: string, ids: string[], build: () => BuiltCommand, priority: number, wake: boolean) => {
     const command = build();
     const unknown: string[] = [];
     for (const id of ids) if (!(await store.getEnrollment(id.split(':')[0]!))) unknown.push(id);
-    if (unknown.length) return { error: `unknown devices: ${unknown.join(', ')}` };
-    await app.commands.enqueue(command, ids, { priority, createdBy: actor, createdAt: app.clock() });
+    if (unknown.length) return { command, refused: 404 as const, message: `unknown devices: ${unknown.join(', ')}` };
+    try {
+      await app.commands.enqueue(command, ids, { priority, createdBy: actor, createdAt: app.clock() });
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      return { command, refused: 409 as const, message: `CommandUUID ${command.uuid} is already in use` };
+    }
     await app.audit.record({
       actor,
       action: 'command.enqueued',
@@ -78,12 +119,20 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
   };
 
   admin.post('/commands', async (request, reply) => {
-    const body = (request.body ?? {}) as { devices?: unknown; command?: unknown; plist?: unknown; priority?: unknown; push?: unknown };
-    const ids = Array.isArray(body.devices) ? body.devices.filter((d): d is string => typeof d === 'string') : [];
-    if (ids.length === 0) return reply.code(400).send({ error: 'bad-request', message: 'devices must name at least one device' });
+    const raw = request.body;
+    const body = (raw && typeof raw === 'object' && !Array.isArray(raw) ? raw : {}) as {
+      devices?: unknown;
+      command?: unknown;
+      plist?: unknown;
+      priority?: unknown;
+      push?: unknown;
+    };
+    const ids = deviceIds(body.devices);
+    if ('refused' in ids)
+      return refuse(request, reply, 400, 'bad-request', ids.refused, { devices: Array.isArray(body.devices) ? body.devices.length : null });
     const priority = body.priority === undefined ? 0 : Number(body.priority);
     if (!Number.isInteger(priority) || priority < -100 || priority > 100)
-      return reply.code(400).send({ error: 'bad-request', message: 'priority must be an integer from -100 to 100' });
+      return refuse(request, reply, 400, 'bad-request', 'priority must be an integer from -100 to 100', { devices: ids });
     try {
       const result = await enqueue(
         request.adminActor!,
@@ -92,12 +141,18 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
         priority,
         body.push !== false,
       );
-      if ('error' in result) return reply.code(404).send({ error: 'not-found', message: result.error });
+      if (result.refused)
+        return refuse(request, reply, result.refused, result.refused === 404 ? 'not-found' : 'conflict', result.message, {
+          commandUuid: result.command.uuid,
+          requestType: result.command.requestType,
+          devices: ids,
+          priority,
+        });
       return reply
         .code(201)
         .send({ command_uuid: result.command.uuid, request_type: result.command.requestType, devices: ids, push: result.pushed ?? null });
     } catch (err) {
-      if (err instanceof CommandError) return reply.code(400).send({ error: 'bad-command', message: err.message });
+      if (err instanceof CommandError) return refuse(request, reply, 400, 'bad-command', err.message, { devices: ids });
       throw err;
     }
   });
@@ -142,20 +197,25 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
   await admin.register(async (nano) => {
     nano.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     nano.put('/enqueue/:ids', async (request, reply) => {
-      const ids = (request.params as { ids: string }).ids.split(',').filter(Boolean);
-      if (!Buffer.isBuffer(request.body) || ids.length === 0)
-        return reply.code(400).send({ error: 'bad-request', message: 'a plist body and at least one id are needed' });
+      const ids = deviceIds((request.params as { ids: string }).ids.split(',').filter(Boolean));
+      if ('refused' in ids) return refuse(request, reply, 400, 'bad-request', ids.refused, {});
+      if (!Buffer.isBuffer(request.body)) return refuse(request, reply, 400, 'bad-request', 'a plist body is needed', { devices: ids });
       try {
         const nopush = (request.query as { nopush?: string }).nopush;
         const result = await enqueue(request.adminActor!, ids, () => commandFromPlist(request.body as Buffer), 0, !nopush);
-        if ('error' in result) return reply.code(404).send({ error: 'not-found', message: result.error });
+        if (result.refused)
+          return refuse(request, reply, result.refused, result.refused === 404 ? 'not-found' : 'conflict', result.message, {
+            commandUuid: result.command.uuid,
+            requestType: result.command.requestType,
+            devices: ids,
+          });
         return {
           status: nanoStatus(ids, result.pushed),
           command_uuid: result.command.uuid,
           request_type: result.command.requestType,
         };
       } catch (err) {
-        if (err instanceof CommandError) return reply.code(400).send({ error: 'bad-command', message: err.message });
+        if (err instanceof CommandError) return refuse(request, reply, 400, 'bad-command', err.message, { devices: ids });
         throw err;
       }
     });
