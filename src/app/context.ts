@@ -54,13 +54,15 @@ export async function openApp(config: Config, options: { logger: Logger; clock?:
     await store.migrate();
     await store.setMetaIfAbsent(MASTER_KEY_CHECK, master.checkValue());
     const keyring = new Keyring(store, master, clock);
+    const commands = new CommandQueue({ store, master });
+    await commands.sealStoredInClear();
     const audit = new AuditLog(store, options.logger, clock);
     return {
       config,
       dataDir,
       store,
       keyring,
-      commands: new CommandQueue({ store, master }),
+      commands,
       audit,
       logger: options.logger,
       clock,

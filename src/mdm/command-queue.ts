@@ -47,6 +47,11 @@ export class CommandQueue {
     return this.deps.master.open(sealed, associatedData(uuid));
   }
 
+  /** Seals the bodies of commands queued before bodies were sealed (an upgraded database); at every open. */
+  sealStoredInClear(): Promise<number> {
+    return this.deps.store.sealCommandBodies((uuid, body) => this.deps.master.seal(body, associatedData(uuid)));
+  }
+
   /** Erases the bodies whose secrets expired undelivered (the lifecycle runner calls it each run). */
   sweep(now: Date): Promise<string[]> {
     return this.deps.store.eraseExpiredCommandBodies(now);

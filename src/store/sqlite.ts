@@ -852,6 +852,18 @@ export class SqliteStore implements Store {
     })();
   }
 
+  async sealCommandBodies(seal: (uuid: string, body: Buffer) => Buffer): Promise<number> {
+    return this.#db.transaction((): number => {
+      const rows = this.#sql('SELECT uuid, body FROM commands WHERE body_sealed = 0 AND body_erased_at IS NULL').all() as Row[];
+      for (const r of rows)
+        this.#sql('UPDATE commands SET body = ?, body_sealed = 1 WHERE uuid = ?').run(
+          seal(String(r.uuid), Buffer.from(r.body as Uint8Array)),
+          r.uuid,
+        );
+      return rows.length;
+    })();
+  }
+
   async eraseExpiredCommandBodies(now: Date): Promise<string[]> {
     return this.#db.transaction((): string[] => {
       const uuids = (

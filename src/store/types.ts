@@ -383,6 +383,11 @@ export interface Store {
     now: Date,
   ): Promise<boolean>;
   listQueue(channelId: string): Promise<QueueEntry[]>;
+  /**
+   * Seals, in one transaction, every body still stored in clear (queued before schema 11 and not erased) with
+   * `seal(uuid, body)`; returns how many.
+   */
+  sealCommandBodies(seal: (uuid: string, body: Buffer) => Buffer): Promise<number>;
   /** Erases the bodies of commands whose secrets expired at `now` and were not erased yet; returns their UUIDs. */
   eraseExpiredCommandBodies(now: Date): Promise<string[]>;
 
