@@ -142,7 +142,8 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
         return reply.code(201).send({ id: record.id, url, identity, expiresAt: record.expiresAt.toISOString() });
       });
       admin.get('/audit', async (request) => {
-        const limit = Math.min(Number((request.query as { limit?: string }).limit ?? 100) || 100, 1000);
+        // Clamped both ways: SQLite reads a negative LIMIT as no limit at all.
+        const limit = Math.max(1, Math.min(Math.trunc(Number((request.query as { limit?: string }).limit ?? 100)) || 100, 1000));
         return { events: await app.store.listAudit({ limit }) };
       });
     },

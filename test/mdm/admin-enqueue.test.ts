@@ -107,4 +107,17 @@ describe('admin enqueue refusals: typed, audited, nothing stored, no internals',
     assert.deepEqual(f.state(), stored);
     assert.equal((await refusals()).length, denied + cases.length);
   });
+
+  test('GET /v1/audit: a negative or absurd limit is clamped, not read as "everything"', async () => {
+    for (let i = 0; i < 3; i++) await f.admin('POST', '/v1/commands', { devices: [5] });
+    for (const [limit, expected] of [
+      ['-1', 1],
+      ['2', 2],
+      ['2.9', 2],
+    ] as const) {
+      const r = await f.admin('GET', `/v1/audit?limit=${limit}`);
+      assert.equal(r.statusCode, 200);
+      assert.equal(r.json().events.length, expected, `limit=${limit}`);
+    }
+  });
 });
