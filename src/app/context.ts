@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts';
 import { Keyring } from '../pki/keyring.ts';
 import { loadMasterKey, type MasterKey } from '../pki/master-key.ts';
 import { CommandQueue } from '../mdm/command-queue.ts';
+import { DeviceTokens } from '../mdm/device-tokens.ts';
 import { ensureServerPki, type PkiSettings, type ServerPki } from '../pki/server-pki.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import type { CertificateRole, Store } from '../store/types.ts';
@@ -20,6 +21,8 @@ export interface AppContext {
   keyring: Keyring;
   /** MDM commands, their bodies sealed at rest. */
   commands: CommandQueue;
+  /** Escrowed UnlockToken and BootstrapToken, sealed at rest. */
+  deviceTokens: DeviceTokens;
   audit: AuditLog;
   logger: Logger;
   clock: Clock;
@@ -56,6 +59,8 @@ export async function openApp(config: Config, options: { logger: Logger; clock?:
     const keyring = new Keyring(store, master, clock);
     const commands = new CommandQueue({ store, master });
     await commands.sealStoredInClear();
+    const deviceTokens = new DeviceTokens(master);
+    await store.sealEnrollmentTokens((id, kind, token) => deviceTokens.seal(id, kind, token));
     const audit = new AuditLog(store, options.logger, clock);
     return {
       config,
@@ -63,6 +68,7 @@ export async function openApp(config: Config, options: { logger: Logger; clock?:
       store,
       keyring,
       commands,
+      deviceTokens,
       audit,
       logger: options.logger,
       clock,

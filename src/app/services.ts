@@ -93,7 +93,7 @@ export interface MdmServices {
  */
 export function createMdmServices(app: AppContext, renewal?: IdentityRenewal): MdmServices {
   const deps = { store: app.store, audit: app.audit };
-  const core = new CoreMdmService({ ...deps, commands: app.commands });
+  const core = new CoreMdmService({ ...deps, commands: app.commands, tokens: app.deviceTokens });
   const bound = new CertAuthService(renewal ? new RenewalRetryService(core, { store: app.store, renewal }) : core, deps);
   const sender = webhookSender(app);
   const webhook = sender ? new WebhookService(bound, sender) : undefined;

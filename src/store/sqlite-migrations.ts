@@ -235,6 +235,10 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       CREATE INDEX commands_by_secrets_expiry ON commands(secrets_expire_at) WHERE body_erased_at IS NULL;
       UPDATE commands SET body = zeroblob(0), body_erased_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
         WHERE NOT EXISTS (SELECT 1 FROM command_queue q WHERE q.command_uuid = commands.uuid AND q.status IN ('queued', 'not-now'));
+      -- Escrowed UnlockToken and BootstrapToken are sealed too: rows from now on are born sealed, older ones are
+      -- sealed when the app next opens (it holds the master key; SQL does not).
+      ALTER TABLE enrollments ADD COLUMN tokens_sealed INTEGER NOT NULL DEFAULT 1;
+      UPDATE enrollments SET tokens_sealed = 0 WHERE unlock_token IS NOT NULL OR bootstrap_token IS NOT NULL;
     `,
   },
 ];

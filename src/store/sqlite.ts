@@ -864,6 +864,23 @@ export class SqliteStore implements Store {
     })();
   }
 
+  async sealEnrollmentTokens(
+    seal: (enrollmentId: string, kind: 'unlock-token' | 'bootstrap-token', token: Buffer) => Buffer,
+  ): Promise<number> {
+    return this.#db.transaction((): number => {
+      const rows = this.#sql('SELECT id, unlock_token, bootstrap_token FROM enrollments WHERE tokens_sealed = 0').all() as Row[];
+      const sealed = (id: string, kind: 'unlock-token' | 'bootstrap-token', v: unknown) =>
+        v === null || v === undefined || (v as Uint8Array).length === 0 ? v : seal(id, kind, Buffer.from(v as Uint8Array));
+      for (const r of rows)
+        this.#sql('UPDATE enrollments SET unlock_token = ?, bootstrap_token = ?, tokens_sealed = 1 WHERE id = ?').run(
+          sealed(String(r.id), 'unlock-token', r.unlock_token),
+          sealed(String(r.id), 'bootstrap-token', r.bootstrap_token),
+          r.id,
+        );
+      return rows.length;
+    })();
+  }
+
   async eraseExpiredCommandBodies(now: Date): Promise<string[]> {
     return this.#db.transaction((): string[] => {
       const uuids = (

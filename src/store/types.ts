@@ -149,6 +149,7 @@ export interface EnrollmentRecord {
   topic: string | null;
   pushToken: Buffer | null;
   pushMagic: string | null;
+  /** Sealed under the master key (src/mdm/device-tokens.ts); an empty bootstrap token means none is escrowed. */
   unlockToken: Buffer | null;
   bootstrapToken: Buffer | null;
   /** Set when APNs answered 410 Unregistered for the push token; cleared by the next TokenUpdate. */
@@ -388,6 +389,8 @@ export interface Store {
    * `seal(uuid, body)`; returns how many.
    */
   sealCommandBodies(seal: (uuid: string, body: Buffer) => Buffer): Promise<number>;
+  /** Seals, in one transaction, the escrowed tokens of enrollments stored before tokens were sealed; returns how many. */
+  sealEnrollmentTokens(seal: (enrollmentId: string, kind: 'unlock-token' | 'bootstrap-token', token: Buffer) => Buffer): Promise<number>;
   /** Erases the bodies of commands whose secrets expired at `now` and were not erased yet; returns their UUIDs. */
   eraseExpiredCommandBodies(now: Date): Promise<string[]>;
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -190,4 +190,26 @@ test('a renewal profile undelivered when its challenge expires is not delivered,
   assert.notEqual(second, first);
   const offered = plistlibPlain((await f.speak(device, { Status: 'Idle' })).rawPayload);
   assert.equal(offered.CommandUUID, second);
+});
+
+test('escrowed UnlockToken and BootstrapToken are sealed at rest, and GetBootstrapToken still returns the token', async (t) => {
+  const f = await mdmFixture();
+  t.after(() => f.close());
+  const device = await enrollTestDevice(f, 'SECRETS-TOKENS');
+  assert.equal((await f.speak(device, AUTHENTICATE)).statusCode, 200);
+  const unlock = randomBytes(48);
+  const bootstrap = randomBytes(48);
+  const update = { MessageType: 'TokenUpdate', Topic: TOPIC, Token: { $data: randomBytes(32).toString('base64') }, PushMagic: 'magic' };
+  assert.equal((await f.speak(device, { ...update, UnlockToken: { $data: unlock.toString('base64') } })).statusCode, 200);
+  assert.equal(
+    (await f.speak(device, { MessageType: 'SetBootstrapToken', BootstrapToken: { $data: bootstrap.toString('base64') } })).statusCode,
+    200,
+  );
+
+  assert.deepEqual(secretsOnDisk(f.app.config.dataDir, { 'unlock token': unlock, 'bootstrap token': bootstrap }), []);
+  const got = plistlibPlain((await f.speak(device, { MessageType: 'GetBootstrapToken' })).rawPayload);
+  assert.equal(got.BootstrapToken, bootstrap.toString('base64'));
+  const stored = await f.app.store.getEnrollment('SECRETS-TOKENS');
+  assert.deepEqual(f.app.deviceTokens.open('SECRETS-TOKENS', 'unlock-token', stored!.unlockToken!), unlock);
+  assert.throws(() => f.app.deviceTokens.open('OTHER-DEVICE', 'unlock-token', stored!.unlockToken!), 'bound to its enrollment');
 });

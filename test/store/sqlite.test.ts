@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { CommandQueue } from '../../src/mdm/command-queue.ts';
+import { DeviceTokens } from '../../src/mdm/device-tokens.ts';
 import { MasterKey } from '../../src/pki/master-key.ts';
 import { SqliteStore } from '../../src/store/sqlite.ts';
 import { tempDir } from '../helpers/cli.ts';
@@ -76,7 +77,10 @@ test('sqlite: migration 11 erases the bodies of commands already answered and ke
   const db = new Database(path);
   db.exec(`DROP INDEX commands_by_secrets_expiry;
     ALTER TABLE commands DROP COLUMN body_sealed; ALTER TABLE commands DROP COLUMN secrets_expire_at; ALTER TABLE commands DROP COLUMN body_erased_at;
+    ALTER TABLE enrollments DROP COLUMN tokens_sealed;
     DELETE FROM schema_migrations WHERE version = 11;
+    INSERT INTO enrollments (id, kind, status, unlock_token, bootstrap_token, enrolled_at, last_seen_at)
+      VALUES ('D', 'device', 'enrolled', 'unlock-in-clear', 'bootstrap-in-clear', 0, 0);
     INSERT INTO commands VALUES ('answered', 'InstallProfile', 'challenge-in-clear-1', 0, 'test', 0), ('pending', 'InstallProfile', 'challenge-in-clear-2', 0, 'test', 0);
     INSERT INTO command_queue (channel_id, command_uuid, priority, status, updated_at) VALUES ('D', 'answered', 0, 'acknowledged', 0), ('D', 'pending', 0, 'queued', 0);`);
   db.close();
@@ -96,5 +100,14 @@ test('sqlite: migration 11 erases the bodies of commands already answered and ke
   assert.equal(sealed?.sealed, true);
   assert.ok(!sealed.body.includes('challenge-in-clear'));
   assert.equal((await commands.next('D', { reviveNotNow: false, now: new Date() }))?.body.toString(), 'challenge-in-clear-2');
+
+  // And the escrowed tokens of enrollments from before.
+  const tokens = new DeviceTokens(MasterKey.generate());
+  const seal = (id: string, kind: 'unlock-token' | 'bootstrap-token', token: Buffer) => tokens.seal(id, kind, token);
+  assert.equal(await again.sealEnrollmentTokens(seal), 1);
+  assert.equal(await again.sealEnrollmentTokens(seal), 0, 'once');
+  const enrollment = await again.getEnrollment('D');
+  assert.equal(tokens.open('D', 'unlock-token', enrollment!.unlockToken!).toString(), 'unlock-in-clear');
+  assert.equal(tokens.open('D', 'bootstrap-token', enrollment!.bootstrapToken!).toString(), 'bootstrap-in-clear');
   await again.close();
 });
