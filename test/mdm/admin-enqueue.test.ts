@@ -120,4 +120,24 @@ describe('admin enqueue refusals: typed, audited, nothing stored, no internals',
       assert.equal(r.json().events.length, expected, `limit=${limit}`);
     }
   });
+
+  test('malformed push certificate files are 400 and audited, never 500, and change nothing', async () => {
+    const stored = f.state();
+    const before = (await f.app.store.listAudit({ action: 'push.import', limit: 1000 })).length;
+    const root = f.pki.authority.root.der;
+    const files = [
+      ...[8, 40, 200].map((n) => root.subarray(0, n)), // a certificate cut short
+      Buffer.concat([Buffer.from('30820040', 'hex'), Buffer.alloc(64, 0xa0)]), // a sequence of truncated elements
+      Buffer.concat([Buffer.from('3082004002010330', 'hex'), Buffer.alloc(60, 0x82)]), // PKCS#12-shaped, inner lengths too large
+      Buffer.concat([Buffer.from('30820040020103308200', 'hex'), Buffer.alloc(60, 0x04)]),
+    ];
+    for (const [i, file] of files.entries()) {
+      const r = await f.admin('POST', '/v1/push/certificate', { certificate: file.toString('base64'), password: 'x' });
+      assert.equal(r.statusCode, 400, `file ${i}: ${r.body}`);
+      assert.equal(r.json().error, 'bad-push-certificate');
+    }
+    assert.equal((await f.app.store.listAudit({ action: 'push.import', limit: 1000 })).length, before + files.length);
+    assert.deepEqual(await f.app.store.listAudit({ action: 'admin.error' }), []);
+    assert.deepEqual(f.state(), stored);
+  });
 });
