@@ -99,7 +99,10 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
     const command = build();
     const unknown: string[] = [];
     for (const id of ids) if (!(await store.getEnrollment(id.split(':')[0]!))) unknown.push(id);
-    if (unknown.length) return { command, refused: 404 as const, message: `unknown devices: ${unknown.join(', ')}` };
+    if (unknown.length) {
+      const named = unknown.slice(0, 10).join(', ') + (unknown.length > 10 ? ` and ${unknown.length - 10} more` : '');
+      return { command, refused: 404 as const, message: `unknown devices: ${named}` };
+    }
     try {
       await app.commands.enqueue(command, ids, { priority, createdBy: actor, createdAt: app.clock() });
     } catch (err) {
