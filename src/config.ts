@@ -597,6 +597,17 @@ function ciphers(raw: string | string[] | undefined): CipherFamily[] {
   return list as CipherFamily[];
 }
 
+/** The options given explicitly, by flag, `CERTMDM_*` environment or config file, rather than defaulted. */
+export function explicitOptions(flags: RawOptions, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Set<string> {
+  const configFile = (flags.config as string | undefined) ?? env.CERTMDM_CONFIG;
+  const fromFile = configFile ? readConfigFile(resolve(cwd, configFile)) : {};
+  return new Set(
+    OPTIONS.filter(
+      (o) => (flags[o.flag] !== undefined && typeof flags[o.flag] !== 'boolean') || Boolean(env[o.env]) || fromFile[o.flag] !== undefined,
+    ).map((o) => o.flag),
+  );
+}
+
 export function renderOptionsHelp(): string {
   return OPTIONS.map((o) => {
     const head = `  --${o.flag}${o.kind === 'list' ? ' <value>...' : ' <value>'}`;

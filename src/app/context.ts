@@ -5,6 +5,8 @@ import { OperatorError, messageOf } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { Keyring } from '../pki/keyring.ts';
 import { loadMasterKey, type MasterKey } from '../pki/master-key.ts';
+import { CommandQueue } from '../mdm/command-queue.ts';
+import { DeviceTokens } from '../mdm/device-tokens.ts';
 import { ensureServerPki, type PkiSettings, type ServerPki } from '../pki/server-pki.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import type { CertificateRole, Store } from '../store/types.ts';
@@ -17,6 +19,10 @@ export interface AppContext {
   dataDir: DataDirectory;
   store: Store;
   keyring: Keyring;
+  /** MDM commands, their bodies sealed at rest. */
+  commands: CommandQueue;
+  /** Escrowed UnlockToken and BootstrapToken, sealed at rest. */
+  deviceTokens: DeviceTokens;
   audit: AuditLog;
   logger: Logger;
   clock: Clock;
@@ -51,12 +57,18 @@ export async function openApp(config: Config, options: { logger: Logger; clock?:
     await store.migrate();
     await store.setMetaIfAbsent(MASTER_KEY_CHECK, master.checkValue());
     const keyring = new Keyring(store, master, clock);
+    const commands = new CommandQueue({ store, master });
+    await commands.sealStoredInClear();
+    const deviceTokens = new DeviceTokens(master);
+    await store.sealEnrollmentTokens((id, kind, token) => deviceTokens.seal(id, kind, token));
     const audit = new AuditLog(store, options.logger, clock);
     return {
       config,
       dataDir,
       store,
       keyring,
+      commands,
+      deviceTokens,
       audit,
       logger: options.logger,
       clock,

@@ -75,7 +75,7 @@ export function createServices(app: AppContext, pki: ServerPki): Services {
   return {
     scep: createScepService(app, pki),
     profiles,
-    mdm: createMdmServices(app, new IdentityRenewal({ store: app.store, audit: app.audit, profiles })),
+    mdm: createMdmServices(app, new IdentityRenewal({ store: app.store, commands: app.commands, audit: app.audit, profiles })),
     push: createPushService(app),
   };
 }
@@ -100,7 +100,12 @@ export interface MdmServices {
  */
 export function createMdmServices(app: AppContext, renewal?: IdentityRenewal): MdmServices {
   const deps = { store: app.store, audit: app.audit };
-  const core = new CoreMdmService({ ...deps, binding: bindingPolicy({ permissiveReenrollment: app.config.permissiveReenrollment }) });
+  const core = new CoreMdmService({
+    ...deps,
+    commands: app.commands,
+    tokens: app.deviceTokens,
+    binding: bindingPolicy({ permissiveReenrollment: app.config.permissiveReenrollment }),
+  });
   const bound = new CertAuthService(renewal ? new RenewalRetryService(core, { store: app.store, renewal }) : core, deps);
   const sender = webhookSender(app);
   const webhook = sender ? new WebhookService(bound, sender) : undefined;

@@ -11,13 +11,16 @@ import {
 } from '../push/certificate.ts';
 import { ensurePki, openApp, type AppContext } from '../app/context.ts';
 import { mintApiToken } from '../admin/tokens.ts';
-import { renderOptionsHelp, type Config } from '../config.ts';
+import { explicitOptions, renderOptionsHelp, type Config, type RawOptions } from '../config.ts';
 import { OperatorError, messageOf } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { toPem } from '../pki/certificate.ts';
 import { formatInventoryTable, listInventory } from '../pki/inventory.ts';
 import { CERTIFICATE_ROLES, type CertificateRole, type IdentityKind } from '../store/types.ts';
 import { createProfileService } from '../app/services.ts';
+import { recordServerNamesIfAbsent, serverNames, withServerNames } from '../app/server-names.ts';
+import { loadServerPki } from '../pki/server-pki.ts';
+import type { ProfileService } from '../profiles/service.ts';
 import { parseCommand } from './args.ts';
 import { DEFAULT_POLICY } from '../lifecycle/model.ts';
 import { plan } from '../lifecycle/planner.ts';
@@ -76,6 +79,17 @@ async function withApp<T>(config: Config, create: boolean, fn: (app: AppContext)
   }
 }
 
+/**
+ * Profiles and links from the CLI: the PKI as the server holds it (never re-issued from here: the server keeps
+ * serving what it loaded) and the URLs and names the server recorded.
+ */
+async function cliProfiles(app: AppContext, values: RawOptions): Promise<ProfileService> {
+  const pki = await loadServerPki(app);
+  if (!pki) throw new OperatorError('this data directory has no server PKI yet: run certmdm init or certmdm serve first');
+  const config = withServerNames(app.config, await serverNames(app.store), explicitOptions(values));
+  return createProfileService({ ...app, config }, pki);
+}
+
 async function run(argv: string[]): Promise<void> {
   const [command, sub, ...rest] = argv;
   const out = (text: string): void => {
@@ -91,7 +105,9 @@ async function run(argv: string[]): Promise<void> {
       const { config, values } = parseCommand(argv.slice(1));
       if (values.help) return out(commandHelp('init'));
       return withApp(config, true, async (app) => {
-        const pki = await ensurePki(app);
+        // Creates what a new data directory lacks; on an existing one (perhaps served right now) it changes nothing.
+        const pki = (await loadServerPki(app)) ?? (await ensurePki(app));
+        await recordServerNamesIfAbsent(app.store, config);
         const hasTokens = (await app.store.listApiTokens()).length > 0;
         out(`data directory ${app.dataDir.path}`);
         out(`root CA ${pki.authority.root.fingerprintSha256}`);
@@ -202,7 +218,7 @@ async function run(argv: string[]): Promise<void> {
       if (values.help) return out(commandHelp('enroll-link [--identity scep|pkcs12] [--device UDID] [--ttl-hours N] [--json]'));
       const identity = identityKind(values.identity);
       return withApp(config, false, async (app) => {
-        const profiles = createProfileService(app, await ensurePki(app));
+        const profiles = await cliProfiles(app, values);
         const ttlHours = values['ttl-hours'] === undefined ? config.enrollLinkTtlHours : Number(values['ttl-hours']);
         if (!(ttlHours > 0 && ttlHours <= 24 * 365)) throw new OperatorError('--ttl-hours must be above 0 and at most 8760', 2);
         const device = values.device as string | undefined;
@@ -231,7 +247,7 @@ async function run(argv: string[]): Promise<void> {
         return out(commandHelp('profile enroll|trust --out FILE [--identity scep|pkcs12] [--unsigned]'));
       if (!values.out) throw new OperatorError('profile needs --out FILE', 2);
       return withApp(config, false, async (app) => {
-        const profiles = createProfileService(app, await ensurePki(app));
+        const profiles = await cliProfiles(app, values);
         const sign = !values.unsigned;
         const generated =
           sub === 'enroll'

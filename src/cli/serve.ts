@@ -1,4 +1,5 @@
 import { ensurePki, openApp } from '../app/context.ts';
+import { recordServerNames } from '../app/server-names.ts';
 import { mintApiToken } from '../admin/tokens.ts';
 import type { Config } from '../config.ts';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +14,8 @@ export async function serve(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel);
   const app = await openApp(config, { logger, create: true });
   const pki = await ensurePki(app);
+  // The CLI's links and profiles read these, so they name this server without repeating its flags.
+  await recordServerNames(app.store, config);
   const firstToken = (await app.store.listApiTokens()).length === 0 ? await mintApiToken(app.store, app.clock, 'initial-admin') : undefined;
   if (firstToken)
     await app.audit.record({

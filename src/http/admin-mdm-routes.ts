@@ -1,12 +1,28 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../app/context.ts';
 import { DAY_MS } from '../clock.ts';
 import { commandFromJson, commandFromPlist, CommandError, type BuiltCommand } from '../mdm/commands.ts';
-import type { PushService } from '../push/service.ts';
+import type { PushResult, PushService } from '../push/service.ts';
 import { importPushCertificate } from '../push/certificate.ts';
 import { OperatorError } from '../errors.ts';
 import { ChannelIdError, channelFromId, channelFromParts } from '../mdm/channel-id.ts';
-import type { ChannelKey } from '../store/types.ts';
+import { ConflictError, type ChannelKey } from '../store/types.ts';
+
+/** Channels per request and characters per id: beyond these a request is refused, not looked up and echoed. */
+const MAX_DEVICES = 1000;
+const MAX_ID_LENGTH = 256;
+
+/** The channels a request names, once each; or why they are refused. */
+function channelNames(raw: unknown): ChannelName[] | { refused: string } {
+  if (!Array.isArray(raw) || raw.length === 0) return { refused: 'devices must name at least one channel' };
+  if (raw.length > MAX_DEVICES) return { refused: `at most ${MAX_DEVICES} devices per command` };
+  if (!raw.every(isChannelName))
+    return {
+      refused: `devices must name channels: "<id>", "<id>:<UserID>" or {"enrollment_id", "user_id"?}, each of 1 to ${MAX_ID_LENGTH} printable characters`,
+    };
+  const seen = new Set<string>();
+  return raw.filter((name) => !seen.has(nameKey(name)) && seen.add(nameKey(name)));
+}
 
 /** The admin API's MDM part: devices, their identities and queues, and enqueueing (also NanoMDM's PUT /v1/enqueue). */
 export async function adminMdmRoutes(admin: FastifyInstance, options: { app: AppContext; push: PushService }): Promise<void> {
@@ -91,11 +107,42 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
     };
   });
 
-  const enqueue = async (actor: string, names: ChannelName[], build: () => BuiltCommand, priority: number, wake: boolean) => {
+  /** An enqueue refusal: audited with what was presented, answered without internals, nothing stored. */
+  const refuseEnqueue = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    status: 400 | 409,
+    error: string,
+    message: string,
+    presented: Record<string, unknown>,
+  ) => {
+    await app.audit.record({
+      actor: request.adminActor!,
+      action: 'command.enqueued',
+      target: typeof presented.commandUuid === 'string' ? presented.commandUuid : null,
+      outcome: 'denied',
+      reason: message,
+      detail: presented,
+    });
+    return reply.code(status).send({ error, message });
+  };
+
+  const enqueue = async (
+    actor: string,
+    names: ChannelName[],
+    build: () => BuiltCommand,
+    priority: number,
+    wake: boolean,
+  ): Promise<ChannelIdError | { command: BuiltCommand; conflict: string } | { command: BuiltCommand; pushed?: PushResult[] }> => {
     const command = build();
     const channels = await resolve(actor, 'command.enqueued', names);
     if (channels instanceof ChannelIdError) return channels;
-    await store.enqueueCommand({ ...command, priority, createdBy: actor, createdAt: app.clock() }, channels);
+    try {
+      await app.commands.enqueue(command, channels, { priority, createdBy: actor, createdAt: app.clock() });
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      return { command, conflict: `CommandUUID ${command.uuid} is already in use` };
+    }
     await app.audit.record({
       actor,
       action: 'command.enqueued',
@@ -109,16 +156,22 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
   };
 
   admin.post('/commands', async (request, reply) => {
-    const body = (request.body ?? {}) as { devices?: unknown; command?: unknown; plist?: unknown; priority?: unknown; push?: unknown };
-    const ids = Array.isArray(body.devices) ? body.devices.filter(isChannelName) : [];
-    if (ids.length === 0 || ids.length !== (body.devices as unknown[]).length)
-      return reply.code(400).send({
-        error: 'bad-request',
-        message: 'devices must name at least one channel: "<id>", "<id>:<UserID>" or {"enrollment_id", "user_id"?}',
+    const raw = request.body;
+    const body = (raw && typeof raw === 'object' && !Array.isArray(raw) ? raw : {}) as {
+      devices?: unknown;
+      command?: unknown;
+      plist?: unknown;
+      priority?: unknown;
+      push?: unknown;
+    };
+    const ids = channelNames(body.devices);
+    if ('refused' in ids)
+      return refuseEnqueue(request, reply, 400, 'bad-request', ids.refused, {
+        devices: Array.isArray(body.devices) ? body.devices.length : null,
       });
     const priority = body.priority === undefined ? 0 : Number(body.priority);
     if (!Number.isInteger(priority) || priority < -100 || priority > 100)
-      return reply.code(400).send({ error: 'bad-request', message: 'priority must be an integer from -100 to 100' });
+      return refuseEnqueue(request, reply, 400, 'bad-request', 'priority must be an integer from -100 to 100', { devices: ids });
     try {
       const result = await enqueue(
         request.adminActor!,
@@ -128,6 +181,13 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
         body.push !== false,
       );
       if (result instanceof ChannelIdError) return refuse(reply, result);
+      if ('conflict' in result)
+        return refuseEnqueue(request, reply, 409, 'conflict', result.conflict, {
+          commandUuid: result.command.uuid,
+          requestType: result.command.requestType,
+          devices: ids,
+          priority,
+        });
       return reply.code(201).send({
         command_uuid: result.command.uuid,
         request_type: result.command.requestType,
@@ -135,7 +195,7 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
         push: result.pushed ? Object.fromEntries(ids.map((id, i) => [nameKey(id), result.pushed?.[i]])) : null,
       });
     } catch (err) {
-      if (err instanceof CommandError) return reply.code(400).send({ error: 'bad-command', message: err.message });
+      if (err instanceof CommandError) return refuseEnqueue(request, reply, 400, 'bad-command', err.message, { devices: ids });
       throw err;
     }
   });
@@ -182,20 +242,28 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
   await admin.register(async (nano) => {
     nano.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     nano.put('/enqueue/:ids', async (request, reply) => {
-      const ids = (request.params as { ids: string }).ids.split(',').filter(Boolean);
-      if (!Buffer.isBuffer(request.body) || ids.length === 0)
-        return reply.code(400).send({ error: 'bad-request', message: 'a plist body and at least one id are needed' });
+      const names = channelNames((request.params as { ids: string }).ids.split(',').filter(Boolean));
+      if ('refused' in names) return refuseEnqueue(request, reply, 400, 'bad-request', names.refused, {});
+      const ids = names as string[];
+      if (!Buffer.isBuffer(request.body))
+        return refuseEnqueue(request, reply, 400, 'bad-request', 'a plist body is needed', { devices: ids });
       try {
         const nopush = (request.query as { nopush?: string }).nopush;
         const result = await enqueue(request.adminActor!, ids, () => commandFromPlist(request.body as Buffer), 0, !nopush);
         if (result instanceof ChannelIdError) return refuse(reply, result);
+        if ('conflict' in result)
+          return refuseEnqueue(request, reply, 409, 'conflict', result.conflict, {
+            commandUuid: result.command.uuid,
+            requestType: result.command.requestType,
+            devices: ids,
+          });
         return {
           status: nanoStatus(ids, result.pushed),
           command_uuid: result.command.uuid,
           request_type: result.command.requestType,
         };
       } catch (err) {
-        if (err instanceof CommandError) return reply.code(400).send({ error: 'bad-command', message: err.message });
+        if (err instanceof CommandError) return refuseEnqueue(request, reply, 400, 'bad-command', err.message, { devices: ids });
         throw err;
       }
     });
@@ -205,15 +273,14 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
 /** A channel as the admin names it: NanoMDM's string (resolved by `channelFromId`) or its two parts. */
 type ChannelName = string | { enrollment_id: string; user_id?: string | null };
 
+const printableId = (v: unknown): v is string =>
+  typeof v === 'string' && v.length > 0 && v.length <= MAX_ID_LENGTH && !/[\u0000-\u001f\u007f]/.test(v);
+
 function isChannelName(value: unknown): value is ChannelName {
-  if (typeof value === 'string') return value.length > 0;
+  if (typeof value === 'string') return printableId(value);
   if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
   const { enrollment_id, user_id } = value as Record<string, unknown>;
-  return (
-    typeof enrollment_id === 'string' &&
-    enrollment_id.length > 0 &&
-    (user_id == null || (typeof user_id === 'string' && user_id.length > 0))
-  );
+  return printableId(enrollment_id) && (user_id == null || printableId(user_id));
 }
 
 /** How a result is keyed in a response: the id as the admin wrote it, or the JSON of a structural name. */

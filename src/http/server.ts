@@ -88,6 +88,20 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
   await server.register(
     async (admin) => {
       admin.addHook('preHandler', requireAdminToken(app));
+      // A failure nobody foresaw is still answered without internals (SQL, paths, stacks), logged and audited.
+      admin.setErrorHandler(async (err: { statusCode?: number; message: string }, request, reply) => {
+        if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)
+          return reply.code(err.statusCode).send({ error: 'bad-request', message: err.message });
+        request.log.error({ err }, 'admin API internal error');
+        await app.audit.record({
+          actor: request.adminActor ?? `ip:${request.ip}`,
+          action: 'admin.error',
+          target: `${request.method} ${request.routeOptions.url ?? ''}`,
+          outcome: 'error',
+          reason: 'internal error',
+        });
+        return reply.code(500).send({ error: 'internal', message: 'internal error; the server log has the details' });
+      });
       admin.get('/certs', async (request) => {
         const certificates = await listInventory(app.store, app.clock(), { pem: (request.query as { pem?: string }).pem === '1' });
         await app.audit.record({ actor: request.adminActor!, action: 'certs.list', outcome: 'ok', detail: { count: certificates.length } });
@@ -145,7 +159,8 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
         }
       });
       admin.get('/audit', async (request) => {
-        const limit = Math.min(Number((request.query as { limit?: string }).limit ?? 100) || 100, 1000);
+        // Clamped both ways: SQLite reads a negative LIMIT as no limit at all.
+        const limit = Math.max(1, Math.min(Math.trunc(Number((request.query as { limit?: string }).limit ?? 100)) || 100, 1000));
         return { events: await app.store.listAudit({ limit }) };
       });
     },

@@ -1,4 +1,5 @@
 import type { AuditLog } from '../admin/audit.ts';
+import type { CommandQueue } from '../mdm/command-queue.ts';
 import { commandFromJson } from '../mdm/commands.ts';
 import { certificateParts, nameAttributes } from '../pki/certificate.ts';
 import type { ProfileService } from '../profiles/service.ts';
@@ -12,11 +13,11 @@ export const IMMEDIATE_RETRIES = 3;
  * a new one-time challenge), recorded on the enrollment so the lifecycle engine can follow it to completion.
  */
 export class IdentityRenewal {
-  constructor(private readonly deps: { store: Store; audit: AuditLog; profiles: ProfileService }) {}
+  constructor(private readonly deps: { store: Store; commands: CommandQueue; audit: AuditLog; profiles: ProfileService }) {}
 
   /** Queues a renewal profile for the device; false when it has no identity to renew. Waking it is the caller's job. */
   async send(enrollment: EnrollmentRecord, now: Date, actor = 'lifecycle'): Promise<boolean> {
-    const { store, audit, profiles } = this.deps;
+    const { store, commands, audit, profiles } = this.deps;
     const identity = enrollment.identityCertificateId ? await store.getCertificate(enrollment.identityCertificateId) : undefined;
     if (!identity) return false;
     const ref = nameAttributes(certificateParts(identity.der).subject).find(([, , a]) => a === 'CN')?.[1];
@@ -29,7 +30,11 @@ export class IdentityRenewal {
       enrollmentId: enrollment.id,
     });
     const command = commandFromJson({ RequestType: 'InstallProfile', Payload: generated.body.toString('base64') });
-    await store.enqueueCommand({ ...command, priority: 50, createdBy: actor, createdAt: now }, [deviceChannel(enrollment.id)]);
+    // The profile is only good while its challenge is; a PKCS#12 one gets the same delivery window. Undelivered by
+    // then, its body (challenge, or key and password) is erased and the runner sends a fresh profile.
+    const challenge = generated.record.challengeId ? await store.getChallenge(generated.record.challengeId) : undefined;
+    const secretsExpireAt = challenge?.expiresAt ?? new Date(now.getTime() + profiles.settings.challengeTtlMs);
+    await commands.enqueue(command, [deviceChannel(enrollment.id)], { priority: 50, createdBy: actor, createdAt: now, secretsExpireAt });
     await store.markRenewalStarted(enrollment.id, now, command.uuid);
     await audit.record({
       actor,

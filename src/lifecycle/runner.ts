@@ -50,7 +50,12 @@ export class LifecycleRunner {
     },
     private readonly policy: LifecyclePolicy = DEFAULT_POLICY,
   ) {
-    this.#renewal = new IdentityRenewal({ store: deps.app.store, audit: deps.app.audit, profiles: deps.profiles });
+    this.#renewal = new IdentityRenewal({
+      store: deps.app.store,
+      commands: deps.app.commands,
+      audit: deps.app.audit,
+      profiles: deps.profiles,
+    });
   }
 
   readonly #renewal: IdentityRenewal;
@@ -63,6 +68,7 @@ export class LifecycleRunner {
     const now = app.clock();
     const planned = plan(await lifecycleState(app.store, now), this.policy);
     const report: RunReport = { at: now, planned, done: [], attention: [] };
+    await this.#eraseExpiredCommands(now, report);
     const force: Partial<Record<CertificateRole, string>> = {};
     for (const action of planned) {
       switch (action.kind) {
@@ -149,7 +155,7 @@ export class LifecycleRunner {
     }
     const trust = await profiles.trust({ createdBy: 'lifecycle' });
     const command = commandFromJson({ RequestType: 'InstallProfile', Payload: trust.body.toString('base64') });
-    await app.store.enqueueCommand({ ...command, priority: 60, createdBy: 'lifecycle', createdAt: now }, [deviceChannel(deviceId)]);
+    await app.commands.enqueue(command, [deviceChannel(deviceId)], { priority: 60, createdBy: 'lifecycle', createdAt: now });
     await app.store.insertProfileDelivery({
       commandUuid: command.uuid,
       enrollmentId: deviceId,
@@ -167,6 +173,15 @@ export class LifecycleRunner {
     return true;
   }
 
+  /** Erases command bodies whose secrets (a renewal profile's challenge, key and password) expired undelivered. */
+  async #eraseExpiredCommands(now: Date, report: RunReport): Promise<void> {
+    const { app } = this.deps;
+    const erased = await app.commands.sweep(now);
+    if (!erased.length) return;
+    report.done.push(`erased ${erased.length} expired command${erased.length === 1 ? '' : 's'}`);
+    await app.audit.record({ actor: 'lifecycle', action: 'command.secrets-expired', outcome: 'ok', detail: { commands: erased } });
+  }
+
   /** Starts (or, after its backoff, restarts) a renewal; false while one is still in flight. */
   async #renew(deviceId: string, now: Date): Promise<boolean> {
     const { app, push } = this.deps;
@@ -181,9 +196,10 @@ export class LifecycleRunner {
         await push.push([deviceChannel(deviceId)], 'lifecycle');
         return false;
       }
-      // Installed or failed without a new identity yet: wait, longer after each attempt, before a fresh profile.
+      // Installed or failed without a new identity yet: wait, longer after each attempt, before a fresh profile. A
+      // profile that expired undelivered was never tried: a fresh one goes at once.
       const wait = lifetime * Math.min(RENEWAL_RETRY_MAX_SHARE, RENEWAL_RETRY_SHARE * 2 ** Math.max(0, enrollment.renewalAttempts - 1));
-      if (sent && now.getTime() - sent.updatedAt.getTime() < wait) return false;
+      if (sent && sent.status !== 'expired' && now.getTime() - sent.updatedAt.getTime() < wait) return false;
     }
     if (!(await this.#renewal.send(enrollment, now))) return false;
     await push.push([deviceChannel(deviceId)], 'lifecycle');

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { parsePlistDict, PlistError } from '../plist/parse.ts';
 import { serializePlist } from '../plist/serialize.ts';
-import type { PlistDict } from '../plist/types.ts';
+import { PlistReal, type PlistDict } from '../plist/types.ts';
 
 export class CommandError extends Error {
   constructor(message: string) {
@@ -16,9 +16,18 @@ export interface BuiltCommand {
   body: Buffer;
 }
 
+/** A real a device's plist reader can read: `<real>Infinity</real>` or NaN would be sent and never understood. */
+function assertFinite(value: unknown): void {
+  if (value instanceof PlistReal && !Number.isFinite(value.value)) throw new CommandError('a <real> in the command is not a finite number');
+  if (Array.isArray(value)) value.forEach(assertFinite);
+  else if (value && typeof value === 'object' && !Buffer.isBuffer(value) && !(value instanceof Date))
+    Object.values(value).forEach(assertFinite);
+}
+
 function finish(command: PlistDict, uuid: string = randomUUID().toUpperCase()): BuiltCommand {
   const requestType = command.RequestType;
   if (typeof requestType !== 'string' || !/^[A-Za-z]+$/.test(requestType)) throw new CommandError('Command.RequestType must be a name');
+  assertFinite(command);
   return { uuid, requestType, body: serializePlist({ CommandUUID: uuid, Command: command }) };
 }
 

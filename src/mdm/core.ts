@@ -1,12 +1,14 @@
 import type { AuditLog } from '../admin/audit.ts';
 import { serializePlist } from '../plist/serialize.ts';
 import type { BindingDecision, BindingFacts, QueueStatus, Store } from '../store/types.ts';
+import type { CommandQueue } from './command-queue.ts';
+import type { DeviceTokens } from './device-tokens.ts';
 import type { CheckIn, CommandReport, ReportStatus } from './messages.ts';
 import { OK, PolicyRefusal, type MdmResult, type MdmService, type RequestContext } from './service.ts';
 
 const PLIST = 'application/xml';
 
-const RESULT_STATUS: Record<Exclude<ReportStatus, 'Idle'>, Exclude<QueueStatus, 'queued'>> = {
+const RESULT_STATUS: Record<Exclude<ReportStatus, 'Idle'>, Exclude<QueueStatus, 'queued' | 'expired'>> = {
   Acknowledged: 'acknowledged',
   Error: 'error',
   CommandFormatError: 'command-format-error',
@@ -22,9 +24,22 @@ function data(value: unknown): Buffer | null {
   return Buffer.isBuffer(value) ? value : null;
 }
 
+/** A token sealed for storage; absent or empty stays as it is. */
+function sealed(token: Buffer | null, seal: (token: Buffer) => Buffer): Buffer | undefined {
+  return token?.length ? seal(token) : (token ?? undefined);
+}
+
 /** Storage behaviour of each message; trust decisions are made before it by the policies that wrap it. */
 export class CoreMdmService implements MdmService {
-  constructor(private readonly deps: { store: Store; audit: AuditLog; binding: (facts: BindingFacts) => BindingDecision }) {}
+  constructor(
+    private readonly deps: {
+      store: Store;
+      audit: AuditLog;
+      commands: CommandQueue;
+      tokens: DeviceTokens;
+      binding: (facts: BindingFacts) => BindingDecision;
+    },
+  ) {}
 
   async checkIn(ctx: RequestContext, checkIn: CheckIn): Promise<MdmResult> {
     const { store } = this.deps;
@@ -66,7 +81,7 @@ export class CoreMdmService implements MdmService {
           await store.updateEnrollment(channel.deviceId, {
             pushToken: data(message.Token) ?? undefined,
             pushMagic: pushMagic ?? undefined,
-            unlockToken: data(message.UnlockToken) ?? undefined,
+            unlockToken: sealed(data(message.UnlockToken), (t) => this.deps.tokens.seal(channel.deviceId, 'unlock-token', t)),
             topic: typeof message.Topic === 'string' ? message.Topic : undefined,
             lastSeenAt: ctx.now,
           });
@@ -85,12 +100,15 @@ export class CoreMdmService implements MdmService {
         return OK;
       case 'SetBootstrapToken':
         await store.updateEnrollment(channel.deviceId, {
-          bootstrapToken: data(message.BootstrapToken) ?? Buffer.alloc(0),
+          // Empty: the device withdrew its token.
+          bootstrapToken:
+            sealed(data(message.BootstrapToken), (t) => this.deps.tokens.seal(channel.deviceId, 'bootstrap-token', t)) ?? Buffer.alloc(0),
           lastSeenAt: ctx.now,
         });
         return OK;
       case 'GetBootstrapToken': {
-        const token = (await store.getEnrollment(channel.deviceId))?.bootstrapToken;
+        const stored = (await store.getEnrollment(channel.deviceId))?.bootstrapToken;
+        const token = stored?.length ? this.deps.tokens.open(channel.deviceId, 'bootstrap-token', stored) : undefined;
         return { status: 200, contentType: PLIST, body: serializePlist(token?.length ? { BootstrapToken: token } : {}) };
       }
       case 'UserAuthenticate':
@@ -110,7 +128,7 @@ export class CoreMdmService implements MdmService {
     }
     if (!report.channel.user) await store.updateEnrollment(report.channel.deviceId, { lastSeenAt: ctx.now });
     // NotNow commands wait for the next session (the device's next Idle), never the same one.
-    const next = await store.nextCommand(channel, { reviveNotNow: report.status === 'Idle', now: ctx.now });
+    const next = await this.deps.commands.next(channel, { reviveNotNow: report.status === 'Idle', now: ctx.now });
     return next ? { status: 200, contentType: PLIST, body: next.body } : OK;
   }
 }

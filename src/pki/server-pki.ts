@@ -255,3 +255,24 @@ export async function ensureServerPki(
   });
   return { authority, tls, profileSigning, scepRa };
 }
+
+/**
+ * The server's PKI as it stands, issuing nothing: for commands that use the PKI of a data directory a server may be
+ * serving from (enrollment links, profiles), which must never re-issue or supersede what it serves.
+ */
+export async function loadServerPki(deps: { store: Store; keyring: Keyring; clock: Clock }): Promise<ServerPki | undefined> {
+  const { store, keyring, clock } = deps;
+  const intermediate = await current(store, 'intermediate');
+  const root = intermediate?.issuerId ? await store.getCertificate(intermediate.issuerId) : undefined;
+  const [tls, profileSigning, scepRa] = await Promise.all(
+    (['tls', 'profile-signing', 'scep-ra'] as const).map((role) => current(store, role)),
+  );
+  if (!intermediate || !root || !tls || !profileSigning || !scepRa) return undefined;
+  const authority = new CertificateAuthority(store, keyring, clock, root, intermediate, await keyring.open(intermediate.keyId ?? ''));
+  return {
+    authority,
+    tls: await identity(keyring, tls),
+    profileSigning: await identity(keyring, profileSigning),
+    scepRa: await identity(keyring, scepRa),
+  };
+}

@@ -129,13 +129,12 @@ function readInput(input: ImportInput): { certificates: Buffer[]; key?: KeyObjec
     const keyPem = /-----BEGIN ([A-Z ]*PRIVATE KEY)-----[\s\S]+?-----END \1-----/.exec(text)?.[0];
     return { certificates, key: keyPem ? parseKey(Buffer.from(keyPem), input.keyPassphrase) : undefined };
   }
-  let node: der.Node;
+  let first: der.Node | undefined;
   try {
-    node = der.parse(input.data);
+    first = der.children(der.parse(input.data))[0];
   } catch {
     throw new OperatorError('the file is neither PEM, a DER certificate nor PKCS#12');
   }
-  const first = der.children(node)[0];
   if (first?.tag === der.TAG.INTEGER) {
     if (input.password === undefined) throw new OperatorError('this is a PKCS#12 file: give its password');
     try {
@@ -143,6 +142,8 @@ function readInput(input: ImportInput): { certificates: Buffer[]; key?: KeyObjec
       return { certificates: contents.certificates, key: contents.privateKey };
     } catch (err) {
       if (err instanceof Pkcs12Error) throw new OperatorError(err.message);
+      // A malformed structure inside it: the administrator's file is at fault, not the server.
+      if (err instanceof der.DerError) throw new OperatorError(`the PKCS#12 file is malformed: ${err.message}`);
       throw err;
     }
   }

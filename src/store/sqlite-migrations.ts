@@ -240,7 +240,24 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       ALTER TABLE enrollment_links ADD COLUMN enrollment_id TEXT;
     `,
   },
-  // 11 is taken by parallel work (issue 12); the runner applies every missing version in order.
+  {
+    version: 11,
+    name: 'sealed-command-bodies',
+    // Command bodies are sealed from now on (a renewal profile holds a challenge or a private key). Bodies of commands
+    // already answered everywhere are erased; those still pending stay as they are until answered.
+    sql: `
+      ALTER TABLE commands ADD COLUMN body_sealed INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE commands ADD COLUMN secrets_expire_at INTEGER;
+      ALTER TABLE commands ADD COLUMN body_erased_at INTEGER;
+      CREATE INDEX commands_by_secrets_expiry ON commands(secrets_expire_at) WHERE body_erased_at IS NULL;
+      UPDATE commands SET body = zeroblob(0), body_erased_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+        WHERE NOT EXISTS (SELECT 1 FROM command_queue q WHERE q.command_uuid = commands.uuid AND q.status IN ('queued', 'not-now'));
+      -- Escrowed UnlockToken and BootstrapToken are sealed too: rows from now on are born sealed, older ones are
+      -- sealed when the app next opens (it holds the master key; SQL does not).
+      ALTER TABLE enrollments ADD COLUMN tokens_sealed INTEGER NOT NULL DEFAULT 1;
+      UPDATE enrollments SET tokens_sealed = 0 WHERE unlock_token IS NOT NULL OR bootstrap_token IS NOT NULL;
+    `,
+  },
   {
     version: 12,
     name: 'structural-channels',

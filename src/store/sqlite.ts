@@ -121,6 +121,8 @@ export class SqliteStore implements Store {
       if (String(db.pragma('journal_mode', { simple: true })) !== 'wal') db.pragma('journal_mode = WAL');
       db.pragma('foreign_keys = ON');
       db.pragma('synchronous = NORMAL');
+      // Erased content (a command body once answered) is overwritten with zeros, not left in free pages.
+      db.pragma('secure_delete = ON');
       return new SqliteStore(db, path);
     } catch (err) {
       db?.close();
@@ -199,6 +201,10 @@ export class SqliteStore implements Store {
 
   async setMetaIfAbsent(key: string, value: string): Promise<boolean> {
     return this.#sql('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(key, value).changes === 1;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    this.#sql('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
   async getSealedKey(id: string): Promise<SealedKeyRecord | undefined> {
@@ -758,21 +764,33 @@ export class SqliteStore implements Store {
   }
 
   async enqueueCommand(command: CommandRecord, channels: ChannelKey[]): Promise<void> {
-    this.#db.transaction(() => {
-      this.#sql('INSERT INTO commands (uuid, request_type, body, priority, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-        command.uuid,
-        command.requestType,
-        command.body,
-        command.priority,
-        command.createdBy,
-        ms(command.createdAt),
-      );
-      for (const channel of channels) {
+    try {
+      this.#db.transaction(() => {
         this.#sql(
-          "INSERT INTO command_queue (enrollment_id, user_id, command_uuid, priority, status, updated_at) VALUES (?, ?, ?, ?, 'queued', ?)",
-        ).run(channel.enrollmentId, channel.userId, command.uuid, command.priority, ms(command.createdAt));
-      }
-    })();
+          `INSERT INTO commands (uuid, request_type, body, priority, created_by, created_at, body_sealed, secrets_expire_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(
+          command.uuid,
+          command.requestType,
+          command.body,
+          command.priority,
+          command.createdBy,
+          ms(command.createdAt),
+          command.sealed ? 1 : 0,
+          command.secretsExpireAt ? ms(command.secretsExpireAt) : null,
+        );
+        for (const channel of channels) {
+          this.#sql(
+            "INSERT INTO command_queue (enrollment_id, user_id, command_uuid, priority, status, updated_at) VALUES (?, ?, ?, ?, 'queued', ?)",
+          ).run(channel.enrollmentId, channel.userId, command.uuid, command.priority, ms(command.createdAt));
+        }
+      })();
+    } catch (err) {
+      // The UUID names the command in every report: a second command under one UUID would answer for the first.
+      if (String((err as { code?: string }).code).startsWith('SQLITE_CONSTRAINT'))
+        throw new ConflictError(`a command with UUID ${command.uuid} already exists`);
+      throw err;
+    }
   }
 
   async getCommand(uuid: string): Promise<CommandRecord | undefined> {
@@ -785,18 +803,22 @@ export class SqliteStore implements Store {
           priority: Number(r.priority),
           createdBy: String(r.created_by),
           createdAt: date(r.created_at),
+          sealed: r.body_sealed === 1,
+          secretsExpireAt: maybeDate(r.secrets_expire_at),
+          bodyErasedAt: maybeDate(r.body_erased_at),
         }
       : undefined;
   }
 
   #queueEntryFromRow(r: Row): QueueEntry {
+    const pending = r.status === 'queued' || r.status === 'not-now';
     return {
       seq: Number(r.seq),
       channel: { enrollmentId: String(r.enrollment_id), userId: (r.user_id as string | null) ?? null },
       commandUuid: String(r.command_uuid),
       requestType: String(r.request_type),
       priority: Number(r.priority),
-      status: r.status as QueueStatus,
+      status: pending && r.body_erased_at !== null && r.body_erased_at !== undefined ? 'expired' : (r.status as QueueStatus),
       result: r.result ? Buffer.from(r.result as Uint8Array) : null,
       updatedAt: date(r.updated_at),
     };
@@ -805,24 +827,27 @@ export class SqliteStore implements Store {
   async nextCommand(
     channel: ChannelKey,
     options: { reviveNotNow: boolean; now: Date },
-  ): Promise<(QueueEntry & { body: Buffer }) | undefined> {
+  ): Promise<(QueueEntry & { body: Buffer; sealed: boolean }) | undefined> {
     return this.#db.transaction(() => {
       if (options.reviveNotNow)
         this.#sql(
           "UPDATE command_queue SET status = 'queued', updated_at = ? WHERE enrollment_id = ? AND user_id IS ? AND status = 'not-now'",
         ).run(ms(options.now), channel.enrollmentId, channel.userId);
+      // A command whose secrets expired is not delivered, even before the sweep erases it.
       const r = this.#sql(
-        `SELECT q.*, c.request_type, c.body FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid
-         WHERE q.enrollment_id = ? AND q.user_id IS ? AND q.status = 'queued' ORDER BY q.priority DESC, q.seq LIMIT 1`,
-      ).get(channel.enrollmentId, channel.userId) as Row | undefined;
-      return r ? { ...this.#queueEntryFromRow(r), body: Buffer.from(r.body as Uint8Array) } : undefined;
+        `SELECT q.*, c.request_type, c.body, c.body_sealed, c.body_erased_at FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid
+         WHERE q.enrollment_id = ? AND q.user_id IS ? AND q.status = 'queued' AND c.body_erased_at IS NULL
+           AND (c.secrets_expire_at IS NULL OR c.secrets_expire_at > ?)
+         ORDER BY q.priority DESC, q.seq LIMIT 1`,
+      ).get(channel.enrollmentId, channel.userId, ms(options.now)) as Row | undefined;
+      return r ? { ...this.#queueEntryFromRow(r), body: Buffer.from(r.body as Uint8Array), sealed: r.body_sealed === 1 } : undefined;
     })();
   }
 
   async recordCommandResult(
     channel: ChannelKey,
     commandUuid: string,
-    status: Exclude<QueueStatus, 'queued'>,
+    status: Exclude<QueueStatus, 'queued' | 'expired'>,
     result: Buffer,
     now: Date,
   ): Promise<boolean> {
@@ -838,14 +863,60 @@ export class SqliteStore implements Store {
           'UPDATE profile_deliveries SET acknowledged_at = ? WHERE command_uuid = ? AND enrollment_id = ? AND acknowledged_at IS NULL',
         ).run(ms(now), commandUuid, channel.enrollmentId);
       }
+      // Answered on every channel: nothing will deliver the body again, so it goes (it may hold a key or challenge).
+      if (changed && status !== 'not-now') {
+        this.#sql(
+          `UPDATE commands SET body = zeroblob(0), body_erased_at = ? WHERE uuid = ? AND body_erased_at IS NULL
+             AND NOT EXISTS (SELECT 1 FROM command_queue WHERE command_uuid = ? AND status IN ('queued', 'not-now'))`,
+        ).run(ms(now), commandUuid, commandUuid);
+      }
       return changed;
+    })();
+  }
+
+  async sealCommandBodies(seal: (uuid: string, body: Buffer) => Buffer): Promise<number> {
+    return this.#db.transaction((): number => {
+      const rows = this.#sql('SELECT uuid, body FROM commands WHERE body_sealed = 0 AND body_erased_at IS NULL').all() as Row[];
+      for (const r of rows)
+        this.#sql('UPDATE commands SET body = ?, body_sealed = 1 WHERE uuid = ?').run(
+          seal(String(r.uuid), Buffer.from(r.body as Uint8Array)),
+          r.uuid,
+        );
+      return rows.length;
+    })();
+  }
+
+  async sealEnrollmentTokens(
+    seal: (enrollmentId: string, kind: 'unlock-token' | 'bootstrap-token', token: Buffer) => Buffer,
+  ): Promise<number> {
+    return this.#db.transaction((): number => {
+      const rows = this.#sql('SELECT id, unlock_token, bootstrap_token FROM enrollments WHERE tokens_sealed = 0').all() as Row[];
+      const sealed = (id: string, kind: 'unlock-token' | 'bootstrap-token', v: unknown) =>
+        v === null || v === undefined || (v as Uint8Array).length === 0 ? v : seal(id, kind, Buffer.from(v as Uint8Array));
+      for (const r of rows)
+        this.#sql('UPDATE enrollments SET unlock_token = ?, bootstrap_token = ?, tokens_sealed = 1 WHERE id = ?').run(
+          sealed(String(r.id), 'unlock-token', r.unlock_token),
+          sealed(String(r.id), 'bootstrap-token', r.bootstrap_token),
+          r.id,
+        );
+      return rows.length;
+    })();
+  }
+
+  async eraseExpiredCommandBodies(now: Date): Promise<string[]> {
+    return this.#db.transaction((): string[] => {
+      const uuids = (
+        this.#sql('SELECT uuid FROM commands WHERE body_erased_at IS NULL AND secrets_expire_at <= ? ORDER BY uuid').all(ms(now)) as Row[]
+      ).map((r) => String(r.uuid));
+      for (const uuid of uuids) this.#sql('UPDATE commands SET body = zeroblob(0), body_erased_at = ? WHERE uuid = ?').run(ms(now), uuid);
+      return uuids;
     })();
   }
 
   async listQueue(channel: ChannelKey): Promise<QueueEntry[]> {
     return (
       this.#sql(
-        'SELECT q.*, c.request_type FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid WHERE q.enrollment_id = ? AND q.user_id IS ? ORDER BY q.seq',
+        'SELECT q.*, c.request_type, c.body_erased_at FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid WHERE q.enrollment_id = ? AND q.user_id IS ? ORDER BY q.seq',
       ).all(channel.enrollmentId, channel.userId) as Row[]
     ).map((r) => this.#queueEntryFromRow(r));
   }

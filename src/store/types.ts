@@ -160,6 +160,7 @@ export interface EnrollmentRecord {
   topic: string | null;
   pushToken: Buffer | null;
   pushMagic: string | null;
+  /** Sealed under the master key (src/mdm/device-tokens.ts); an empty bootstrap token means none is escrowed. */
   unlockToken: Buffer | null;
   bootstrapToken: Buffer | null;
   /** Set when APNs answered 410 Unregistered for the push token; cleared by the next TokenUpdate. */
@@ -269,16 +270,29 @@ export interface UserChannelInput {
   now: Date;
 }
 
-export type QueueStatus = 'queued' | 'not-now' | 'acknowledged' | 'error' | 'command-format-error';
+/**
+ * A queue entry's state. `expired` is never stored: it is how an entry still queued (or put off) reads once its
+ * command's body was erased because the secrets in it expired undelivered.
+ */
+export type QueueStatus = 'queued' | 'not-now' | 'acknowledged' | 'error' | 'command-format-error' | 'expired';
 
 export interface CommandRecord {
   uuid: string;
   requestType: string;
-  /** The command as the device receives it: a plist with CommandUUID and Command. */
+  /**
+   * The command as stored: when `sealed`, the device's plist (CommandUUID and Command) sealed under the master key
+   * with the UUID bound in (src/mdm/command-queue.ts); empty once erased.
+   */
   body: Buffer;
   priority: number;
   createdBy: string;
   createdAt: Date;
+  /** Whether `body` is sealed; false only for commands queued before bodies were sealed (schema 11). */
+  sealed?: boolean;
+  /** When the secrets in the body stop being usable (a renewal profile's challenge): undelivered, it is erased then. */
+  secretsExpireAt?: Date | null;
+  /** When the body was erased: the command was answered on every channel, or its secrets expired. */
+  bodyErasedAt?: Date | null;
 }
 
 export interface QueueEntry {
@@ -322,6 +336,8 @@ export interface Store {
   getMeta(key: string): Promise<string | undefined>;
   /** Sets a value only if the key is absent; returns whether it was set. */
   setMetaIfAbsent(key: string, value: string): Promise<boolean>;
+  /** Sets a value, replacing any. */
+  setMeta(key: string, value: string): Promise<void>;
 
   getSealedKey(id: string): Promise<SealedKeyRecord | undefined>;
   listSealedKeys(): Promise<SealedKeyRecord[]>;
@@ -419,16 +435,32 @@ export interface Store {
    * The next command for a channel: highest priority, then oldest. `reviveNotNow` (a new session: the device said
    * Idle) makes NotNow commands eligible again; within a session they are skipped.
    */
-  nextCommand(channel: ChannelKey, options: { reviveNotNow: boolean; now: Date }): Promise<(QueueEntry & { body: Buffer }) | undefined>;
-  /** Stores a device's report for a queued command; false if no such command is pending for the channel. */
+  nextCommand(
+    channel: ChannelKey,
+    options: { reviveNotNow: boolean; now: Date },
+  ): Promise<(QueueEntry & { body: Buffer; sealed: boolean }) | undefined>;
+  /**
+   * Stores a device's report for a queued command; false if no such command is pending for the channel. Once the
+   * command is answered (Acknowledged, Error, CommandFormatError) on every channel it was queued for, its body is
+   * erased in the same transaction.
+   */
   recordCommandResult(
     channel: ChannelKey,
     commandUuid: string,
-    status: Exclude<QueueStatus, 'queued'>,
+    status: Exclude<QueueStatus, 'queued' | 'expired'>,
     result: Buffer,
     now: Date,
   ): Promise<boolean>;
   listQueue(channel: ChannelKey): Promise<QueueEntry[]>;
+  /**
+   * Seals, in one transaction, every body still stored in clear (queued before schema 11 and not erased) with
+   * `seal(uuid, body)`; returns how many.
+   */
+  sealCommandBodies(seal: (uuid: string, body: Buffer) => Buffer): Promise<number>;
+  /** Seals, in one transaction, the escrowed tokens of enrollments stored before tokens were sealed; returns how many. */
+  sealEnrollmentTokens(seal: (enrollmentId: string, kind: 'unlock-token' | 'bootstrap-token', token: Buffer) => Buffer): Promise<number>;
+  /** Erases the bodies of commands whose secrets expired at `now` and were not erased yet; returns their UUIDs. */
+  eraseExpiredCommandBodies(now: Date): Promise<string[]>;
 
   insertApiToken(token: ApiTokenRecord): Promise<void>;
   getApiToken(id: string): Promise<ApiTokenRecord | undefined>;
@@ -441,6 +473,7 @@ export interface Store {
   listAudit(query?: { action?: string; limit?: number }): Promise<StoredAuditEvent[]>;
 }
 
+/** A write that would break a uniqueness or state rule (already used, already exists); nothing was changed. */
 export class ConflictError extends Error {
   constructor(message: string) {
     super(message);

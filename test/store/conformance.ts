@@ -517,6 +517,59 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     assert.deepEqual(await userChannels(), [false, false, false]);
   });
 
+  withStore('command bodies: a UUID once, erased when answered on every channel or when their secrets expire', async (store) => {
+    const c = certificate();
+    await store.insertCertificates([{ certificate: c }]);
+    const at = new Date(Date.UTC(2026, 0, 1));
+    await store.authenticateEnrollment({ id: 'E', kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at, decide });
+    const command = (uuid: string, secretsExpireAt: Date | null = null) => ({
+      uuid,
+      requestType: 'InstallProfile',
+      body: Buffer.from(`sealed ${uuid}`),
+      priority: 0,
+      createdBy: 'test',
+      createdAt: at,
+      sealed: true,
+      secretsExpireAt,
+    });
+    await store.enqueueCommand(command('two-channels'), [deviceChannel('E'), { enrollmentId: 'E', userId: 'user' }]);
+    await assert.rejects(store.enqueueCommand(command('two-channels'), [deviceChannel('E')]), ConflictError, 'a UUID names one command');
+    await assert.rejects(store.enqueueCommand(command('same-channel-twice'), [deviceChannel('E'), deviceChannel('E')]), ConflictError);
+    assert.equal(await store.getCommand('same-channel-twice'), undefined, 'a refused enqueue stores nothing');
+    assert.equal((await store.listQueue(deviceChannel('E'))).length, 1);
+
+    const next = await store.nextCommand(deviceChannel('E'), { reviveNotNow: false, now: at });
+    assert.deepEqual([next?.commandUuid, next?.sealed, next?.body.toString()], ['two-channels', true, 'sealed two-channels']);
+    await store.recordCommandResult(deviceChannel('E'), 'two-channels', 'not-now', Buffer.from('r'), at);
+    await store.recordCommandResult({ enrollmentId: 'E', userId: 'user' }, 'two-channels', 'acknowledged', Buffer.from('r'), at);
+    assert.equal((await store.getCommand('two-channels'))?.body.toString(), 'sealed two-channels', 'still pending on one channel');
+    await store.nextCommand(deviceChannel('E'), { reviveNotNow: true, now: at });
+    await store.recordCommandResult(deviceChannel('E'), 'two-channels', 'error', Buffer.from('r'), at);
+    const answered = await store.getCommand('two-channels');
+    assert.deepEqual([answered?.body.length, answered?.bodyErasedAt], [0, at]);
+
+    const expiry = new Date(at.getTime() + day);
+    await store.enqueueCommand(command('expiring', expiry), [deviceChannel('E')]);
+    assert.equal((await store.nextCommand(deviceChannel('E'), { reviveNotNow: false, now: at }))?.commandUuid, 'expiring');
+    assert.equal(
+      await store.nextCommand(deviceChannel('E'), { reviveNotNow: false, now: expiry }),
+      undefined,
+      'not delivered once expired',
+    );
+    assert.deepEqual(await store.eraseExpiredCommandBodies(at), []);
+    assert.deepEqual(await store.eraseExpiredCommandBodies(expiry), ['expiring']);
+    assert.deepEqual(await store.eraseExpiredCommandBodies(expiry), [], 'once');
+    assert.equal((await store.getCommand('expiring'))?.body.length, 0);
+    assert.equal((await store.listQueue(deviceChannel('E'))).find((q) => q.commandUuid === 'expiring')?.status, 'expired');
+  });
+
+  withStore('meta: set replaces, set-if-absent does not', async (store) => {
+    assert.equal(await store.setMetaIfAbsent('k', 'a'), true);
+    assert.equal(await store.setMetaIfAbsent('k', 'b'), false);
+    await store.setMeta('k', 'c');
+    assert.equal(await store.getMeta('k'), 'c');
+  });
+
   withStore('API tokens: lookup, touch, revoke once', async (store) => {
     const token = {
       id: randomBytes(8).toString('hex'),

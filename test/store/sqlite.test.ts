@@ -3,6 +3,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite-migrations.ts';
+import { CommandQueue } from '../../src/mdm/command-queue.ts';
+import { DeviceTokens } from '../../src/mdm/device-tokens.ts';
+import { MasterKey } from '../../src/pki/master-key.ts';
+import { deviceChannel } from '../../src/store/types.ts';
 import { SqliteStore } from '../../src/store/sqlite.ts';
 import { tempDir } from '../helpers/cli.ts';
 import { storeConformance } from './conformance.ts';
@@ -168,4 +172,47 @@ test('sqlite: migration 12 converts string channel ids to (enrollment, user), se
     'kept, delivered to no one',
   );
   after.close();
+});
+
+test('sqlite: migration 11 erases the bodies of commands already answered and keeps pending ones for delivery', async () => {
+  const path = join(tempDir(), 'store.db');
+  // A database at schema 10, with one answered and one pending command in clear and escrowed tokens in clear.
+  const db = databaseAt(
+    path,
+    SQLITE_MIGRATIONS.map((m) => m.version).filter((v) => v <= 10),
+  );
+  db.exec(`INSERT INTO enrollments (id, kind, status, unlock_token, bootstrap_token, enrolled_at, last_seen_at)
+      VALUES ('D', 'device', 'enrolled', 'unlock-in-clear', 'bootstrap-in-clear', 0, 0);
+    INSERT INTO commands VALUES ('answered', 'InstallProfile', 'challenge-in-clear-1', 0, 'test', 0), ('pending', 'InstallProfile', 'challenge-in-clear-2', 0, 'test', 0);
+    INSERT INTO command_queue (channel_id, command_uuid, priority, status, updated_at) VALUES ('D', 'answered', 0, 'acknowledged', 0), ('D', 'pending', 0, 'queued', 0);`);
+  db.close();
+  const again = SqliteStore.open(path);
+  await again.migrate();
+  const answered = await again.getCommand('answered');
+  assert.equal(answered?.body.length, 0);
+  assert.ok(answered.bodyErasedAt);
+  const pending = await again.getCommand('pending');
+  assert.deepEqual([pending?.body.toString(), pending?.sealed, pending?.bodyErasedAt], ['challenge-in-clear-2', false, null]);
+
+  // Opening the app seals what is still in clear; the device still gets the command as it was.
+  const commands = new CommandQueue({ store: again, master: MasterKey.generate() });
+  assert.equal(await commands.sealStoredInClear(), 1);
+  assert.equal(await commands.sealStoredInClear(), 0, 'once');
+  const sealed = await again.getCommand('pending');
+  assert.equal(sealed?.sealed, true);
+  assert.ok(!sealed.body.includes('challenge-in-clear'));
+  assert.equal(
+    (await commands.next(deviceChannel('D'), { reviveNotNow: false, now: new Date() }))?.body.toString(),
+    'challenge-in-clear-2',
+  );
+
+  // And the escrowed tokens of enrollments from before.
+  const tokens = new DeviceTokens(MasterKey.generate());
+  const seal = (id: string, kind: 'unlock-token' | 'bootstrap-token', token: Buffer) => tokens.seal(id, kind, token);
+  assert.equal(await again.sealEnrollmentTokens(seal), 1);
+  assert.equal(await again.sealEnrollmentTokens(seal), 0, 'once');
+  const enrollment = await again.getEnrollment('D');
+  assert.equal(tokens.open('D', 'unlock-token', enrollment!.unlockToken!).toString(), 'unlock-in-clear');
+  assert.equal(tokens.open('D', 'bootstrap-token', enrollment!.bootstrapToken!).toString(), 'bootstrap-in-clear');
+  await again.close();
 });
