@@ -27,7 +27,11 @@ export class IdentityError extends Error {
   /** Every certificate the request presented, so the refusal is audited with what was shown, not `null`. */
   presented: PresentedCertificate[];
 
-  constructor(message: string, readonly status: 400 | 403, options: { refusal?: IdentityRefusal; presented?: PresentedCertificate[] } = {}) {
+  constructor(
+    message: string,
+    readonly status: 400 | 403,
+    options: { refusal?: IdentityRefusal; presented?: PresentedCertificate[] } = {},
+  ) {
     super(message);
     this.name = 'IdentityError';
     this.refusal = options.refusal ?? 'refused';

@@ -79,14 +79,21 @@ function fromSignature(input: IdentityInput, settings: IdentitySettings): Buffer
     try {
       validity = readCertificate(verified.certificate);
     } catch {
-      throw new IdentityError('the Mdm-Signature signer certificate has no readable validity', 400, { refusal: 'signature-malformed', presented });
+      throw new IdentityError('the Mdm-Signature signer certificate has no readable validity', 400, {
+        refusal: 'signature-malformed',
+        presented,
+      });
     }
     const t = verified.signingTime.getTime();
     if (t < validity.notBefore.getTime() - settings.signingTimeSkewMs || t > validity.notAfter.getTime() + settings.signingTimeSkewMs) {
-      throw new IdentityError(`Mdm-Signature signingTime ${verified.signingTime.toISOString()} is outside the certificate's validity`, 403, {
-        refusal: 'signing-time',
-        presented,
-      });
+      throw new IdentityError(
+        `Mdm-Signature signingTime ${verified.signingTime.toISOString()} is outside the certificate's validity`,
+        403,
+        {
+          refusal: 'signing-time',
+          presented,
+        },
+      );
     }
   }
   return verified.certificate;
@@ -100,7 +107,10 @@ function fromSignature(input: IdentityInput, settings: IdentitySettings): Buffer
 export function presentedIdentity(input: IdentityInput, settings: IdentitySettings): PresentedIdentity {
   const readers: [IdentitySource, () => Buffer | undefined][] = [
     ['mtls', () => (input.tlsCertificate?.length ? input.tlsCertificate : undefined)],
-    ['proxy', () => proxyCertificate(input.headerLines, input.peer, { ...settings, header: settings.proxyHeader, format: settings.proxyFormat })],
+    [
+      'proxy',
+      () => proxyCertificate(input.headerLines, input.peer, { ...settings, header: settings.proxyHeader, format: settings.proxyFormat }),
+    ],
     ['signature', () => fromSignature(input, settings)],
   ];
   const found: [IdentitySource, Buffer][] = [];
@@ -128,6 +138,9 @@ export function presentedIdentity(input: IdentityInput, settings: IdentitySettin
     throw new IdentityError(`no client identity (enabled sources: ${settings.sources.join(', ')})`, 403, { refusal: 'no-identity' });
   const [first] = found;
   if (found.some(([, der]) => !der.equals(first![1])))
-    throw new IdentityError(`identity sources disagree (${found.map(([s]) => s).join(', ')})`, 403, { refusal: 'sources-disagree', presented });
+    throw new IdentityError(`identity sources disagree (${found.map(([s]) => s).join(', ')})`, 403, {
+      refusal: 'sources-disagree',
+      presented,
+    });
   return { certificate: first![1], sources: found.map(([s]) => s) };
 }

@@ -135,6 +135,9 @@ export function proxyCertificate(headerLines: readonly string[], peer: string, s
     });
   // A trusted proxy sets its header once; a second line is the client's, passed through next to it.
   if (values.length > 1)
-    throw new IdentityError(`${settings.header} appears ${values.length} times`, 403, { refusal: 'proxy-duplicate-header', presented: shown });
+    throw new IdentityError(`${settings.header} appears ${values.length} times`, 403, {
+      refusal: 'proxy-duplicate-header',
+      presented: shown,
+    });
   return DECODERS[settings.format](present[0]!, settings.header);
 }
