@@ -37,6 +37,10 @@ export interface Config {
   pushTopic: string | null;
   signMessage: boolean;
   pinServerUrl: boolean;
+  /** Any fresh identity may take over an enrolled UDID (other servers' behaviour; weaker). Off by default. */
+  permissiveReenrollment: boolean;
+  /** subjectAltName values SCEP may put in an identity, as `dns:`/`email:`/`uri:` patterns; none by default. */
+  scepAllowedSans: string[];
   pkcs12Encryption: 'legacy' | 'modern';
   enrollLinkTtlHours: number;
   mdmIdentitySources: ('mtls' | 'proxy' | 'signature')[];
@@ -230,6 +234,22 @@ export const OPTIONS: OptionSpec[] = [
     kind: 'string',
     defaultText: 'false',
     help: "pin ServerURL and CheckInURL to the profile's root certificates (ServerURLPinningCertificateUUIDs)",
+  },
+  {
+    flag: 'permissive-reenrollment',
+    env: 'CERTMDM_PERMISSIVE_REENROLLMENT',
+    kind: 'string',
+    defaultText: 'false',
+    help:
+      'WEAKER: let any fresh identity (from any enrollment link or challenge) take over an enrolled UDID, as other MDM servers do; ' +
+      'by default only an identity minted for that enrollment (renewal, enroll-link --device) may',
+  },
+  {
+    flag: 'scep-allowed-san',
+    env: 'CERTMDM_SCEP_ALLOWED_SANS',
+    kind: 'list',
+    defaultText: 'none',
+    help: "subjectAltNames SCEP may issue, comma list of dns:PATTERN, email:PATTERN, uri:PATTERN ('*' matches within one DNS label or the local part); a CSR asking for any other is refused",
   },
   {
     flag: 'pkcs12-encryption',
@@ -468,6 +488,11 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     pushTopic: pushTopic(str('push-topic', '')),
     signMessage: boolean('sign-message', str('sign-message', 'true')),
     pinServerUrl: boolean('pin-server-url', str('pin-server-url', 'false')),
+    permissiveReenrollment: boolean('permissive-reenrollment', str('permissive-reenrollment', 'false')),
+    scepAllowedSans: list(raw['scep-allowed-san']).map((rule) => {
+      if (!/^(dns|email|uri):[^\s*]*\*?[^\s*]*$/.test(rule)) throw new OperatorError(`--scep-allowed-san: '${rule}' is not dns:, email: or uri: with at most one '*'`);
+      return rule;
+    }),
     pkcs12Encryption: oneOf('pkcs12-encryption', str('pkcs12-encryption', 'legacy'), ['legacy', 'modern'] as const),
     enrollLinkTtlHours: int('enroll-link-ttl-hours', 72, 1, 24 * 365),
     mdmIdentitySources: identitySources(raw['mdm-identity-sources']),

@@ -2,6 +2,7 @@ import type { AppContext } from './context.ts';
 import type { ServerPki } from '../pki/server-pki.ts';
 import { ProfileService } from '../profiles/service.ts';
 import { ScepService } from '../scep/service.ts';
+import { bindingPolicy } from '../mdm/binding.ts';
 import { CertAuthService } from '../mdm/cert-auth.ts';
 import { CertificateVerifier } from '../mdm/cert-verify.ts';
 import { CoreMdmService } from '../mdm/core.ts';
@@ -19,7 +20,13 @@ import { OperatorError } from '../errors.ts';
 export function createScepService(app: AppContext, pki: ServerPki): ScepService {
   return new ScepService(
     { store: app.store, pki, clock: app.clock, audit: app.audit },
-    { identityDays: app.config.identityDays, ciphers: app.config.scepCiphers, maxClockSkewMs: app.config.scepMaxClockSkewMinutes * 60_000 },
+    {
+      identityDays: app.config.identityDays,
+      ciphers: app.config.scepCiphers,
+      maxClockSkewMs: app.config.scepMaxClockSkewMinutes * 60_000,
+      organization: app.config.organization,
+      allowedSans: app.config.scepAllowedSans,
+    },
   );
 }
 
@@ -93,7 +100,7 @@ export interface MdmServices {
  */
 export function createMdmServices(app: AppContext, renewal?: IdentityRenewal): MdmServices {
   const deps = { store: app.store, audit: app.audit };
-  const core = new CoreMdmService(deps);
+  const core = new CoreMdmService({ ...deps, binding: bindingPolicy({ permissiveReenrollment: app.config.permissiveReenrollment }) });
   const bound = new CertAuthService(renewal ? new RenewalRetryService(core, { store: app.store, renewal }) : core, deps);
   const sender = webhookSender(app);
   const webhook = sender ? new WebhookService(bound, sender) : undefined;

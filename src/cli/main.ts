@@ -25,7 +25,8 @@ import { lifecycleState } from '../lifecycle/state.ts';
 import { simulateInProcesses } from '../lifecycle/simulation/processes.ts';
 import { formatSimulationReport } from '../lifecycle/simulation/report.ts';
 import { simulateShard, SIMULATION_DEFAULTS } from '../lifecycle/simulation/simulate.ts';
-import { mintChallenge } from '../scep/challenges.ts';
+import { ENROLLMENT_REF_RULE, isEnrollmentRef, mintChallenge } from '../scep/challenges.ts';
+import { ProfileError } from '../profiles/service.ts';
 import { serve } from './serve.ts';
 
 const USAGE = `usage: certmdm <command> [options]
@@ -39,8 +40,9 @@ commands:
   token create --name NAME      a new admin API token (printed once)
   token list                    admin API tokens (never their secrets)
   token revoke ID               revoke an admin API token
-  enroll-link [--identity scep|pkcs12] [--ttl-hours N]
-                                a one-time enrollment link (GET it on the device to install the profile)
+  enroll-link [--identity scep|pkcs12] [--device UDID] [--ttl-hours N]
+                                a one-time enrollment link (GET it on the device to install the profile);
+                                --device: a re-enrollment link that may take over that enrolled device
   profile enroll|trust --out FILE [--identity scep|pkcs12] [--unsigned]
                                 write a signed enrollment or trust profile
   push csr [--out FILE]         a key (sealed) and CSR for Apple's push certificate portal
@@ -173,6 +175,7 @@ async function run(argv: string[]): Promise<void> {
         const ttlHours = values['ttl-hours'] === undefined ? config.challengeTtlHours : Number(values['ttl-hours']);
         if (!(ttlHours > 0 && ttlHours <= 24 * 365)) throw new OperatorError('--ttl-hours must be above 0 and at most 8760', 2);
         const enrollmentRef = (values.enrollment as string | undefined) ?? null;
+        if (enrollmentRef !== null && !isEnrollmentRef(enrollmentRef)) throw new OperatorError(`--enrollment: ${ENROLLMENT_REF_RULE}`, 2);
         const { challenge, record } = await mintChallenge(app.store, app.clock, {
           ttlMs: ttlHours * 3_600_000,
           purpose: 'scep',
@@ -193,16 +196,29 @@ async function run(argv: string[]): Promise<void> {
       const { config, values } = parseCommand(argv.slice(1), {
         identity: { type: 'string' },
         'ttl-hours': { type: 'string' },
+        device: { type: 'string' },
         json: { type: 'boolean' },
       });
-      if (values.help) return out(commandHelp('enroll-link [--identity scep|pkcs12] [--ttl-hours N] [--json]'));
+      if (values.help) return out(commandHelp('enroll-link [--identity scep|pkcs12] [--device UDID] [--ttl-hours N] [--json]'));
       const identity = identityKind(values.identity);
       return withApp(config, false, async (app) => {
         const profiles = createProfileService(app, await ensurePki(app));
         const ttlHours = values['ttl-hours'] === undefined ? config.enrollLinkTtlHours : Number(values['ttl-hours']);
         if (!(ttlHours > 0 && ttlHours <= 24 * 365)) throw new OperatorError('--ttl-hours must be above 0 and at most 8760', 2);
-        const { url, record } = await profiles.createLink({ identity, createdBy: 'cli', ttlMs: ttlHours * 3_600_000 });
-        return out(values.json ? JSON.stringify({ id: record.id, url, identity, expiresAt: record.expiresAt.toISOString() }) : url);
+        const device = values.device as string | undefined;
+        let link: Awaited<ReturnType<typeof profiles.createLink>>;
+        try {
+          link = await profiles.createLink({ identity, createdBy: 'cli', ttlMs: ttlHours * 3_600_000, device });
+        } catch (err) {
+          if (err instanceof ProfileError) throw new OperatorError(err.message, 2);
+          throw err;
+        }
+        const { url, record } = link;
+        return out(
+          values.json
+            ? JSON.stringify({ id: record.id, url, identity, device: record.enrollmentId, expiresAt: record.expiresAt.toISOString() })
+            : url,
+        );
       });
     }
     case 'profile': {

@@ -100,7 +100,7 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
         reason: (err as Error).message,
         detail: {
           httpStatus: status,
-          ...(err instanceof IdentityError ? { refusal: err.refusal } : {}),
+          refusal: err instanceof IdentityError ? err.refusal : err instanceof PolicyRefusal ? (err.reason ?? null) : null,
           ...auditedCertificates(shown),
           sources: presented?.sources ?? [],
           messageType: message?.MessageType ?? message?.Status ?? null,

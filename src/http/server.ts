@@ -6,7 +6,8 @@ import { listInventory } from '../pki/inventory.ts';
 import type { Identity, ServerPki } from '../pki/server-pki.ts';
 import { requireAdminToken } from './admin-auth.ts';
 import { scepRoutes } from './scep-routes.ts';
-import { mintChallenge } from '../scep/challenges.ts';
+import { ENROLLMENT_REF_RULE, isEnrollmentRef, mintChallenge } from '../scep/challenges.ts';
+import { ProfileError } from '../profiles/service.ts';
 import type { ScepService } from '../scep/service.ts';
 import type { Services } from '../app/services.ts';
 import { profileRoutes } from './profile-routes.ts';
@@ -98,7 +99,9 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
         if (!Number.isFinite(ttlHours) || ttlHours <= 0 || ttlHours > 24 * 365) {
           return reply.code(400).send({ error: 'bad-request', message: 'ttlHours must be a number of hours above 0 and at most 8760' });
         }
-        const enrollmentRef = typeof body.enrollmentRef === 'string' ? body.enrollmentRef.slice(0, 200) : null;
+        const enrollmentRef = body.enrollmentRef === undefined ? null : body.enrollmentRef;
+        if (enrollmentRef !== null && !isEnrollmentRef(enrollmentRef))
+          return reply.code(400).send({ error: 'bad-request', message: ENROLLMENT_REF_RULE });
         const { challenge, record } = await mintChallenge(app.store, app.clock, {
           ttlMs: ttlHours * 3_600_000,
           purpose: 'scep',
@@ -116,16 +119,30 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
       });
       await admin.register(adminMdmRoutes, { app, push: services.push });
       admin.post('/enrollment-links', async (request, reply) => {
-        const body = (request.body ?? {}) as { identity?: unknown; ttlHours?: unknown };
+        const body = (request.body ?? {}) as { identity?: unknown; ttlHours?: unknown; device?: unknown };
         const identity = body.identity ?? 'scep';
+        if (body.device !== undefined && (typeof body.device !== 'string' || body.device.length === 0 || body.device.length > 256))
+          return reply.code(400).send({ error: 'bad-request', message: 'device must be the UDID or EnrollmentID of an enrolled device' });
         if (identity !== 'scep' && identity !== 'pkcs12')
           return reply.code(400).send({ error: 'bad-request', message: "identity must be 'scep' or 'pkcs12'" });
         const ttlHours = body.ttlHours === undefined ? app.config.enrollLinkTtlHours : Number(body.ttlHours);
         if (!Number.isFinite(ttlHours) || ttlHours <= 0 || ttlHours > 24 * 365) {
           return reply.code(400).send({ error: 'bad-request', message: 'ttlHours must be a number of hours above 0 and at most 8760' });
         }
-        const { url, record } = await profiles.createLink({ identity, createdBy: request.adminActor!, ttlMs: ttlHours * 3_600_000 });
-        return reply.code(201).send({ id: record.id, url, identity, expiresAt: record.expiresAt.toISOString() });
+        try {
+          const { url, record } = await profiles.createLink({
+            identity,
+            createdBy: request.adminActor!,
+            ttlMs: ttlHours * 3_600_000,
+            device: body.device as string | undefined,
+          });
+          return reply
+            .code(201)
+            .send({ id: record.id, url, identity, device: record.enrollmentId, expiresAt: record.expiresAt.toISOString() });
+        } catch (err) {
+          if (err instanceof ProfileError) return reply.code(err.status).send({ error: 'not-found', message: err.message });
+          throw err;
+        }
       });
       admin.get('/audit', async (request) => {
         const limit = Math.min(Number((request.query as { limit?: string }).limit ?? 100) || 100, 1000);

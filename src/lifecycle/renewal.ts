@@ -21,7 +21,13 @@ export class IdentityRenewal {
     if (!identity) return false;
     const ref = nameAttributes(certificateParts(identity.der).subject).find(([, , a]) => a === 'CN')?.[1];
     const [previous] = ref ? await store.listProfiles({ kind: 'enrollment', enrollmentRef: ref }) : [];
-    const generated = await profiles.enrollment({ identity: previous?.identityKind ?? 'scep', createdBy: actor, enrollmentRef: ref });
+    // The renewal's identity is minted for this enrollment: it, and only it, may take the binding over.
+    const generated = await profiles.enrollment({
+      identity: previous?.identityKind ?? 'scep',
+      createdBy: actor,
+      enrollmentRef: ref,
+      enrollmentId: enrollment.id,
+    });
     const command = commandFromJson({ RequestType: 'InstallProfile', Payload: generated.body.toString('base64') });
     await store.enqueueCommand({ ...command, priority: 50, createdBy: actor, createdAt: now }, [enrollment.id]);
     await store.markRenewalStarted(enrollment.id, now, command.uuid);

@@ -1,13 +1,14 @@
 import type { AuditLog } from '../admin/audit.ts';
-import { ConflictError, type Store } from '../store/types.ts';
+import { BindingRefused, type Store } from '../store/types.ts';
 import type { CheckIn, CommandReport, Channel } from './messages.ts';
 import { PolicyRefusal, type MdmResult, type MdmService, type RequestContext } from './service.ts';
 
 /**
- * The UDID ↔ certificate binding (Apple: identify the device by its certificate, then cross-check the UDID). A
- * certificate binds to the first enrollment that authenticates with it and never to another; every later message
- * must present a certificate bound to the ID it claims. After a renewal the old identity stays valid for its device
- * until the new one is seen on a later message, then it is superseded.
+ * The UDID ↔ certificate binding (Apple: identify the device by its certificate, then cross-check the UDID). An
+ * Authenticate binds a certificate under the binding policy (mdm/binding.ts: an identity serves the enrollment it was
+ * minted for), which the store applies atomically; every later message must present a certificate bound to the ID it
+ * claims. After a renewal the old identity stays valid for its device until the new one is seen on a later message,
+ * then it is superseded.
  *
  * Refusals are 403, never 401 and never `com.apple.unrecognized.device`: either makes a device unenroll, and one
  * spoofed request must not cost the real device its enrollment.
@@ -20,17 +21,17 @@ export class CertAuthService implements MdmService {
 
   async #requireBound(ctx: RequestContext, channel: Channel): Promise<void> {
     const enrollment = await this.deps.store.getEnrollment(channel.deviceId);
-    if (!enrollment || enrollment.status !== 'enrolled') throw new PolicyRefusal(`no active enrollment ${channel.deviceId}`, 403);
+    if (!enrollment || enrollment.status !== 'enrolled')
+      throw new PolicyRefusal(`no active enrollment ${channel.deviceId}`, 403, 'not-enrolled');
     const boundTo = await this.deps.store.getBinding(ctx.certificate.id);
     if (boundTo !== channel.deviceId) {
-      throw new PolicyRefusal(
-        boundTo ? 'the certificate is bound to another enrollment' : 'the certificate is not bound to this enrollment',
-        403,
-      );
+      throw boundTo
+        ? new PolicyRefusal('the certificate is bound to another enrollment', 403, 'bound-to-another-enrollment')
+        : new PolicyRefusal('the certificate is not bound to this enrollment', 403, 'not-bound');
     }
     const { identityCertificateId: current, previousIdentityCertificateId: previous } = enrollment;
     if (ctx.certificate.id !== current && ctx.certificate.id !== previous)
-      throw new PolicyRefusal('the certificate is a superseded identity of this enrollment', 403);
+      throw new PolicyRefusal('the certificate is a superseded identity of this enrollment', 403, 'identity-retired');
     if (ctx.certificate.id === current && previous) {
       // The renewed identity is in use: the one it replaced is retired now.
       const retired = await this.deps.store.promoteIdentity(channel.deviceId);
@@ -48,13 +49,11 @@ export class CertAuthService implements MdmService {
   async checkIn(ctx: RequestContext, message: CheckIn): Promise<MdmResult> {
     if (message.type === 'Authenticate') {
       if (message.channel.user) throw new PolicyRefusal('Authenticate comes on the device channel only', 400);
-      const boundTo = await this.deps.store.getBinding(ctx.certificate.id);
-      if (boundTo && boundTo !== message.channel.deviceId) throw new PolicyRefusal('the certificate is bound to another enrollment', 403);
       try {
         return await this.next.checkIn(ctx, message);
       } catch (err) {
-        // Two Authenticates racing for one certificate: the store's binding decides, atomically.
-        if (err instanceof ConflictError) throw new PolicyRefusal('the certificate is bound to another enrollment', 403);
+        // The binding policy ran inside the store's transaction and changed nothing.
+        if (err instanceof BindingRefused) throw new PolicyRefusal(err.message, 403, err.reason);
         throw err;
       }
     }

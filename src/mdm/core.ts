@@ -1,6 +1,6 @@
 import type { AuditLog } from '../admin/audit.ts';
 import { serializePlist } from '../plist/serialize.ts';
-import type { QueueStatus, Store } from '../store/types.ts';
+import type { BindingDecision, BindingFacts, QueueStatus, Store } from '../store/types.ts';
 import type { CheckIn, CommandReport, ReportStatus } from './messages.ts';
 import { OK, PolicyRefusal, type MdmResult, type MdmService, type RequestContext } from './service.ts';
 
@@ -24,7 +24,7 @@ function data(value: unknown): Buffer | null {
 
 /** Storage behaviour of each message; trust decisions are made before it by the policies that wrap it. */
 export class CoreMdmService implements MdmService {
-  constructor(private readonly deps: { store: Store; audit: AuditLog }) {}
+  constructor(private readonly deps: { store: Store; audit: AuditLog; binding: (facts: BindingFacts) => BindingDecision }) {}
 
   async checkIn(ctx: RequestContext, checkIn: CheckIn): Promise<MdmResult> {
     const { store } = this.deps;
@@ -39,6 +39,7 @@ export class CoreMdmService implements MdmService {
           topic,
           info: info(message),
           now: ctx.now,
+          decide: this.deps.binding,
         });
         await this.deps.audit.record({
           actor: `device:${channel.deviceId}`,

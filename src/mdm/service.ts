@@ -34,6 +34,8 @@ export class PolicyRefusal extends Error {
   constructor(
     message: string,
     readonly status: 400 | 403 | 404 | 410 | 501,
+    /** A named reason for the audit log and, for identity refusals, the webhook (`mdm.IdentityRefused`). */
+    readonly reason?: string,
   ) {
     super(message);
     this.name = 'PolicyRefusal';

@@ -1,6 +1,7 @@
 import type { WebhookSender } from '../admin/webhook.ts';
 import type { CheckIn, CommandReport } from './messages.ts';
-import type { MdmResult, MdmService, RequestContext } from './service.ts';
+import type { Channel } from './messages.ts';
+import { PolicyRefusal, type MdmResult, type MdmService, type RequestContext } from './service.ts';
 
 /**
  * MicroMDM/NanoMDM-compatible webhook events (`mdm.Authenticate`, `mdm.TokenUpdate`, `mdm.CheckOut`, ...,
@@ -13,8 +14,28 @@ export class WebhookService implements MdmService {
     private readonly sender: WebhookSender,
   ) {}
 
+  /** An identity refused for the enrollment it claimed (a takeover attempt, a retired identity): the admin hears of it. */
+  #refused<T>(ctx: RequestContext, channel: Channel, messageType: string, call: () => Promise<T>): Promise<T> {
+    return call().catch((err: unknown) => {
+      if (err instanceof PolicyRefusal && err.reason && err.status === 403) {
+        this.sender.send('mdm.IdentityRefused', ctx.now, {
+          identity_refused_event: {
+            udid: channel.kind === 'device' ? channel.deviceId : '',
+            enrollment_id: channel.kind === 'user-enrollment' ? channel.deviceId : '',
+            message_type: messageType,
+            reason: err.reason,
+            message: err.message,
+            certificate_sha256: ctx.certificate.fingerprintSha256,
+            peer: ctx.peer,
+          },
+        });
+      }
+      throw err;
+    });
+  }
+
   async checkIn(ctx: RequestContext, message: CheckIn): Promise<MdmResult> {
-    const result = await this.next.checkIn(ctx, message);
+    const result = await this.#refused(ctx, message.channel, message.type, () => this.next.checkIn(ctx, message));
     this.sender.send(`mdm.${message.type}`, ctx.now, {
       checkin_event: {
         udid: message.channel.kind === 'device' ? message.channel.deviceId : '',
@@ -27,7 +48,7 @@ export class WebhookService implements MdmService {
   }
 
   async report(ctx: RequestContext, report: CommandReport): Promise<MdmResult> {
-    const result = await this.next.report(ctx, report);
+    const result = await this.#refused(ctx, report.channel, report.status, () => this.next.report(ctx, report));
     this.sender.send('mdm.Connect', ctx.now, {
       acknowledge_event: {
         udid: report.channel.kind === 'device' ? report.channel.deviceId : '',

@@ -38,6 +38,8 @@ export function inventoryRecord(
     der,
     createdAt: now,
     supersededBy: null,
+    servesEnrollment: null,
+    renewalOf: null,
   };
 }
 
@@ -50,6 +52,10 @@ export interface IssueRequest {
   dependants?: Omit<Dependant, 'certificateId'>[];
   /** Active certificates this one replaces; they are marked superseded in the same transaction. */
   supersedes?: string[];
+  /** A device identity's enrollment scope (see CertificateRecord.servesEnrollment). */
+  servesEnrollment?: string | null;
+  /** The identity a SCEP RenewalReq renews. */
+  renewalOf?: string | null;
 }
 
 /**
@@ -78,8 +84,9 @@ export class CertificateAuthority {
       { certificate: this.intermediate.der, privateKey: this.intermediateKey },
     );
     const key = request.privateKey ? this.keyring.seal(request.privateKey) : undefined;
+    const certificate = inventoryRecord(der, request.role, this.intermediate.id, key?.id ?? null, now);
     return {
-      certificate: inventoryRecord(der, request.role, this.intermediate.id, key?.id ?? null, now),
+      certificate: { ...certificate, servesEnrollment: request.servesEnrollment ?? null, renewalOf: request.renewalOf ?? null },
       key,
       dependants: request.dependants,
     };

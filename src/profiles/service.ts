@@ -9,7 +9,7 @@ import { certificateParts, EKU, nameAttributes } from '../pki/certificate.ts';
 import { buildPkcs12, type Pkcs12Encryption } from '../pki/pkcs12.ts';
 import type { ServerPki } from '../pki/server-pki.ts';
 import { serializePlist } from '../plist/serialize.ts';
-import { newChallenge } from '../scep/challenges.ts';
+import { newChallenge, newEnrollmentRef } from '../scep/challenges.ts';
 import {
   ConflictError,
   type CertificateRecord,
@@ -131,12 +131,15 @@ export class ProfileService {
     link?: { id: string };
     /** A renewal profile keeps the device's enrollment reference, so its new identity stays linked to it. */
     enrollmentRef?: string;
+    /** The enrolled device whose enrollment the profile's identity may take over (renewal, re-enrollment link). */
+    enrollmentId?: string | null;
   }): Promise<GeneratedProfile> {
     const { pki, clock, store } = this.deps;
     const now = clock();
     const topic = await this.topic();
     const prefix = await this.#identifierPrefix();
-    const enrollmentRef = options.enrollmentRef ?? `enr-${randomBytes(8).toString('hex')}`;
+    const enrollmentRef = options.enrollmentRef ?? newEnrollmentRef();
+    const enrollmentId = options.enrollmentId ?? null;
     const roots = await this.#roots();
     const intermediate = pki.authority.intermediate;
     const subject: [string, string][] = [
@@ -155,6 +158,7 @@ export class ProfileService {
         ttlMs: this.settings.challengeTtlMs,
         purpose: 'enrollment-profile',
         enrollmentRef,
+        enrollmentId,
         createdBy: options.createdBy,
       });
       entry.challenge = record;
@@ -179,6 +183,7 @@ export class ProfileService {
           extendedKeyUsage: [EKU.clientAuth],
         },
         validityDays: this.settings.identityDays,
+        servesEnrollment: enrollmentId,
       });
       entry.certificates = [issued];
       certificates.push({ certificateId: issued.certificate.id, role: 'identity' });
@@ -248,6 +253,7 @@ export class ProfileService {
         signed,
         effectiveExpiry: record.effectiveExpiry.toISOString(),
         link: options.link?.id ?? null,
+        servesEnrollment: enrollmentId,
       },
     });
     return { body: this.#sign(plist, signed), plist, record };
@@ -298,13 +304,18 @@ export class ProfileService {
     identity: IdentityKind;
     createdBy: string;
     ttlMs?: number;
+    /** A re-enrollment link: its identity may take over exactly this enrolled device (wiped and re-enrolled). */
+    device?: string;
   }): Promise<{ url: string; record: EnrollmentLinkRecord }> {
+    if (options.device !== undefined && !(await this.deps.store.getEnrollment(options.device)))
+      throw new ProfileError(`no enrollment ${JSON.stringify(options.device)}: a re-enrollment link names an enrolled device`, 404);
     const { id, text, secretHash } = mintSecret();
     const now = this.deps.clock();
     const record: EnrollmentLinkRecord = {
       id,
       secretHash,
       identityKind: options.identity,
+      enrollmentId: options.device ?? null,
       createdBy: options.createdBy,
       createdAt: now,
       expiresAt: new Date(now.getTime() + (options.ttlMs ?? this.settings.enrollLinkTtlMs)),
@@ -317,7 +328,7 @@ export class ProfileService {
       action: 'enroll-link.created',
       target: id,
       outcome: 'ok',
-      detail: { identity: options.identity, expiresAt: record.expiresAt.toISOString() },
+      detail: { identity: options.identity, expiresAt: record.expiresAt.toISOString(), device: record.enrollmentId },
     });
     return { url: this.urls().enrollUrl(text), record };
   }
@@ -340,7 +351,12 @@ export class ProfileService {
     if (link!.usedAt) return refuse(410, 'enrollment link already used');
     if (link!.expiresAt <= this.deps.clock()) return refuse(410, 'enrollment link expired');
     try {
-      return await this.enrollment({ identity: link!.identityKind, createdBy: `link:${link!.id}`, link: { id: link!.id } });
+      return await this.enrollment({
+        identity: link!.identityKind,
+        createdBy: `link:${link!.id}`,
+        link: { id: link!.id },
+        enrollmentId: link!.enrollmentId,
+      });
     } catch (err) {
       if (err instanceof ProfileError) return refuse(err.status === 409 ? 410 : (err.status as 404 | 410), err.message);
       throw err;

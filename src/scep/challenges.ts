@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mintSecret, parseSecret, secretMatches } from '../admin/secrets.ts';
 import type { Clock } from '../clock.ts';
 import type { ChallengeRecord, Store } from '../store/types.ts';
@@ -5,8 +6,23 @@ import type { ChallengeRecord, Store } from '../store/types.ts';
 export interface ChallengeOptions {
   ttlMs: number;
   purpose: string;
+  /** The subject CN of the identity it yields; a fresh reference when not given. */
   enrollmentRef?: string | null;
+  /** The enrolled device whose enrollment the identity may take over (renewal, re-enrollment); else a new device only. */
+  enrollmentId?: string | null;
   createdBy: string;
+}
+
+export const ENROLLMENT_REF_RULE = 'an enrollment reference is 1 to 64 printable characters';
+
+/** An administrator's enrollment reference becomes an identity's CN: printable, no control characters, CN-sized. */
+export function isEnrollmentRef(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= 64 && !/[\u0000-\u001f\u007f-\u009f]/.test(value);
+}
+
+/** A new enrollment reference: the CN of the identities one enrollment's profiles yield. */
+export function newEnrollmentRef(): string {
+  return `enr-${randomBytes(8).toString('hex')}`;
 }
 
 /** A new one-time SCEP challenge, not yet stored (a profile stores it with itself). See admin/secrets.ts. */
@@ -16,7 +32,8 @@ export function newChallenge(now: Date, options: ChallengeOptions): { challenge:
     id,
     secretHash,
     purpose: options.purpose,
-    enrollmentRef: options.enrollmentRef ?? null,
+    enrollmentRef: options.enrollmentRef ?? newEnrollmentRef(),
+    enrollmentId: options.enrollmentId ?? null,
     createdBy: options.createdBy,
     createdAt: now,
     expiresAt: new Date(now.getTime() + options.ttlMs),

@@ -1,26 +1,43 @@
-import {
-  EKU,
-  nameAttributes,
-  type CertificateTemplate,
-  type DistinguishedName,
-  type KeyUsage,
-  type NameAttribute,
-} from '../pki/certificate.ts';
+import { EKU, nameAttributes, type CertificateTemplate, type DistinguishedName, type KeyUsage } from '../pki/certificate.ts';
 import { requestedUsage, type CertificationRequest } from '../pki/csr.ts';
 import { ScepError } from './messages.ts';
 import { publicKeyFromSpki } from '../pki/public-keys.ts';
 
-/** Subject attributes a device identity may carry; anything else in the CSR subject is dropped. */
-const ALLOWED_SUBJECT: ReadonlySet<NameAttribute> = new Set(['C', 'ST', 'L', 'O', 'OU', 'CN', 'UID', 'serialNumber']);
-const MAX_VALUE_LENGTH = 128;
 const MAX_SAN_ENTRIES = 10;
+const MAX_VALUE_LENGTH = 255;
+// C0, DEL and C1 controls (NUL among them): never in a name a relying party compares.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** What SCEP issues and to whom: the subject is the enrollment's, never the requester's. */
+export interface IdentityScope {
+  subject: DistinguishedName;
+  /** subjectAltNames the deployment allows (`dns:*.devices.example.com`, `email:*@example.com`, `uri:…`); none by default. */
+  allowedSans: readonly string[];
+}
+
+/** Whether `value` matches a `kind:pattern` rule; '*' stands for one DNS label, or the local part of an address. */
+export function sanAllowed(kind: 'dns' | 'email' | 'uri', value: string, rules: readonly string[]): boolean {
+  return rules.some((rule) => {
+    if (!rule.startsWith(`${kind}:`)) return false;
+    const pattern = rule.slice(kind.length + 1);
+    const star = pattern.indexOf('*');
+    if (star < 0) return kind === 'dns' ? pattern.toLowerCase() === value.toLowerCase() : pattern === value;
+    const [head, tail] = [pattern.slice(0, star), pattern.slice(star + 1)];
+    if (value.length < head.length + tail.length + 1) return false;
+    const fold = kind === 'dns' ? (s: string) => s.toLowerCase() : (s: string) => s;
+    if (!fold(value).startsWith(fold(head)) || !fold(value).endsWith(fold(tail))) return false;
+    const middle = value.slice(head.length, value.length - tail.length);
+    return kind === 'uri' ? !/[/?#]/.test(middle) : !/[.@]/.test(middle);
+  });
+}
 
 /**
- * What a device identity certificate looks like, decided from a CSR: the subject and SAN it asks for, within policy;
- * digitalSignature (+ keyEncipherment if asked); EKU clientAuth only. A request for a CA or for serverAuth is
- * refused rather than silently trimmed, so a misconfigured client learns why.
+ * What a device identity certificate looks like, decided from a CSR and the enrollment it serves: the enrollment's
+ * subject (the CSR's is only checked for control characters), subjectAltNames only from the allowlist,
+ * digitalSignature (+ keyEncipherment if asked), EKU clientAuth only. A request for a CA, for serverAuth, or for a
+ * name outside policy is refused rather than silently trimmed, so a misconfigured client learns why.
  */
-export function identityTemplate(csr: CertificationRequest): Omit<CertificateTemplate, 'notBefore' | 'notAfter'> {
+export function identityTemplate(csr: CertificationRequest, scope: IdentityScope): Omit<CertificateTemplate, 'notBefore' | 'notAfter'> {
   const asked = requestedUsage(csr);
   if (asked.ca) throw new ScepError('the request asks for a CA certificate', 'badRequest');
   if (asked.keyUsage.has('keyCertSign') || asked.keyUsage.has('cRLSign'))
@@ -35,25 +52,25 @@ export function identityTemplate(csr: CertificationRequest): Omit<CertificateTem
     throw new ScepError('device identities must be RSA of at least 2048 bits', 'badAlg');
   }
 
-  const subject: [NameAttribute, string][] = [];
-  for (const [, value, attribute] of nameAttributes(csr.subject)) {
-    if (!attribute || !ALLOWED_SUBJECT.has(attribute)) continue;
-    if (value.length === 0 || value.length > MAX_VALUE_LENGTH)
-      throw new ScepError(`subject ${attribute} is empty or too long`, 'badRequest');
-    if (attribute === 'C' && !/^[A-Z]{2}$/i.test(value)) throw new ScepError('subject C must be a two-letter country code', 'badRequest');
-    subject.push([attribute, value]);
+  for (const [, value] of nameAttributes(csr.subject)) {
+    if (CONTROL.test(value)) throw new ScepError('the request subject holds control characters', 'badRequest');
   }
-  if (!subject.some(([a]) => a === 'CN')) throw new ScepError('the request subject has no CN', 'badRequest');
 
   const san = asked.subjectAltName;
   if (san.other > 0) throw new ScepError('the request asks for subjectAltName types other than DNS, email or URI', 'badRequest');
-  if (san.dns.length + san.email.length + san.uri.length > MAX_SAN_ENTRIES)
-    throw new ScepError('too many subjectAltName entries', 'badRequest');
+  if (san.dns.length + san.email.length + san.uri.length > MAX_SAN_ENTRIES) throw new ScepError('too many subjectAltName entries', 'badRequest');
+  const names = [...san.dns.map((v) => ['dns', v] as const), ...san.email.map((v) => ['email', v] as const), ...san.uri.map((v) => ['uri', v] as const)];
+  for (const [kind, value] of names) {
+    if (value.length === 0 || value.length > MAX_VALUE_LENGTH || CONTROL.test(value) || value.includes('*'))
+      throw new ScepError(`subjectAltName ${kind} is empty, too long, or holds a wildcard or control characters`, 'badRequest');
+    if (!sanAllowed(kind, value, scope.allowedSans))
+      throw new ScepError(`subjectAltName ${kind}:${value} is not allowed (--scep-allowed-san)`, 'badRequest');
+  }
 
   const keyUsage: KeyUsage[] = ['digitalSignature'];
   if (asked.keyUsage.has('keyEncipherment')) keyUsage.push('keyEncipherment');
   return {
-    subject: subject as DistinguishedName,
+    subject: scope.subject,
     publicKey: csr.spki,
     keyUsage,
     extendedKeyUsage: [EKU.clientAuth],

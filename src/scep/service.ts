@@ -3,11 +3,11 @@ import type { AuditLog } from '../admin/audit.ts';
 import type { Clock } from '../clock.ts';
 import * as cms from '../pki/cms.ts';
 import { csrSignatureValid, CsrError, parseCsr, type CertificationRequest } from '../pki/csr.ts';
-import { certificateParts } from '../pki/certificate.ts';
+import { certificateParts, nameAttributes, type DistinguishedName, type NameAttribute } from '../pki/certificate.ts';
 import { OID } from '../pki/oids.ts';
 import { Pkcs1KeyTransport } from '../pki/rsa-pkcs1.ts';
 import type { Identity, ServerPki } from '../pki/server-pki.ts';
-import { ConflictError, type CertificateRecord, type NewCertificate, type Store } from '../store/types.ts';
+import { ConflictError, type CertificateRecord, type Store } from '../store/types.ts';
 import { checkChallenge } from './challenges.ts';
 import {
   certRepFailure,
@@ -27,6 +27,10 @@ export interface ScepSettings {
   ciphers: cms.CipherFamily[];
   /** How far a request's signingTime may be from our clock. */
   maxClockSkewMs: number;
+  /** O= of issued identities; CN= is the enrollment reference. */
+  organization: string;
+  /** subjectAltNames an identity may carry (see policy.ts); none by default. */
+  allowedSans: readonly string[];
 }
 
 export interface ScepResponse {
@@ -137,9 +141,8 @@ export class ScepService {
     const { csr, cipherOid, cipher } = this.#openRequest(header);
     const transport = { cipher, digest: header.digest, subject: csr.subjectText };
     if (!csrSignatureValid(csr)) throw new ScepError('the CSR is not signed by the key it certifies', 'badMessageCheck');
-    const template = identityTemplate(csr);
-    const prepare = (): NewCertificate =>
-      this.deps.pki.authority.prepare({ role: 'device-identity', template, validityDays: this.settings.identityDays });
+    const { allowedSans } = this.settings;
+    const validityDays = this.settings.identityDays;
 
     if (header.messageType === MESSAGE_TYPE.PKCSReq) {
       if (!certificateParts(header.signerCertificate).spki.equals(csr.spki)) {
@@ -147,29 +150,61 @@ export class ScepService {
       }
       const challenge = await checkChallenge(this.deps.store, csr.challengePassword, now);
       if (!challenge.ok) throw new ScepError(challenge.reason, 'badRequest');
-      const entry = prepare();
+      // The challenge decides both the subject (its enrollment's) and which enrollment the identity may serve.
+      const ref = challenge.record.enrollmentRef ?? challenge.record.id;
+      const subject: DistinguishedName = [
+        ['O', this.settings.organization],
+        ['CN', ref],
+      ];
+      const template = identityTemplate(csr, { subject, allowedSans });
+      const entry = this.deps.pki.authority.prepare({
+        role: 'device-identity',
+        template,
+        validityDays,
+        servesEnrollment: challenge.record.enrollmentId,
+      });
       await this.deps.store.insertCertificateConsumingChallenge(entry, challenge.record.id, now);
       return {
         issued: entry.certificate,
         cipherOid,
-        facts: { ...transport, challengeId: challenge.record.id, enrollmentRef: challenge.record.enrollmentRef },
+        facts: { ...transport, challengeId: challenge.record.id, enrollmentRef: ref, servesEnrollment: challenge.record.enrollmentId },
       };
     }
 
-    const current = await this.#renewableIdentity(header.signerCertificate, now);
-    const entry = prepare();
+    const { current, enrollmentId } = await this.#renewableIdentity(header.signerCertificate, now);
+    // The renewed identity keeps the signer's subject and serves the signer's enrollment, whatever the CSR asks.
+    const template = identityTemplate(csr, { subject: subjectOf(current.der), allowedSans });
+    const entry = this.deps.pki.authority.prepare({
+      role: 'device-identity',
+      template,
+      validityDays,
+      servesEnrollment: enrollmentId,
+      renewalOf: current.id,
+    });
     await this.deps.store.insertCertificates([entry]);
-    return { issued: entry.certificate, cipherOid, facts: { ...transport, renewalOf: current.fingerprintSha256 } };
+    return {
+      issued: entry.certificate,
+      cipherOid,
+      facts: { ...transport, renewalOf: current.fingerprintSha256, servesEnrollment: enrollmentId },
+    };
   }
 
-  /** RenewalReq is honoured only when signed by a current identity this CA issued. */
-  async #renewableIdentity(signer: Buffer, now: Date): Promise<CertificateRecord> {
-    const record = await this.deps.store.getCertificateByFingerprint(fingerprint(signer));
+  /**
+   * RenewalReq is honoured only when signed by the current, bound identity of an enrolled device: an identity that
+   * was never bound (one enrollment link's, say) or was replaced cannot mint more identities.
+   */
+  async #renewableIdentity(signer: Buffer, now: Date): Promise<{ current: CertificateRecord; enrollmentId: string }> {
+    const { store } = this.deps;
+    const record = await store.getCertificateByFingerprint(fingerprint(signer));
     if (!record || record.role !== 'device-identity')
       throw new ScepError('RenewalReq signer is not an identity certmdm issued', 'badCertId');
     if (record.status !== 'active') throw new ScepError(`RenewalReq signer is ${record.status}`, 'badCertId');
     if (record.notAfter <= now || record.notBefore > now) throw new ScepError('RenewalReq signer is outside its validity', 'badCertId');
-    return record;
+    const enrollmentId = await store.getBinding(record.id);
+    const enrollment = enrollmentId ? await store.getEnrollment(enrollmentId) : undefined;
+    if (!enrollment || enrollment.status !== 'enrolled' || enrollment.identityCertificateId !== record.id)
+      throw new ScepError("RenewalReq signer is not an enrolled device's current identity", 'badCertId');
+    return { current: record, enrollmentId: enrollment.id };
   }
 
   /** Decrypts the pkcsPKIEnvelope addressed to our RA and parses the CSR inside. */
@@ -219,6 +254,13 @@ export class ScepService {
       detail,
     });
   }
+}
+
+/** The subject of a certificate as a template, keeping the attributes certmdm issues. */
+function subjectOf(certificate: Buffer): DistinguishedName {
+  return nameAttributes(certificateParts(certificate).subject)
+    .filter((a): a is [string, string, NameAttribute] => a[2] !== undefined)
+    .map(([, value, attribute]) => [attribute, value] as const);
 }
 
 function fingerprint(der: Buffer): string {

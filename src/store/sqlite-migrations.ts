@@ -223,4 +223,21 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
     name: 'renewal-attempts',
     sql: `ALTER TABLE enrollments ADD COLUMN renewal_attempts INTEGER NOT NULL DEFAULT 0;`,
   },
+  {
+    version: 10,
+    name: 'identity-scope',
+    sql: `
+      -- Every device identity knows at issuance which enrollment it may serve (NULL: a new enrollment only) and,
+      -- for a SCEP RenewalReq, which identity it renews: one renewal per identity.
+      ALTER TABLE certificates ADD COLUMN serves_enrollment TEXT;
+      ALTER TABLE certificates ADD COLUMN renewal_of TEXT REFERENCES certificates(id);
+      CREATE UNIQUE INDEX certificates_one_renewal ON certificates(renewal_of) WHERE renewal_of IS NOT NULL;
+      CREATE INDEX certificates_by_enrollment ON certificates(serves_enrollment) WHERE serves_enrollment IS NOT NULL;
+      UPDATE certificates SET serves_enrollment =
+        (SELECT enrollment_id FROM certificate_bindings b WHERE b.certificate_id = certificates.id)
+        WHERE role = 'device-identity';
+      ALTER TABLE scep_challenges ADD COLUMN enrollment_id TEXT;
+      ALTER TABLE enrollment_links ADD COLUMN enrollment_id TEXT;
+    `,
+  },
 ];

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { OperatorError, messageOf } from '../errors.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 import {
+  BindingRefused,
   ConflictError,
   type ApiTokenRecord,
   type AuditEvent,
@@ -50,6 +51,8 @@ function certificateFromRow(r: Row): CertificateRecord {
     der: Buffer.from(r.der as Uint8Array),
     createdAt: date(r.created_at),
     supersededBy: (r.superseded_by as string | null) ?? null,
+    servesEnrollment: (r.serves_enrollment as string | null) ?? null,
+    renewalOf: (r.renewal_of as string | null) ?? null,
   };
 }
 
@@ -213,9 +216,9 @@ export class SqliteStore implements Store {
     }
     this.#sql(
       `INSERT INTO certificates (id, role, subject, issuer_id, serial_hex, fingerprint_sha256, not_before, not_after,
-           status, key_id, der, created_at, superseded_by)
+           status, key_id, der, created_at, superseded_by, serves_enrollment, renewal_of)
          VALUES (@id, @role, @subject, @issuerId, @serialHex, @fingerprintSha256, @notBefore, @notAfter,
-           @status, @keyId, @der, @createdAt, @supersededBy)`,
+           @status, @keyId, @der, @createdAt, @supersededBy, @servesEnrollment, @renewalOf)`,
     ).run({ ...c, notBefore: ms(c.notBefore), notAfter: ms(c.notAfter), createdAt: ms(c.createdAt) });
     for (const d of entry.dependants ?? []) {
       this.#sql('INSERT OR IGNORE INTO certificate_dependants (certificate_id, kind, ref) VALUES (?, ?, ?)').run(c.id, d.kind, d.ref);
@@ -223,7 +226,14 @@ export class SqliteStore implements Store {
   }
 
   async insertCertificates(entries: NewCertificate[]): Promise<void> {
-    this.#db.transaction(() => entries.forEach((e) => this.#insertOne(e)))();
+    this.#db.transaction(() =>
+      entries.forEach((e) => {
+        const renewalOf = e.certificate.renewalOf;
+        if (renewalOf && this.#sql('SELECT 1 FROM certificates WHERE renewal_of = ?').get(renewalOf))
+          throw new ConflictError('the identity already has a renewal; one renewal per identity');
+        this.#insertOne(e);
+      }),
+    )();
   }
 
   async replaceCertificates(replacement: NewCertificate, supersedes: string[]): Promise<void> {
@@ -290,6 +300,7 @@ export class SqliteStore implements Store {
           secretHash: Buffer.from(r.secret_hash as Uint8Array),
           purpose: String(r.purpose),
           enrollmentRef: (r.enrollment_ref as string | null) ?? null,
+          enrollmentId: (r.enrollment_id as string | null) ?? null,
           createdBy: String(r.created_by),
           createdAt: date(r.created_at),
           expiresAt: date(r.expires_at),
@@ -312,13 +323,14 @@ export class SqliteStore implements Store {
 
   #insertChallenge(c: ChallengeRecord): void {
     this.#sql(
-      `INSERT INTO scep_challenges (id, secret_hash, purpose, enrollment_ref, created_by, created_at, expires_at, consumed_at, certificate_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO scep_challenges (id, secret_hash, purpose, enrollment_ref, enrollment_id, created_by, created_at, expires_at, consumed_at, certificate_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       c.id,
       c.secretHash,
       c.purpose,
       c.enrollmentRef,
+      c.enrollmentId,
       c.createdBy,
       ms(c.createdAt),
       ms(c.expiresAt),
@@ -407,9 +419,9 @@ export class SqliteStore implements Store {
 
   async insertEnrollmentLink(l: EnrollmentLinkRecord): Promise<void> {
     this.#sql(
-      `INSERT INTO enrollment_links (id, secret_hash, identity_kind, created_by, created_at, expires_at, used_at, profile_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(l.id, l.secretHash, l.identityKind, l.createdBy, ms(l.createdAt), ms(l.expiresAt), l.usedAt && ms(l.usedAt), l.profileId);
+      `INSERT INTO enrollment_links (id, secret_hash, identity_kind, enrollment_id, created_by, created_at, expires_at, used_at, profile_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(l.id, l.secretHash, l.identityKind, l.enrollmentId, l.createdBy, ms(l.createdAt), ms(l.expiresAt), l.usedAt && ms(l.usedAt), l.profileId);
   }
 
   async getEnrollmentLink(id: string): Promise<EnrollmentLinkRecord | undefined> {
@@ -419,6 +431,7 @@ export class SqliteStore implements Store {
           id: String(r.id),
           secretHash: Buffer.from(r.secret_hash as Uint8Array),
           identityKind: r.identity_kind as EnrollmentLinkRecord['identityKind'],
+          enrollmentId: (r.enrollment_id as string | null) ?? null,
           createdBy: String(r.created_by),
           createdAt: date(r.created_at),
           expiresAt: date(r.expires_at),
@@ -468,14 +481,23 @@ export class SqliteStore implements Store {
 
   async authenticateEnrollment(input: AuthenticateInput): Promise<AuthenticateOutcome> {
     return this.#db.transaction((): AuthenticateOutcome => {
+      const certificate = this.#sql('SELECT * FROM certificates WHERE id = ?').get(input.certificateId) as Row | undefined;
+      if (!certificate) throw new ConflictError(`certificate ${input.certificateId} is not in the inventory`);
       const bound = this.#sql('SELECT enrollment_id FROM certificate_bindings WHERE certificate_id = ?').get(input.certificateId) as
         Row | undefined;
-      if (bound && bound.enrollment_id !== input.id) throw new ConflictError(`certificate is bound to another enrollment`);
       const existing = this.#sql('SELECT * FROM enrollments WHERE id = ?').get(input.id) as Row | undefined;
+      const decision = input.decide({
+        claimed: input.id,
+        certificate: certificateFromRow(certificate),
+        boundTo: bound ? String(bound.enrollment_id) : null,
+        enrollment: existing ? this.#enrollmentFromRow(existing) : null,
+        now: input.now,
+      });
+      if ('refuse' in decision) throw new BindingRefused(decision.refuse, decision.message);
       const now = ms(input.now);
       const info = JSON.stringify(input.info);
       let outcome: AuthenticateOutcome;
-      if (!existing || existing.status === 'checked-out') {
+      if (decision.allow === 'fresh') {
         if (existing) {
           // A fresh enrollment after CheckOut starts clean: no queue, no tokens from before.
           this.#sql("DELETE FROM command_queue WHERE channel_id = ? OR channel_id LIKE ? ESCAPE '\\'").run(
@@ -488,6 +510,8 @@ export class SqliteStore implements Store {
                topic = ?, push_token = NULL, push_magic = NULL, unlock_token = NULL, bootstrap_token = NULL, info = ?,
                enrolled_at = ?, last_seen_at = ?, checked_out_at = NULL, renewal_started_at = NULL, renewal_command_uuid = NULL, renewal_attempts = 0 WHERE id = ?`,
           ).run(input.kind, input.certificateId, input.topic, info, now, now, input.id);
+          const replaced = existing.identity_certificate_id as string | null;
+          if (replaced && replaced !== input.certificateId) this.#supersede(replaced, input.certificateId);
         } else {
           this.#sql(
             `INSERT INTO enrollments (id, kind, status, identity_certificate_id, topic, info, enrolled_at, last_seen_at)
@@ -495,33 +519,26 @@ export class SqliteStore implements Store {
           ).run(input.id, input.kind, input.certificateId, input.topic, info, now, now);
         }
         outcome = { fresh: true, renewedFrom: null };
-      } else {
-        const current = existing.identity_certificate_id as string | null;
-        const renewing = current !== null && current !== input.certificateId;
-        if (renewing && existing.previous_identity_certificate_id && existing.previous_identity_certificate_id !== input.certificateId) {
-          // A second renewal before the first was seen: the oldest identity is superseded now.
-          this.#supersede(String(existing.previous_identity_certificate_id), current);
-        }
+      } else if (decision.allow === 'renewal') {
+        const current = existing!.identity_certificate_id as string | null;
+        const previous = existing!.previous_identity_certificate_id as string | null;
+        // A second renewal before the first was seen: the oldest identity is superseded now.
+        if (previous && current) this.#supersede(previous, current);
         this.#sql(
-          `UPDATE enrollments SET identity_certificate_id = ?, previous_identity_certificate_id = ?, topic = ?, info = ?, last_seen_at = ? WHERE id = ?`,
-        ).run(
-          input.certificateId,
-          renewing
-            ? current
-            : input.certificateId === existing.previous_identity_certificate_id
-              ? null
-              : existing.previous_identity_certificate_id,
-          input.topic,
-          info,
-          now,
-          input.id,
-        );
-        // A renewed identity has arrived: the renewal the lifecycle engine started is done.
-        if (renewing)
-          this.#sql('UPDATE enrollments SET renewal_started_at = NULL, renewal_command_uuid = NULL, renewal_attempts = 0 WHERE id = ?').run(
-            input.id,
-          );
-        outcome = { fresh: false, renewedFrom: renewing ? current : null };
+          `UPDATE enrollments SET identity_certificate_id = ?, previous_identity_certificate_id = ?, topic = ?, info = ?, last_seen_at = ?,
+             renewal_started_at = NULL, renewal_command_uuid = NULL, renewal_attempts = 0 WHERE id = ?`,
+        ).run(input.certificateId, current, input.topic, info, now, input.id);
+        // Identities minted for this enrollment before this one and never used are retired: none may become current later.
+        this.#sql(
+          `UPDATE certificates SET status = 'superseded', superseded_by = @id
+             WHERE serves_enrollment = @enrollment AND role = 'device-identity' AND status = 'active' AND id <> @id
+               AND id <> coalesce(@current, '') AND created_at <= @created
+               AND NOT EXISTS (SELECT 1 FROM certificate_bindings b WHERE b.certificate_id = certificates.id)`,
+        ).run({ id: input.certificateId, enrollment: input.id, current, created: certificate.created_at });
+        outcome = { fresh: false, renewedFrom: current };
+      } else {
+        this.#sql('UPDATE enrollments SET topic = ?, info = ?, last_seen_at = ? WHERE id = ?').run(input.topic, info, now, input.id);
+        outcome = { fresh: false, renewedFrom: null };
       }
       if (!bound)
         this.#sql('INSERT INTO certificate_bindings (certificate_id, enrollment_id, bound_at) VALUES (?, ?, ?)').run(

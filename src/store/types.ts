@@ -34,6 +34,13 @@ export interface CertificateRecord {
   der: Buffer;
   createdAt: Date;
   supersededBy: string | null;
+  /**
+   * For a device identity: the enrollment (UDID or EnrollmentID) it was minted for, fixed at issuance; null means it
+   * may only start a new enrollment. A binding moves only to an identity minted for that enrollment.
+   */
+  servesEnrollment: string | null;
+  /** For an identity issued by SCEP RenewalReq: the identity that signed the request (one renewal per identity). */
+  renewalOf: string | null;
 }
 
 /** Something other than a certificate that relies on a certificate: a service, profile, device, enrollment. */
@@ -87,8 +94,10 @@ export interface ChallengeRecord {
   secretHash: Buffer;
   /** What the challenge was minted for: 'scep' by hand, 'enrollment-profile' inside a profile. */
   purpose: string;
-  /** The enrollment (profile, device) it belongs to, when known. */
+  /** The enrollment reference (the identity's subject CN) of the profile or device it belongs to. */
   enrollmentRef: string | null;
+  /** The enrolled device (UDID or EnrollmentID) whose enrollment its identity may take over; null: a new device only. */
+  enrollmentId: string | null;
   createdBy: string;
   createdAt: Date;
   expiresAt: Date;
@@ -121,6 +130,8 @@ export interface EnrollmentLinkRecord {
   id: string;
   secretHash: Buffer;
   identityKind: IdentityKind;
+  /** A re-enrollment link names the enrolled device it may take over; a plain link enrolls a new device only. */
+  enrollmentId: string | null;
   createdBy: string;
   createdAt: Date;
   expiresAt: Date;
@@ -181,6 +192,48 @@ export interface AuthenticateInput {
   topic: string;
   info: Record<string, string>;
   now: Date;
+  /** The binding policy, applied by the store to the facts it reads inside the transaction (see mdm/binding.ts). */
+  decide: (facts: BindingFacts) => BindingDecision;
+}
+
+/** What the binding policy decides on, read atomically with the change it leads to. */
+export interface BindingFacts {
+  /** The UDID or EnrollmentID the Authenticate claims. */
+  claimed: string;
+  certificate: Pick<CertificateRecord, 'id' | 'status' | 'role' | 'servesEnrollment' | 'notAfter'>;
+  /** The enrollment the certificate is bound to, if it ever authenticated. */
+  boundTo: string | null;
+  enrollment: Pick<EnrollmentRecord, 'status' | 'identityCertificateId' | 'previousIdentityCertificateId'> | null;
+  now: Date;
+}
+
+export const BINDING_REFUSALS = [
+  /** The certificate is bound to a different enrollment. */
+  'bound-to-another-enrollment',
+  /** Superseded, revoked, expired, or a previous identity of this enrollment: never current again. */
+  'identity-retired',
+  /** The identity was minted for a different enrollment (renewal, renewal profile, re-enrollment link). */
+  'minted-for-another-enrollment',
+  /** A plain enrollment identity claims a device that is enrolled: only an identity minted for it may take it over. */
+  'enrollment-exists',
+  /** Not a device identity. */
+  'not-a-device-identity',
+] as const;
+export type BindingRefusalReason = (typeof BINDING_REFUSALS)[number];
+
+export type BindingDecision =
+  | { allow: 'fresh' | 'renewal' | 're-authenticate' }
+  | { refuse: BindingRefusalReason; message: string };
+
+/** The binding policy refused an Authenticate; nothing was changed. */
+export class BindingRefused extends Error {
+  constructor(
+    readonly reason: BindingRefusalReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BindingRefused';
+  }
 }
 
 export interface AuthenticateOutcome {

@@ -145,7 +145,9 @@ describe('MDM check-in and commands (Mdm-Signature identity)', () => {
   test('renewal: the new certificate binds on Authenticate, the queue survives, the old one retires once the new is seen', async () => {
     const queued = (await f.admin('POST', '/v1/commands', { devices: [device.udid], command: { RequestType: 'ProfileList' } })).json()
       .command_uuid as string;
-    const renewed = await enrollTestDevice(f, device.udid);
+    // A renewal profile's challenge is minted for this enrollment, so its identity may take the binding over.
+    const { challenge } = await f.challenge(3_600_000, undefined, device.udid);
+    const renewed = await enrollTestDevice(f, device.udid, undefined, { challenge, cn: device.udid });
     assert.equal((await speak(renewed, authenticate(renewed))).statusCode, 200);
     const enrollment = await f.app.store.getEnrollment(device.udid);
     assert.ok(enrollment?.previousIdentityCertificateId, 'the old identity is kept as previous');

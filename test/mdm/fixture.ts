@@ -1,9 +1,9 @@
-import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { mintApiToken } from '../../src/admin/tokens.ts';
 import type { RawOptions } from '../../src/config.ts';
 import { checkIn, mdmSignature, type SignatureForm, type TestDevice } from '../helpers/device.ts';
 import { scepFixture } from '../scep/fixture.ts';
+import { storedState } from '../helpers/state.ts';
 
 export const CHECKIN = 'application/x-apple-aspen-mdm-checkin';
 export const SERVER = 'application/x-apple-aspen-mdm';
@@ -42,22 +42,6 @@ export async function mdmFixture(flags: RawOptions = {}) {
     admin: (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown, headers: Record<string, string> = {}) =>
       f.server.inject({ method, url, payload: payload as never, headers: { authorization: `Bearer ${token}`, ...headers } }),
     /** Every MDM table and every certificate's status, for "stored state unchanged" assertions. */
-    state: () => {
-      const db = new Database(dbPath, { readonly: true });
-      try {
-        const dump = (sql: string) =>
-          JSON.stringify(db.prepare(sql).all(), (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v));
-        return {
-          enrollments: dump('SELECT * FROM enrollments ORDER BY id'),
-          bindings: dump('SELECT * FROM certificate_bindings ORDER BY certificate_id'),
-          userChannels: dump('SELECT * FROM user_channels ORDER BY id'),
-          commands: dump('SELECT * FROM commands ORDER BY uuid'),
-          queue: dump('SELECT * FROM command_queue ORDER BY seq'),
-          certificates: dump('SELECT id, status, superseded_by FROM certificates ORDER BY id'),
-        };
-      } finally {
-        db.close();
-      }
-    },
+    state: () => storedState(dbPath),
   };
 }

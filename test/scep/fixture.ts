@@ -49,7 +49,9 @@ export async function scepFixture(flags: RawOptions = {}) {
     advance: (ms: number) => {
       now = new Date(now.getTime() + ms);
     },
-    challenge: async (ttlMs = 3_600_000) => await mintChallenge(app.store, () => now, { ttlMs, purpose: 'scep', createdBy: 'test' }),
+    /** A one-time challenge; `enrollmentId` scopes its identity to that enrollment, as a renewal profile's is. */
+    challenge: async (ttlMs = 3_600_000, enrollmentRef?: string, enrollmentId?: string) =>
+      await mintChallenge(app.store, () => now, { ttlMs, purpose: 'scep', createdBy: 'test', enrollmentRef, enrollmentId }),
     identities: () => app.store.listCertificates({ role: 'device-identity' }),
     post: (body: Buffer) =>
       server.inject({

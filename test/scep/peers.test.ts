@@ -4,8 +4,9 @@ import { test } from 'node:test';
 import { exportRole, runCli, run, startServer, tempDir } from '../helpers/cli.ts';
 import { startCertmonger } from '../helpers/peers.ts';
 
-function challenge(dataDir: string): string {
-  const r = runCli(['scep', 'challenge', '--data', dataDir]);
+/** A one-time challenge; its enrollment reference becomes the issued identity's CN, whatever the CSR asks. */
+function challenge(dataDir: string, enrollment?: string): string {
+  const r = runCli(['scep', 'challenge', '--data', dataDir, ...(enrollment ? ['--enrollment', enrollment] : [])]);
   assert.equal(r.status, 0, r.stderr);
   return r.stdout.trim();
 }
@@ -96,13 +97,14 @@ test('scepclient (micromdm scep 2.1.0) enrolls with a valid challenge and is ref
   const intermediate = exportRole(dataDir, 'intermediate', dir);
   const url = `https://localhost:${server.port}/scep`;
 
-  const good = challenge(dataDir);
+  const good = challenge(dataDir, 'device-1');
   const enrolled = scepclient(url, root, good, 'device-1');
   assert.equal(enrolled.status, 0, enrolled.stderr + enrolled.stdout);
   const verify = run('openssl', ['verify', '-purpose', 'sslclient', '-CAfile', root, '-untrusted', intermediate, enrolled.cert]);
   assert.equal(verify.status, 0, verify.stderr + verify.stdout);
   const text = run('openssl', ['x509', '-in', enrolled.cert, '-noout', '-text']).stdout;
-  assert.match(text, /Subject: C = US, O = scep-client, OU = MDM, CN = device-1/);
+  // scepclient asks for C = US, O = scep-client, OU = MDM, CN = device-1: the subject is the enrollment's instead.
+  assert.match(text, /Subject: O = certmdm, CN = device-1\n/);
   assert.match(text, /Basic Constraints: critical\s+CA:FALSE/);
   assert.match(text, /Extended Key Usage:\s+TLS Web Client Authentication\n/);
   assert.equal(identityCount(dataDir), 1);
@@ -172,7 +174,7 @@ for (const [label, ciphers, expected] of [
     run('openssl', ['genrsa', '-traditional', '-out', key, '2048']);
     const request = run(
       'getcert',
-      ['request', '-s', '-c', 'certmdm', '-k', key, '-f', cert, '-N', 'CN=certmonger-device', '-L', challenge(dataDir), '-w', '-v'],
+      ['request', '-s', '-c', 'certmdm', '-k', key, '-f', cert, '-N', 'CN=certmonger-device', '-L', challenge(dataDir, 'certmonger-device'), '-w', '-v'],
       { env: cm.env },
     );
     assert.equal(request.status, 0, request.stdout + request.stderr + run('getcert', ['list', '-s'], { env: cm.env }).stdout);

@@ -28,7 +28,7 @@ describe('SCEP PKIOperation', () => {
   for (const cipher of ['aes128', 'aes256', 'des3'] as const) {
     for (const digest of ['sha256', 'sha1'] as const) {
       test(`PKCSReq with ${cipher} and ${digest} issues a client certificate`, async () => {
-        const { challenge, record } = await f.challenge();
+        const { challenge, record } = await f.challenge(3_600_000, `dev-${cipher}-${digest}`);
         const senderNonce = Buffer.alloc(16, 7);
         const body = pkiMessage(
           alice,
@@ -46,7 +46,8 @@ describe('SCEP PKIOperation', () => {
         assert.equal(rep.status, '0');
         assert.equal(rep.transactionId, 'tx-1');
         assert.deepEqual(rep.recipientNonce, senderNonce);
-        assert.match(rep.certificates, new RegExp(`subject=CN = dev-${cipher}-${digest}, O = Example`));
+        // The subject is the challenge's enrollment (O = --organization, CN = its reference), not the CSR's.
+        assert.match(rep.certificates, new RegExp(`subject=O = certmdm, CN = dev-${cipher}-${digest}\n`));
         const issued = (await f.app.store.getChallenge(record.id))!;
         assert.ok(issued.consumedAt && issued.certificateId, 'the challenge is consumed by this issuance and linked to it');
         const cert = await f.app.store.getCertificate(issued.certificateId!);

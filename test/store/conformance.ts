@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { test } from 'node:test';
+import { bindingPolicy } from '../../src/mdm/binding.ts';
 import {
+  BindingRefused,
   ConflictError,
   type CertificateRecord,
   type ChallengeRecord,
@@ -15,6 +17,7 @@ import {
  */
 export function storeConformance(backend: string, open: () => Promise<Store>): void {
   const day = 86_400_000;
+  const decide = bindingPolicy({ permissiveReenrollment: false });
   const certificate = (overrides: Partial<CertificateRecord> = {}): CertificateRecord => ({
     id: `crt_${randomUUID()}`,
     role: 'device-identity',
@@ -29,6 +32,8 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     der: randomBytes(64),
     createdAt: new Date(Date.UTC(2026, 0, 1, 12)),
     supersededBy: null,
+    servesEnrollment: null,
+    renewalOf: null,
     ...overrides,
   });
 
@@ -37,6 +42,7 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     secretHash: randomBytes(32),
     purpose: 'scep',
     enrollmentRef: null,
+    enrollmentId: null,
     createdBy: 'cli',
     createdAt: new Date(Date.UTC(2026, 0, 1)),
     expiresAt: new Date(Date.UTC(2026, 0, 2)),
@@ -163,7 +169,7 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
 
   withStore('enrollments: a certificate binds to one enrollment; renewal keeps the old identity until promoted', async (store) => {
     const a = certificate();
-    const b = certificate();
+    const b = certificate({ servesEnrollment: 'UDID-1' });
     await store.insertCertificates([{ certificate: a }, { certificate: b }]);
     const at = new Date(Date.UTC(2026, 0, 1));
     assert.deepEqual(
@@ -174,17 +180,18 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
         topic: 't',
         info: { DeviceName: 'x' },
         now: at,
+        decide,
       }),
       { fresh: true, renewedFrom: null },
     );
     await assert.rejects(
-      store.authenticateEnrollment({ id: 'UDID-2', kind: 'device', certificateId: a.id, topic: 't', info: {}, now: at }),
-      ConflictError,
+      store.authenticateEnrollment({ id: 'UDID-2', kind: 'device', certificateId: a.id, topic: 't', info: {}, now: at, decide }),
+      (err: unknown) => err instanceof BindingRefused && err.reason === 'bound-to-another-enrollment',
     );
     assert.equal(await store.getEnrollment('UDID-2'), undefined, 'the refused Authenticate left nothing');
     assert.equal(await store.getBinding(a.id), 'UDID-1');
     assert.deepEqual(
-      await store.authenticateEnrollment({ id: 'UDID-1', kind: 'device', certificateId: b.id, topic: 't', info: {}, now: at }),
+      await store.authenticateEnrollment({ id: 'UDID-1', kind: 'device', certificateId: b.id, topic: 't', info: {}, now: at, decide }),
       { fresh: false, renewedFrom: a.id },
     );
     const renewing = await store.getEnrollment('UDID-1');
@@ -250,7 +257,7 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
       ['P12-DEV', pkcs12Identity],
       ['GONE-DEV', gone],
     ] as const)
-      await store.authenticateEnrollment({ id, kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at });
+      await store.authenticateEnrollment({ id, kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at, decide });
     await store.checkOutEnrollment('GONE-DEV', at);
     // The trust profile reaches both devices; only SCEP-DEV acknowledges it.
     const command = {
@@ -292,11 +299,69 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     }
   });
 
+  withStore('binding: an identity serves only the enrollment it was minted for; refusals change nothing', async (store) => {
+    const at = new Date(Date.UTC(2026, 0, 1));
+    const auth = (id: string, c: CertificateRecord) =>
+      store.authenticateEnrollment({ id, kind: 'device', certificateId: c.id, topic: 't', info: { DeviceName: id }, now: at, decide });
+    const refused = (reason: string) => (err: unknown) => err instanceof BindingRefused && err.reason === reason;
+    const victim = certificate();
+    const attacker = certificate();
+    const forOther = certificate({ servesEnrollment: 'OTHER' });
+    const renewal = certificate({ servesEnrollment: 'VICTIM', createdAt: new Date(at.getTime() + 2000) });
+    const staleRenewal = certificate({ servesEnrollment: 'VICTIM', createdAt: new Date(at.getTime() + 1000) });
+    await store.insertCertificates([victim, attacker, forOther, renewal, staleRenewal].map((certificate) => ({ certificate })));
+    await auth('VICTIM', victim);
+    await store.updateEnrollment('VICTIM', { pushMagic: 'victim-magic' });
+    const before = await store.getEnrollment('VICTIM');
+
+    await assert.rejects(auth('VICTIM', attacker), refused('enrollment-exists'), 'a plain identity cannot take over an enrolled UDID');
+    await assert.rejects(auth('VICTIM', forOther), refused('minted-for-another-enrollment'));
+    assert.deepEqual(await store.getEnrollment('VICTIM'), before, 'refused Authenticates changed nothing');
+    assert.equal(await store.getBinding(attacker.id), undefined);
+    assert.equal((await store.getCertificate(attacker.id))?.status, 'active');
+
+    // The identity minted for VICTIM takes over; an older unused one minted for it is retired with the binding move.
+    assert.deepEqual(await auth('VICTIM', renewal), { fresh: false, renewedFrom: victim.id });
+    assert.equal((await store.getCertificate(staleRenewal.id))?.status, 'superseded');
+    await assert.rejects(auth('VICTIM', staleRenewal), refused('identity-retired'));
+    // The renewed-away identity may not Authenticate its way back to current (it stays accepted only until promoted).
+    await assert.rejects(auth('VICTIM', victim), refused('identity-retired'));
+    assert.equal((await store.getEnrollment('VICTIM'))?.identityCertificateId, renewal.id);
+    await store.promoteIdentity('VICTIM');
+    await assert.rejects(auth('VICTIM', victim), refused('identity-retired'), 'a superseded identity never becomes current again');
+
+    // A plain identity may start a new enrollment, and the permissive option restores other servers' behaviour.
+    assert.deepEqual(await auth('NEW', attacker), { fresh: true, renewedFrom: null });
+    const loose = certificate();
+    await store.insertCertificates([{ certificate: loose }]);
+    assert.deepEqual(
+      await store.authenticateEnrollment({
+        id: 'VICTIM',
+        kind: 'device',
+        certificateId: loose.id,
+        topic: 't',
+        info: {},
+        now: at,
+        decide: bindingPolicy({ permissiveReenrollment: true }),
+      }),
+      { fresh: false, renewedFrom: renewal.id },
+    );
+  });
+
+  withStore('binding: one renewal per identity', async (store) => {
+    const signer = certificate();
+    await store.insertCertificates([{ certificate: signer }]);
+    await store.insertCertificates([{ certificate: certificate({ renewalOf: signer.id, servesEnrollment: 'D' }) }]);
+    const second = certificate({ renewalOf: signer.id, servesEnrollment: 'D' });
+    await assert.rejects(store.insertCertificates([{ certificate: second }]), ConflictError);
+    assert.equal(await store.getCertificate(second.id), undefined);
+  });
+
   withStore('command queue: priority then FIFO, NotNow skipped until revived, results once, clean after CheckOut', async (store) => {
     const c = certificate();
     await store.insertCertificates([{ certificate: c }]);
     const at = new Date(Date.UTC(2026, 0, 1));
-    await store.authenticateEnrollment({ id: 'D', kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at });
+    await store.authenticateEnrollment({ id: 'D', kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at, decide });
     const command = (uuid: string, priority: number) => ({
       uuid,
       requestType: 'ProfileList',
@@ -326,7 +391,7 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
       ],
     );
     await store.checkOutEnrollment('D', at);
-    await store.authenticateEnrollment({ id: 'D', kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at });
+    await store.authenticateEnrollment({ id: 'D', kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at, decide });
     assert.deepEqual(await store.listQueue('D'), [], 'a fresh enrollment after CheckOut starts clean');
     assert.deepEqual(await store.listQueue('D:user'), [], "and so do its users' channels");
   });

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run, runCli, tempDir } from './cli.ts';
+
+export interface PeerIdentity {
+  key: string;
+  cert: string;
+  der: Buffer;
+  dir: string;
+}
+
+/**
+ * A device identity from the running server through Debian's scepclient, under `challenge` (a plain one minted by
+ * the CLI when not given). The CN it asks for is only a request: the server decides the subject.
+ */
+export function scepIdentity(dataDir: string, port: number, root: string, cn: string, challenge?: string): PeerIdentity {
+  const dir = tempDir('mdm-peer-');
+  const secret = challenge ?? runCli(['scep', 'challenge', '--data', dataDir]).stdout.trim();
+  const r = run(
+    'scepclient',
+    [
+      '-server-url',
+      `https://localhost:${port}/scep`,
+      '-challenge',
+      secret,
+      '-private-key',
+      join(dir, 'key.pem'),
+      '-certificate',
+      join(dir, 'cert.pem'),
+      '-cn',
+      cn,
+    ],
+    { cwd: dir, env: { ...process.env, SSL_CERT_FILE: root } },
+  );
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const cert = join(dir, 'cert.pem');
+  const der = Buffer.from(
+    /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END/.exec(readFileSync(cert, 'utf8'))![1]!.replace(/\s+/g, ''),
+    'base64',
+  );
+  return { key: join(dir, 'key.pem'), cert, der, dir };
+}
+
+/** An HTTP request by curl (the body from a file, so bytes pass untouched); the status and body come back. */
+export function curl(url: string, options: { method?: string; body?: Buffer; contentType?: string; args?: string[] } = {}) {
+  const dir = tempDir('curl-');
+  const args = ['-sS', '-X', options.method ?? (options.body ? 'PUT' : 'GET'), '-o', join(dir, 'out'), '-w', '%{http_code}'];
+  if (options.body) {
+    writeFileSync(join(dir, 'body'), options.body);
+    args.push(
+      '--data-binary',
+      `@${join(dir, 'body')}`,
+      '-H',
+      `Content-Type: ${options.contentType ?? 'application/x-apple-aspen-mdm-checkin'}`,
+    );
+  }
+  const r = run('curl', [...args, ...(options.args ?? []), url]);
+  assert.equal(r.status, 0, r.stderr);
+  const raw = readFileSync(join(dir, 'out'));
+  return { status: Number(r.stdout), raw, body: raw.toString('latin1') };
+}
+
+/** A check-in or report over mutual TLS, as a device with `identity` makes it. */
+export function putAs(url: string, identity: PeerIdentity, root: string, body: Buffer, contentType?: string) {
+  return curl(url, { body, contentType, args: ['--cacert', root, '--cert', identity.cert, '--key', identity.key] });
+}
