@@ -6,7 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import { CLIENT_CERT_HEADERS } from '../../src/mdm/proxy-certificate.ts';
 import { exportRole, freePort, ROOT, run, startServer, tempDir, type RunningServer } from '../helpers/cli.ts';
 import { mdmSignature, plistBody } from '../helpers/device.ts';
-import { adminToken, auditSince, curlPut, lastAuditId, scepIdentity, storedState, type AuditRow } from '../helpers/mdm-http.ts';
+import { auditSince, lastAuditId, type AuditRow } from '../helpers/audit.ts';
+import { curl, scepIdentity, type PeerIdentity } from '../helpers/mtls.ts';
+import { storedState } from '../helpers/state.ts';
 import { localhostCertificate, startNginx } from '../helpers/nginx.ts';
 
 /**
@@ -23,7 +25,7 @@ const PROXY = '127.0.0.3';
 const VICTIM = 'PROXY-VICTIM-1';
 
 const sha256 = (der: Buffer) => createHash('sha256').update(der).digest('hex');
-const derOf = (pem: string) => Buffer.from(/-----BEGIN CERTIFICATE-----([\s\S]+?)-----END/.exec(pem)![1]!.replace(/\s+/g, ''), 'base64');
+const put = (url: string, body: Buffer, args: string[], contentType?: string) => curl(url, { body, contentType, args });
 
 /** The header values proxies write: nginx's escaped PEM, RFC 9440, and Go's url.QueryEscape (Python's quote_plus). */
 const asNginx = (pem: string) => encodeURIComponent(pem);
@@ -42,7 +44,7 @@ describe('MDM identity from a TLS-terminating proxy', () => {
   let server: RunningServer;
   let root: string;
   let token: string;
-  let victim: ReturnType<typeof scepIdentity>;
+  let victim: PeerIdentity;
   let victimPem: string;
   let victimDer: Buffer;
   let commandUuid: string;
@@ -53,10 +55,10 @@ describe('MDM identity from a TLS-terminating proxy', () => {
     server = await startServer(dataDir, ['--scep-ciphers', 'aes,des3,des', ...flags]);
   };
   const direct = (path: string, body: Buffer, args: string[], contentType?: string) =>
-    curlPut(`https://localhost:${server.port}${path}`, body, ['--cacert', root, ...args], contentType);
+    put(`https://localhost:${server.port}${path}`, body, ['--cacert', root, ...args], contentType);
   /** A request refused with `status` and `refusal`, audited once as an identity decision, with nothing stored changed. */
   const refused = (what: string, send: () => { status: number; body: string }, status: number, refusal: string): AuditRow => {
-    const state = storedState(dataDir);
+    const state = storedState(join(dataDir, 'certmdm.db'));
     const mark = lastAuditId(dataDir);
     const response = send();
     assert.equal(response.status, status, `${what}: ${response.body}`);
@@ -65,13 +67,13 @@ describe('MDM identity from a TLS-terminating proxy', () => {
     assert.equal(rows.length, 1, `${what}: one identity audit row`);
     assert.equal(rows[0]!.outcome, 'denied');
     assert.equal(rows[0]!.detail?.refusal, refusal, `${what}: ${rows[0]!.reason}`);
-    assert.deepEqual(storedState(dataDir), state, `${what}: stored state unchanged`);
+    assert.deepEqual(storedState(join(dataDir, 'certmdm.db')), state, `${what}: stored state unchanged`);
     return rows[0]!;
   };
 
   before(async () => {
     server = await startServer(dataDir, ['--scep-ciphers', 'aes,des3,des', '--mdm-identity-sources', 'proxy', '--trusted-proxies', PROXY]);
-    token = adminToken(server.stderr());
+    token = /^\s+(cmdm_\S+)$/m.exec(server.stderr())![1]!;
     root = exportRole(dataDir, 'root', work);
     writeFileSync(
       join(work, 'client-ca.pem'),
@@ -80,7 +82,7 @@ describe('MDM identity from a TLS-terminating proxy', () => {
     localhostCertificate(work, 'nginx');
     victim = scepIdentity(dataDir, server.port, root, VICTIM);
     victimPem = readFileSync(victim.cert, 'utf8');
-    victimDer = derOf(victimPem);
+    victimDer = victim.der;
   });
   after(() => server.stop());
 
@@ -108,7 +110,7 @@ describe('MDM identity from a TLS-terminating proxy', () => {
     );
     t.after(() => nginx.stop());
     const via = (port: number, path: string, body: Buffer, args: string[], contentType?: string) =>
-      curlPut(`https://localhost:${port}${path}`, body, ['--cacert', join(work, 'nginx.pem'), ...args], contentType);
+      put(`https://localhost:${port}${path}`, body, ['--cacert', join(work, 'nginx.pem'), ...args], contentType);
     const withKey = ['--cert', victim.cert, '--key', victim.key];
 
     // The real device, with its key, through the snippet: enrolls, and a command is queued for it.
@@ -130,37 +132,36 @@ describe('MDM identity from a TLS-terminating proxy', () => {
       PushMagic: 'magic-1',
     });
     assert.equal(via(snippetPort, '/mdm/checkin', tokenUpdate, withKey).status, 200);
-    const enqueue = run('curl', [
-      '-sS',
-      '--cacert',
-      root,
-      '-H',
-      `Authorization: Bearer ${token}`,
-      '-H',
-      'Content-Type: application/json',
-      '--data',
-      JSON.stringify({ devices: [VICTIM], command: { RequestType: 'DeviceInformation', Queries: ['DeviceName'] }, push: false }),
-      `https://localhost:${server.port}/v1/commands`,
-    ]);
-    commandUuid = (JSON.parse(enqueue.stdout) as { command_uuid: string }).command_uuid;
-    assert.match(commandUuid ?? '', /^[0-9A-Fa-f-]{36}$/, enqueue.stdout);
+    const enqueue = curl(`https://localhost:${server.port}/v1/commands`, {
+      method: 'POST',
+      body: Buffer.from(
+        JSON.stringify({ devices: [VICTIM], command: { RequestType: 'DeviceInformation', Queries: ['DeviceName'] }, push: false }),
+      ),
+      contentType: 'application/json',
+      args: ['--cacert', root, '-H', `Authorization: Bearer ${token}`],
+    });
+    assert.equal(enqueue.status, 201, enqueue.body);
+    commandUuid = (JSON.parse(enqueue.body) as { command_uuid: string }).command_uuid;
+    assert.match(commandUuid, /^[0-9A-Fa-f-]{36}$/);
 
     // Each header holding the victim's certificate in the form that header is read in, sent by a client without one.
     const forged = (name: string) => `${name}: ${name.startsWith('client-cert') ? asRfc9440(victimDer) : asNginx(victimPem)}`;
     for (const name of CLIENT_CERT_HEADERS) {
+      // Without the snippet nginx passes the header on (it overwrites only its own, X-Client-Cert); certmdm refuses
+      // it by name. Before the fix Client-Cert was read and the client served as the victim (200).
+      if (name !== 'x-client-cert') {
+        const row = refused(
+          `no snippet, ${name}`,
+          () => via(plainPort, '/mdm/server', idle, ['-H', forged(name)], SERVER_TYPE),
+          403,
+          'proxy-other-header',
+        );
+        assert.match(row.reason ?? '', new RegExp(`header ${name} is not the configured x-client-cert`));
+        assert.equal(row.target, VICTIM);
+        assert.deepEqual(row.detail?.certificates, { [`header:${name}`]: sha256(victimDer) }, `${name}: the certificate shown is audited`);
+      }
       // Behind the snippet nginx clears every one of them: certmdm sees no certificate at all.
       refused(`snippet, ${name}`, () => via(snippetPort, '/mdm/server', idle, ['-H', forged(name)], SERVER_TYPE), 403, 'no-identity');
-      if (name === 'x-client-cert') continue; // nginx overwrites its own header even without the snippet
-      // Without the snippet nginx passes the header on; certmdm refuses it by name (before the fix: 200 as the victim).
-      const row = refused(
-        `no snippet, ${name}`,
-        () => via(plainPort, '/mdm/server', idle, ['-H', forged(name)], SERVER_TYPE),
-        403,
-        'proxy-other-header',
-      );
-      assert.match(row.reason ?? '', new RegExp(`header ${name} is not the configured x-client-cert`));
-      assert.equal(row.target, VICTIM);
-      assert.deepEqual(row.detail?.certificates, { [`header:${name}`]: sha256(victimDer) }, `${name}: the certificate shown is audited`);
     }
     // A client with its key but a second header beside nginx's is refused too: which one speaks would be a guess.
     refused(
@@ -321,7 +322,7 @@ describe('MDM identity from a TLS-terminating proxy', () => {
 
     // mTLS with one identity, Mdm-Signature by another: each source's certificate is audited.
     const second = scepIdentity(dataDir, server.port, root, 'PROXY-SECOND-1');
-    const secondDer = derOf(readFileSync(second.cert, 'utf8'));
+    const secondDer = second.der;
     const disagree = refused(
       'sources disagree',
       () =>
