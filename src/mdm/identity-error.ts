@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 
 /**
  * Why a request's identity was refused, by name: the audit log and tests match on these, never on message wording.
- * `refused` is the catch-all for refusals raised after the identity was read (chain, status, validity).
+ * The first group is raised while reading the identity, the second while judging the certificate read.
  */
 export type IdentityRefusal =
   | 'no-identity'
@@ -14,6 +14,14 @@ export type IdentityRefusal =
   | 'proxy-other-header'
   | 'proxy-duplicate-header'
   | 'proxy-malformed-header'
+  | 'certificate-malformed'
+  | 'not-our-ca'
+  | 'not-client-auth'
+  | 'issuer-retired'
+  | 'not-a-device-identity'
+  | 'certificate-revoked'
+  | 'certificate-expired'
+  | 'certificate-not-yet-valid'
   | 'refused';
 
 /** A certificate a request presented, with where it came from (`mtls`, `proxy`, `signature`, or `header:<name>`). */
