@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { resolveConfig } from '../../src/config.ts';
+import { OperatorError } from '../../src/errors.ts';
 import { IdentityError } from '../../src/mdm/identity-error.ts';
 import { proxyCertificate, type ProxyCertFormat } from '../../src/mdm/proxy-certificate.ts';
 import { tempDir } from '../helpers/cli.ts';
@@ -112,3 +114,26 @@ test('values not exactly one certificate in the configured format are malformed 
     }
   }
 });
+
+test('options: one header and one format, with defaults that match; RFC 9440 header only in its format', () => {
+  const config = (flags: Record<string, string>) => resolveConfig(flags, {}, dir);
+  assert.deepEqual(pick(config({})), ['x-client-cert', 'nginx-escaped-pem']);
+  assert.deepEqual(pick(config({ 'proxy-cert-format': 'rfc9440' })), ['client-cert', 'rfc9440']);
+  assert.deepEqual(pick(config({ 'proxy-cert-format': 'go-query-escape', 'proxy-cert-header': 'X-Forwarded-Tls-Client-Cert' })), [
+    'x-forwarded-tls-client-cert',
+    'go-query-escape',
+  ]);
+  assert.deepEqual(pick(resolveConfig({}, { CERTMDM_PROXY_CERT_FORMAT: 'rfc9440' }, dir)), ['client-cert', 'rfc9440']);
+  for (const flags of <Record<string, string>[]>[
+    { 'proxy-cert-format': 'pem' },
+    { 'proxy-cert-header': 'Client-Cert' },
+    { 'proxy-cert-header': 'Client-Cert-Chain', 'proxy-cert-format': 'rfc9440' },
+    { 'proxy-cert-header': 'Mdm-Signature' },
+    { 'proxy-cert-header': 'bad header' },
+  ])
+    assert.throws(() => config(flags), OperatorError, JSON.stringify(flags));
+});
+
+function pick(config: { proxyCertHeader: string; proxyCertFormat: string }): [string, string] {
+  return [config.proxyCertHeader, config.proxyCertFormat];
+}
