@@ -1,6 +1,6 @@
 import { certificateParts, readCertificate } from '../pki/certificate.ts';
 import * as cms from '../pki/cms.ts';
-import { IdentityError, type PresentedCertificate } from './identity-error.ts';
+import { IdentityError } from './identity-error.ts';
 import { proxyCertificate, type ProxyCertFormat } from './proxy-certificate.ts';
 
 export { IdentityError, type IdentityRefusal, type PresentedCertificate } from './identity-error.ts';
@@ -109,29 +109,30 @@ export function presentedIdentity(input: IdentityInput, settings: IdentitySettin
     ['mtls', () => (input.tlsCertificate?.length ? input.tlsCertificate : undefined)],
     [
       'proxy',
-      () => proxyCertificate(input.headerLines, input.peer, { ...settings, header: settings.proxyHeader, format: settings.proxyFormat }),
+      () =>
+        proxyCertificate(input.headerLines, input.peer, {
+          trustedProxies: settings.trustedProxies,
+          header: settings.proxyHeader,
+          format: settings.proxyFormat,
+        }),
     ],
     ['signature', () => fromSignature(input, settings)],
   ];
   const found: [IdentitySource, Buffer][] = [];
-  const presented: PresentedCertificate[] = [];
-  let refusal: IdentityError | undefined;
+  const refusals: IdentityError[] = [];
   for (const [source, read] of readers) {
     if (!settings.sources.includes(source)) continue;
     try {
       const der = read();
-      if (der) {
-        found.push([source, der]);
-        presented.push({ source, certificate: der });
-      }
+      if (der) found.push([source, der]);
     } catch (err) {
       if (!(err instanceof IdentityError)) throw err;
-      refusal ??= err;
-      if (err !== refusal) presented.push(...err.presented);
+      refusals.push(err);
     }
   }
+  const [refusal] = refusals;
   if (refusal) {
-    refusal.presented = [...presented, ...refusal.presented];
+    refusal.presented = [...found.map(([source, certificate]) => ({ source, certificate })), ...refusals.flatMap((r) => r.presented)];
     throw refusal;
   }
   if (found.length === 0)
@@ -140,7 +141,7 @@ export function presentedIdentity(input: IdentityInput, settings: IdentitySettin
   if (found.some(([, der]) => !der.equals(first![1])))
     throw new IdentityError(`identity sources disagree (${found.map(([s]) => s).join(', ')})`, 403, {
       refusal: 'sources-disagree',
-      presented,
+      presented: found.map(([source, certificate]) => ({ source, certificate })),
     });
   return { certificate: first![1], sources: found.map(([s]) => s) };
 }
