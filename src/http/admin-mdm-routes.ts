@@ -1,10 +1,12 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { AppContext } from '../app/context.ts';
 import { DAY_MS } from '../clock.ts';
 import { commandFromJson, commandFromPlist, CommandError, type BuiltCommand } from '../mdm/commands.ts';
 import type { PushService } from '../push/service.ts';
 import { importPushCertificate } from '../push/certificate.ts';
 import { OperatorError } from '../errors.ts';
+import { ChannelIdError, channelFromId, channelFromParts } from '../mdm/channel-id.ts';
+import type { ChannelKey } from '../store/types.ts';
 
 /** The admin API's MDM part: devices, their identities and queues, and enqueueing (also NanoMDM's PUT /v1/enqueue). */
 export async function adminMdmRoutes(admin: FastifyInstance, options: { app: AppContext; push: PushService }): Promise<void> {
@@ -43,10 +45,40 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
     return { devices };
   });
 
+  /** Resolves the admin's channel names; a refusal is audited under `action` and answered, with nothing changed. */
+  const resolve = async (actor: string, action: string, names: ChannelName[]): Promise<ChannelKey[] | ChannelIdError> => {
+    try {
+      return await Promise.all(
+        names.map((n) => (typeof n === 'string' ? channelFromId(store, n) : channelFromParts(store, n.enrollment_id, n.user_id ?? null))),
+      );
+    } catch (err) {
+      if (!(err instanceof ChannelIdError)) throw err;
+      await app.audit.record({
+        actor,
+        action,
+        outcome: 'denied',
+        reason: err.message,
+        detail: { channels: names, httpStatus: err.status },
+      });
+      return err;
+    }
+  };
+  const refuse = (reply: FastifyReply, err: ChannelIdError) =>
+    reply.code(err.status).send({ error: err.status === 404 ? 'not-found' : 'ambiguous-channel', message: err.message });
+
+  // `?user_id=U` names the user channel U of exactly `:id`; `?channel=device` the device channel `:id`; else NanoMDM's form.
   admin.get('/devices/:id/commands', async (request, reply) => {
     const { id } = request.params as { id: string };
-    if (!(await store.getEnrollment(id.split(':')[0]!))) return reply.code(404).send({ error: 'not-found', message: `no device ${id}` });
-    const queue = await store.listQueue(id);
+    const query = request.query as { user_id?: string; channel?: string };
+    const name: ChannelName =
+      typeof query.user_id === 'string' && query.user_id
+        ? { enrollment_id: id, user_id: query.user_id }
+        : query.channel === 'device'
+          ? { enrollment_id: id }
+          : id;
+    const resolved = await resolve(request.adminActor!, 'devices.commands', [name]);
+    if (resolved instanceof ChannelIdError) return refuse(reply, resolved);
+    const queue = await store.listQueue(resolved[0]!);
     return {
       commands: queue.map((q) => ({
         command_uuid: q.commandUuid,
@@ -59,28 +91,31 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
     };
   });
 
-  const enqueue = async (actor: string, ids: string[], build: () => BuiltCommand, priority: number, wake: boolean) => {
+  const enqueue = async (actor: string, names: ChannelName[], build: () => BuiltCommand, priority: number, wake: boolean) => {
     const command = build();
-    const unknown: string[] = [];
-    for (const id of ids) if (!(await store.getEnrollment(id.split(':')[0]!))) unknown.push(id);
-    if (unknown.length) return { error: `unknown devices: ${unknown.join(', ')}` };
-    await store.enqueueCommand({ ...command, priority, createdBy: actor, createdAt: app.clock() }, ids);
+    const channels = await resolve(actor, 'command.enqueued', names);
+    if (channels instanceof ChannelIdError) return channels;
+    await store.enqueueCommand({ ...command, priority, createdBy: actor, createdAt: app.clock() }, channels);
     await app.audit.record({
       actor,
       action: 'command.enqueued',
       target: command.uuid,
       outcome: 'ok',
-      detail: { requestType: command.requestType, devices: ids, priority },
+      detail: { requestType: command.requestType, devices: names, channels, priority },
     });
     // Enqueueing wakes the devices unless told not to: a device connects when pushed, not on a schedule.
-    const pushed = wake ? await push.push(ids, actor) : undefined;
+    const pushed = wake ? await push.push(channels, actor) : undefined;
     return { command, pushed };
   };
 
   admin.post('/commands', async (request, reply) => {
     const body = (request.body ?? {}) as { devices?: unknown; command?: unknown; plist?: unknown; priority?: unknown; push?: unknown };
-    const ids = Array.isArray(body.devices) ? body.devices.filter((d): d is string => typeof d === 'string') : [];
-    if (ids.length === 0) return reply.code(400).send({ error: 'bad-request', message: 'devices must name at least one device' });
+    const ids = Array.isArray(body.devices) ? body.devices.filter(isChannelName) : [];
+    if (ids.length === 0 || ids.length !== (body.devices as unknown[]).length)
+      return reply.code(400).send({
+        error: 'bad-request',
+        message: 'devices must name at least one channel: "<id>", "<id>:<UserID>" or {"enrollment_id", "user_id"?}',
+      });
     const priority = body.priority === undefined ? 0 : Number(body.priority);
     if (!Number.isInteger(priority) || priority < -100 || priority > 100)
       return reply.code(400).send({ error: 'bad-request', message: 'priority must be an integer from -100 to 100' });
@@ -92,10 +127,13 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
         priority,
         body.push !== false,
       );
-      if ('error' in result) return reply.code(404).send({ error: 'not-found', message: result.error });
-      return reply
-        .code(201)
-        .send({ command_uuid: result.command.uuid, request_type: result.command.requestType, devices: ids, push: result.pushed ?? null });
+      if (result instanceof ChannelIdError) return refuse(reply, result);
+      return reply.code(201).send({
+        command_uuid: result.command.uuid,
+        request_type: result.command.requestType,
+        devices: ids,
+        push: result.pushed ? Object.fromEntries(ids.map((id, i) => [nameKey(id), result.pushed?.[i]])) : null,
+      });
     } catch (err) {
       if (err instanceof CommandError) return reply.code(400).send({ error: 'bad-command', message: err.message });
       throw err;
@@ -103,9 +141,11 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
   });
 
   // NanoMDM-compatible: GET /v1/push/{id,id,...} pushes by hand.
-  admin.get('/push/:ids', async (request) => {
+  admin.get('/push/:ids', async (request, reply) => {
     const ids = (request.params as { ids: string }).ids.split(',').filter(Boolean);
-    return { status: nanoStatus(ids, await push.push(ids, request.adminActor!)) };
+    const channels = await resolve(request.adminActor!, 'push.sent', ids);
+    if (channels instanceof ChannelIdError) return refuse(reply, channels);
+    return { status: nanoStatus(ids, await push.push(channels, request.adminActor!)) };
   });
 
   admin.post('/push/certificate', async (request, reply) => {
@@ -148,7 +188,7 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
       try {
         const nopush = (request.query as { nopush?: string }).nopush;
         const result = await enqueue(request.adminActor!, ids, () => commandFromPlist(request.body as Buffer), 0, !nopush);
-        if ('error' in result) return reply.code(404).send({ error: 'not-found', message: result.error });
+        if (result instanceof ChannelIdError) return refuse(reply, result);
         return {
           status: nanoStatus(ids, result.pushed),
           command_uuid: result.command.uuid,
@@ -162,11 +202,30 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
   });
 }
 
+/** A channel as the admin names it: NanoMDM's string (resolved by `channelFromId`) or its two parts. */
+type ChannelName = string | { enrollment_id: string; user_id?: string | null };
+
+function isChannelName(value: unknown): value is ChannelName {
+  if (typeof value === 'string') return value.length > 0;
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
+  const { enrollment_id, user_id } = value as Record<string, unknown>;
+  return (
+    typeof enrollment_id === 'string' &&
+    enrollment_id.length > 0 &&
+    (user_id == null || (typeof user_id === 'string' && user_id.length > 0))
+  );
+}
+
+/** How a result is keyed in a response: the id as the admin wrote it, or the JSON of a structural name. */
+function nameKey(name: ChannelName): string {
+  return typeof name === 'string' ? name : JSON.stringify(name);
+}
+
 /** NanoMDM's per-id status shape: `{"<id>": {"push_result": "<apns-id>"}}` or `{"<id>": {"push_error": "..."}}`. */
-function nanoStatus(ids: string[], pushed: Record<string, import('../push/service.ts').PushResult> | undefined) {
+function nanoStatus(ids: string[], pushed: import('../push/service.ts').PushResult[] | undefined) {
   return Object.fromEntries(
-    ids.map((id) => {
-      const r = pushed?.[id];
+    ids.map((id, i) => {
+      const r = pushed?.[i];
       if (!r) return [id, {}];
       return [id, r.ok ? { push_result: r.apnsId ?? '' } : { push_error: `${r.reason}: ${r.message}` }];
     }),

@@ -2,7 +2,7 @@ import type { AuditLog } from '../admin/audit.ts';
 import { commandFromJson } from '../mdm/commands.ts';
 import { certificateParts, nameAttributes } from '../pki/certificate.ts';
 import type { ProfileService } from '../profiles/service.ts';
-import type { EnrollmentRecord, Store } from '../store/types.ts';
+import { deviceChannel, type EnrollmentRecord, type Store } from '../store/types.ts';
 
 /** Attempts after which a failed renewal waits for the runner's backoff instead of being retried at once. */
 export const IMMEDIATE_RETRIES = 3;
@@ -29,7 +29,7 @@ export class IdentityRenewal {
       enrollmentId: enrollment.id,
     });
     const command = commandFromJson({ RequestType: 'InstallProfile', Payload: generated.body.toString('base64') });
-    await store.enqueueCommand({ ...command, priority: 50, createdBy: actor, createdAt: now }, [enrollment.id]);
+    await store.enqueueCommand({ ...command, priority: 50, createdBy: actor, createdAt: now }, [deviceChannel(enrollment.id)]);
     await store.markRenewalStarted(enrollment.id, now, command.uuid);
     await audit.record({
       actor,

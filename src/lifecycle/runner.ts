@@ -4,7 +4,7 @@ import { commandFromJson } from '../mdm/commands.ts';
 import type { ServerPki } from '../pki/server-pki.ts';
 import type { WebhookSender } from '../admin/webhook.ts';
 import type { ProfileService } from '../profiles/service.ts';
-import type { CertificateRole } from '../store/types.ts';
+import { deviceChannel, type CertificateRole, type ChannelKey } from '../store/types.ts';
 import { DEFAULT_POLICY, type Action, type LifecyclePolicy } from './model.ts';
 import { plan } from './planner.ts';
 import { IdentityRenewal } from './renewal.ts';
@@ -43,7 +43,7 @@ export class LifecycleRunner {
       pki: ServerPki;
       profiles: ProfileService;
       /** Wakes devices (APNs in the server; a recorder in the simulator). */
-      push: { push(channelIds: string[], actor: string): Promise<unknown> };
+      push: { push(channels: ChannelKey[], actor: string): Promise<unknown> };
       onTlsChange?: (pki: ServerPki) => void;
       /** Where at-risk devices are announced besides the log (the webhook, as `lifecycle.AtRisk`). */
       webhook?: WebhookSender;
@@ -141,15 +141,15 @@ export class LifecycleRunner {
     const { app, profiles, push } = this.deps;
     const pending = await app.store.pendingProfileDelivery(deviceId, 'trust');
     if (pending) {
-      const queued = (await app.store.listQueue(deviceId)).find((q) => q.commandUuid === pending.commandUuid);
+      const queued = (await app.store.listQueue(deviceChannel(deviceId))).find((q) => q.commandUuid === pending.commandUuid);
       if (queued && (queued.status === 'queued' || queued.status === 'not-now')) {
-        await push.push([deviceId], 'lifecycle');
+        await push.push([deviceChannel(deviceId)], 'lifecycle');
         return false;
       }
     }
     const trust = await profiles.trust({ createdBy: 'lifecycle' });
     const command = commandFromJson({ RequestType: 'InstallProfile', Payload: trust.body.toString('base64') });
-    await app.store.enqueueCommand({ ...command, priority: 60, createdBy: 'lifecycle', createdAt: now }, [deviceId]);
+    await app.store.enqueueCommand({ ...command, priority: 60, createdBy: 'lifecycle', createdAt: now }, [deviceChannel(deviceId)]);
     await app.store.insertProfileDelivery({
       commandUuid: command.uuid,
       enrollmentId: deviceId,
@@ -163,7 +163,7 @@ export class LifecycleRunner {
       outcome: 'ok',
       detail: { profile: trust.record.id, command: command.uuid },
     });
-    await push.push([deviceId], 'lifecycle');
+    await push.push([deviceChannel(deviceId)], 'lifecycle');
     return true;
   }
 
@@ -175,10 +175,10 @@ export class LifecycleRunner {
     if (!enrollment || !identity) return false;
     const lifetime = identity.notAfter.getTime() - identity.notBefore.getTime();
     if (enrollment.renewalCommandUuid) {
-      const sent = (await app.store.listQueue(deviceId)).find((q) => q.commandUuid === enrollment.renewalCommandUuid);
+      const sent = (await app.store.listQueue(deviceChannel(deviceId))).find((q) => q.commandUuid === enrollment.renewalCommandUuid);
       if (sent && (sent.status === 'queued' || sent.status === 'not-now')) {
         // The profile is still waiting for the device: wake it again rather than send another.
-        await push.push([deviceId], 'lifecycle');
+        await push.push([deviceChannel(deviceId)], 'lifecycle');
         return false;
       }
       // Installed or failed without a new identity yet: wait, longer after each attempt, before a fresh profile.
@@ -186,7 +186,7 @@ export class LifecycleRunner {
       if (sent && now.getTime() - sent.updatedAt.getTime() < wait) return false;
     }
     if (!(await this.#renewal.send(enrollment, now))) return false;
-    await push.push([deviceId], 'lifecycle');
+    await push.push([deviceChannel(deviceId)], 'lifecycle');
     return true;
   }
 }

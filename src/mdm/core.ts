@@ -55,9 +55,8 @@ export class CoreMdmService implements MdmService {
         const pushMagic = typeof message.PushMagic === 'string' ? message.PushMagic : null;
         if (channel.user) {
           await store.upsertUserChannel({
-            id: channel.channelId,
             enrollmentId: channel.deviceId,
-            userId: channel.user.userId,
+            userId: channel.user.id,
             userShortName: channel.user.shortName,
             pushToken: data(message.Token),
             pushMagic,
@@ -105,7 +104,7 @@ export class CoreMdmService implements MdmService {
 
   async report(ctx: RequestContext, report: CommandReport): Promise<MdmResult> {
     const { store } = this.deps;
-    const channel = report.channel.channelId;
+    const channel = report.channel.key;
     if (report.status !== 'Idle' && report.commandUuid) {
       await store.recordCommandResult(channel, report.commandUuid, RESULT_STATUS[report.status], ctx.raw, ctx.now);
     }

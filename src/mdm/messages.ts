@@ -1,4 +1,5 @@
 import type { PlistDict } from '../plist/types.ts';
+import type { ChannelKey } from '../store/types.ts';
 
 /** A malformed MDM message: HTTP 400. */
 export class MessageError extends Error {
@@ -26,12 +27,12 @@ export type ReportStatus = (typeof REPORT_STATUSES)[number];
 /**
  * Who a message speaks for. The identity certificate belongs to the device channel (`deviceId`: UDID, or the
  * EnrollmentID of a User Enrollment); a user channel (macOS user, Shared iPad user, User Enrollment user) rides on
- * it and has its own command queue (`channelId`).
+ * it and has its own command queue. `key` names the queue structurally: (deviceId, user id or null).
  */
 export interface Channel {
   deviceId: string;
   kind: 'device' | 'user-enrollment';
-  channelId: string;
+  key: ChannelKey;
   user?: { id: string; userId: string | null; shortName: string | null; longName: string | null };
 }
 
@@ -42,19 +43,32 @@ function text(message: PlistDict, key: string): string | undefined {
   return value;
 }
 
+// C0, DEL and C1 controls: no Apple identifier has them, and they would forge lines in logs and audit views.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * An identifier that keys enrollments and queues. ':' is allowed: Apple documents no character set for UDID or
+ * EnrollmentID, and queues are keyed by (enrollment, user), never by a joined string.
+ */
+function identifier(message: PlistDict, key: string): string | undefined {
+  const value = text(message, key);
+  if (value !== undefined && CONTROL.test(value)) throw new MessageError(`${key} must not contain control characters`);
+  return value;
+}
+
 export function channelOf(message: PlistDict): Channel {
-  const udid = text(message, 'UDID');
-  const enrollmentId = text(message, 'EnrollmentID');
+  const udid = identifier(message, 'UDID');
+  const enrollmentId = identifier(message, 'EnrollmentID');
   if (udid && enrollmentId) throw new MessageError('a message carries UDID or EnrollmentID, not both');
   const deviceId = udid ?? enrollmentId;
   if (!deviceId) throw new MessageError('the message names no UDID or EnrollmentID');
   const kind = udid ? 'device' : 'user-enrollment';
-  const userId = text(message, udid ? 'UserID' : 'EnrollmentUserID');
-  if (!userId) return { deviceId, kind, channelId: deviceId };
+  const userId = identifier(message, udid ? 'UserID' : 'EnrollmentUserID');
+  if (!userId) return { deviceId, kind, key: { enrollmentId: deviceId, userId: null } };
   return {
     deviceId,
     kind,
-    channelId: `${deviceId}:${userId}`,
+    key: { enrollmentId: deviceId, userId },
     user: {
       id: userId,
       userId: text(message, 'UserID') ?? null,

@@ -2,7 +2,7 @@ import type { AuditLog } from '../admin/audit.ts';
 import type { Clock } from '../clock.ts';
 import type { Keyring } from '../pki/keyring.ts';
 import type { Logger } from '../log.ts';
-import type { Store } from '../store/types.ts';
+import type { ChannelKey, Store } from '../store/types.ts';
 import { ApnsClient, type ApnsSettings, type PushOutcome } from './apns.ts';
 import { topicOf } from './certificate.ts';
 
@@ -30,11 +30,10 @@ export class PushService {
     return { client: this.#client.client, topic: topicOf(current.der)! };
   }
 
-  async #target(channelId: string): Promise<{ token: Buffer; pushMagic: string } | string> {
-    const deviceId = channelId.split(':')[0]!;
-    const enrollment = await this.deps.store.getEnrollment(deviceId);
+  async #target(channel: ChannelKey): Promise<{ token: Buffer; pushMagic: string } | string> {
+    const enrollment = await this.deps.store.getEnrollment(channel.enrollmentId);
     if (!enrollment || enrollment.status !== 'enrolled') return 'not an enrolled device';
-    const source = channelId === deviceId ? enrollment : await this.deps.store.getUserChannel(channelId);
+    const source = channel.userId === null ? enrollment : await this.deps.store.getUserChannel(channel.enrollmentId, channel.userId);
     if (!source) return 'no such user channel';
     if (!source.pushToken?.length || !source.pushMagic) return 'no push token yet (no TokenUpdate)';
     if (source.pushTokenInvalidAt)
@@ -42,14 +41,15 @@ export class PushService {
     return { token: source.pushToken, pushMagic: source.pushMagic };
   }
 
-  async push(channelIds: string[], actor: string): Promise<Record<string, PushResult>> {
+  /** Pushes each channel; the results are in the order of `channels`. */
+  async push(channels: ChannelKey[], actor: string): Promise<PushResult[]> {
     const apns = await this.#apns();
-    const results: Record<string, PushResult> = {};
+    const results: PushResult[] = [];
     await Promise.all(
-      channelIds.map(async (id) => {
-        const target = apns ? await this.#target(id) : 'no active push certificate';
+      channels.map(async (channel, i) => {
+        const target = apns ? await this.#target(channel) : 'no active push certificate';
         if (typeof target === 'string' || !apns) {
-          results[id] = {
+          results[i] = {
             ok: false,
             status: 0,
             reason: 'NotPushable',
@@ -60,22 +60,23 @@ export class PushService {
           return;
         }
         const outcome = await apns.client.push({ ...target, topic: apns.topic }, this.deps.clock());
-        results[id] = outcome;
+        results[i] = outcome;
         if (!outcome.ok && outcome.unregistered) {
           const now = this.deps.clock();
-          if (id.includes(':')) await this.deps.store.markUserChannelTokenInvalid(id, now);
-          else await this.deps.store.updateEnrollment(id, { pushTokenInvalidAt: now });
+          if (channel.userId !== null) await this.deps.store.markUserChannelTokenInvalid(channel.enrollmentId, channel.userId, now);
+          else await this.deps.store.updateEnrollment(channel.enrollmentId, { pushTokenInvalidAt: now });
         }
       }),
     );
-    const failed = Object.entries(results).filter(([, r]) => !r.ok);
-    if (failed.length)
-      this.deps.logger.warn({ failed: failed.map(([id, r]) => ({ id, reason: !r.ok ? r.reason : '' })) }, 'some pushes failed');
+    const failed = channels.flatMap((channel, i) =>
+      results[i]!.ok ? [] : [{ channel, reason: (results[i] as { reason: string }).reason }],
+    );
+    if (failed.length) this.deps.logger.warn({ failed }, 'some pushes failed');
     await this.deps.audit.record({
       actor,
       action: 'push.sent',
       outcome: failed.length ? 'error' : 'ok',
-      detail: { channels: channelIds.length, failed: failed.length },
+      detail: { channels: channels.length, failed: failed.length },
     });
     return results;
   }

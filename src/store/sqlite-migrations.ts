@@ -240,4 +240,76 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       ALTER TABLE enrollment_links ADD COLUMN enrollment_id TEXT;
     `,
   },
+  // 11 is taken by parallel work (issue 12); the runner applies every missing version in order.
+  {
+    version: 12,
+    name: 'structural-channels',
+    // Queues and user channels were keyed by '<enrollment>:<user>', which also names the device channel of an
+    // enrollment called '<enrollment>:<user>'. They are keyed by (enrollment_id, user_id) now, user_id NULL for the
+    // device channel. user_channels rows convert exactly (their enrollment_id is stored). A queue row converts when its
+    // string has exactly one reading among the enrolled devices: the device channel of an enrollment with that id, or
+    // the user channel <user> of an enrollment <prefix> for a ':' in it. A row with none or several is not guessed: it
+    // moves to command_queue_unresolved, delivered to no one, and the audit log names it.
+    sql: `
+      CREATE TABLE user_channels_v12 (
+        enrollment_id TEXT NOT NULL REFERENCES enrollments(id),
+        user_id TEXT NOT NULL CHECK (length(user_id) > 0),
+        user_short_name TEXT,
+        push_token BLOB,
+        push_magic TEXT,
+        last_seen_at INTEGER NOT NULL,
+        push_token_invalid_at INTEGER,
+        PRIMARY KEY (enrollment_id, user_id)
+      );
+      INSERT INTO user_channels_v12 (enrollment_id, user_id, user_short_name, push_token, push_magic, last_seen_at, push_token_invalid_at)
+        SELECT enrollment_id, substr(id, length(enrollment_id) + 2), user_short_name, push_token, push_magic, last_seen_at, push_token_invalid_at
+        FROM user_channels WHERE length(id) > length(enrollment_id) + 1 AND substr(id, 1, length(enrollment_id) + 1) = enrollment_id || ':';
+      DROP TABLE user_channels;
+      ALTER TABLE user_channels_v12 RENAME TO user_channels;
+
+      CREATE TEMP TABLE channel_readings (seq INTEGER NOT NULL, enrollment_id TEXT NOT NULL, user_id TEXT);
+      INSERT INTO channel_readings SELECT q.seq, e.id, NULL FROM command_queue q JOIN enrollments e ON e.id = q.channel_id;
+      INSERT INTO channel_readings
+        WITH RECURSIVE colons(seq, channel_id, pos) AS (
+          SELECT seq, channel_id, instr(channel_id, ':') FROM command_queue WHERE instr(channel_id, ':') > 0
+          UNION ALL
+          SELECT seq, channel_id, pos + instr(substr(channel_id, pos + 1), ':') FROM colons WHERE instr(substr(channel_id, pos + 1), ':') > 0
+        )
+        SELECT c.seq, e.id, substr(c.channel_id, c.pos + 1) FROM colons c
+          JOIN enrollments e ON e.id = substr(c.channel_id, 1, c.pos - 1)
+          WHERE c.pos < length(c.channel_id);
+      CREATE TEMP TABLE channel_resolved AS
+        SELECT seq, min(enrollment_id) AS enrollment_id, min(user_id) AS user_id FROM channel_readings GROUP BY seq HAVING count(*) = 1;
+
+      CREATE TABLE command_queue_v12 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        enrollment_id TEXT NOT NULL REFERENCES enrollments(id),
+        user_id TEXT CHECK (user_id IS NULL OR length(user_id) > 0),
+        command_uuid TEXT NOT NULL REFERENCES commands(uuid),
+        priority INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'not-now', 'acknowledged', 'error', 'command-format-error')),
+        result BLOB,
+        updated_at INTEGER NOT NULL
+      );
+      INSERT INTO command_queue_v12 (seq, enrollment_id, user_id, command_uuid, priority, status, result, updated_at)
+        SELECT q.seq, r.enrollment_id, r.user_id, q.command_uuid, q.priority, q.status, q.result, q.updated_at
+        FROM command_queue q JOIN channel_resolved r ON r.seq = q.seq;
+      CREATE TABLE command_queue_unresolved AS
+        SELECT q.*, (SELECT count(*) FROM channel_readings r WHERE r.seq = q.seq) AS readings
+        FROM command_queue q WHERE q.seq NOT IN (SELECT seq FROM channel_resolved);
+      INSERT INTO audit_log (at, actor, action, target, outcome, reason, detail)
+        SELECT CAST(strftime('%s', 'now') AS INTEGER) * 1000, 'system', 'migration.channel-unresolved', channel_id, 'denied',
+          CASE readings WHEN 0 THEN 'the queue names no enrolled device or user channel'
+            ELSE 'the queue could name several channels; kept in command_queue_unresolved, delivered to none' END,
+          json_object('command', command_uuid, 'status', status, 'readings', readings)
+        FROM command_queue_unresolved;
+      DROP TABLE command_queue;
+      ALTER TABLE command_queue_v12 RENAME TO command_queue;
+      DROP TABLE temp.channel_readings;
+      DROP TABLE temp.channel_resolved;
+      CREATE UNIQUE INDEX command_queue_once_device ON command_queue(enrollment_id, command_uuid) WHERE user_id IS NULL;
+      CREATE UNIQUE INDEX command_queue_once_user ON command_queue(enrollment_id, user_id, command_uuid) WHERE user_id IS NOT NULL;
+      CREATE INDEX command_queue_next ON command_queue(enrollment_id, user_id, status, priority DESC, seq);
+    `,
+  },
 ];

@@ -12,6 +12,7 @@ import {
   type ChallengeRecord,
   type AuthenticateInput,
   type AuthenticateOutcome,
+  type ChannelKey,
   type CommandRecord,
   type EnrollmentRecord,
   type EnrolledDevice,
@@ -153,7 +154,7 @@ export class SqliteStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    const latest = SQLITE_MIGRATIONS.at(-1)?.version ?? 0;
+    const latest = Math.max(0, ...SQLITE_MIGRATIONS.map((m) => m.version));
     try {
       const current = this.#schemaVersionSync();
       if (current > latest) {
@@ -161,8 +162,20 @@ export class SqliteStore implements Store {
           `database ${this.path} has schema version ${current}, newer than this certmdm knows (${latest}); upgrade certmdm`,
         );
       }
-      for (const migration of SQLITE_MIGRATIONS) {
-        if (migration.version <= current) continue;
+      // Each missing version, not each version above the highest: numbers may have gaps that are filled later
+      // (branches reserve numbers), and a migration must still run once, in version order.
+      const applied = new Set(
+        current === 0 ? [] : (this.#db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => Number(r.version)),
+      );
+      const known = new Set(SQLITE_MIGRATIONS.map((m) => m.version));
+      const unknown = [...applied].filter((v) => !known.has(v));
+      if (unknown.length) {
+        throw new OperatorError(
+          `database ${this.path} has migration ${unknown.join(', ')} that this certmdm does not know; use the certmdm that applied it`,
+        );
+      }
+      for (const migration of [...SQLITE_MIGRATIONS].sort((a, b) => a.version - b.version)) {
+        if (applied.has(migration.version)) continue;
         this.#db.transaction(() => {
           this.#db.exec(
             'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
@@ -499,11 +512,8 @@ export class SqliteStore implements Store {
       let outcome: AuthenticateOutcome;
       if (decision.allow === 'fresh') {
         if (existing) {
-          // A fresh enrollment after CheckOut starts clean: no queue, no tokens from before.
-          this.#sql("DELETE FROM command_queue WHERE channel_id = ? OR channel_id LIKE ? ESCAPE '\\'").run(
-            input.id,
-            `${input.id.replace(/[\\%_]/g, '\\$&')}:%`,
-          );
+          // A fresh enrollment after CheckOut starts clean: no queue (its device and user channels), no tokens from before.
+          this.#sql('DELETE FROM command_queue WHERE enrollment_id = ?').run(input.id);
           this.#sql('DELETE FROM user_channels WHERE enrollment_id = ?').run(input.id);
           this.#sql(
             `UPDATE enrollments SET kind = ?, status = 'enrolled', identity_certificate_id = ?, previous_identity_certificate_id = NULL,
@@ -672,19 +682,18 @@ export class SqliteStore implements Store {
 
   async upsertUserChannel(c: UserChannelInput): Promise<void> {
     this.#sql(
-      `INSERT INTO user_channels (id, enrollment_id, user_id, user_short_name, push_token, push_magic, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, user_short_name = excluded.user_short_name,
+      `INSERT INTO user_channels (enrollment_id, user_id, user_short_name, push_token, push_magic, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (enrollment_id, user_id) DO UPDATE SET user_short_name = excluded.user_short_name,
          push_token = coalesce(excluded.push_token, push_token), push_magic = coalesce(excluded.push_magic, push_magic), last_seen_at = excluded.last_seen_at`,
-    ).run(c.id, c.enrollmentId, c.userId, c.userShortName, c.pushToken, c.pushMagic, ms(c.now));
+    ).run(c.enrollmentId, c.userId, c.userShortName, c.pushToken, c.pushMagic, ms(c.now));
   }
 
-  async getUserChannel(id: string): Promise<UserChannelRecord | undefined> {
-    const r = this.#sql('SELECT * FROM user_channels WHERE id = ?').get(id) as Row | undefined;
+  async getUserChannel(enrollmentId: string, userId: string): Promise<UserChannelRecord | undefined> {
+    const r = this.#sql('SELECT * FROM user_channels WHERE enrollment_id = ? AND user_id = ?').get(enrollmentId, userId) as Row | undefined;
     return r
       ? {
-          id: String(r.id),
           enrollmentId: String(r.enrollment_id),
-          userId: (r.user_id as string | null) ?? null,
+          userId: String(r.user_id),
           userShortName: (r.user_short_name as string | null) ?? null,
           pushToken: r.push_token ? Buffer.from(r.push_token as Uint8Array) : null,
           pushMagic: (r.push_magic as string | null) ?? null,
@@ -694,8 +703,12 @@ export class SqliteStore implements Store {
       : undefined;
   }
 
-  async markUserChannelTokenInvalid(id: string, at: Date): Promise<void> {
-    this.#sql('UPDATE user_channels SET push_token_invalid_at = ? WHERE id = ?').run(ms(at), id);
+  async markUserChannelTokenInvalid(enrollmentId: string, userId: string, at: Date): Promise<void> {
+    this.#sql('UPDATE user_channels SET push_token_invalid_at = ? WHERE enrollment_id = ? AND user_id = ?').run(
+      ms(at),
+      enrollmentId,
+      userId,
+    );
   }
 
   async insertCertificateRequest(request: CertificateRequestRecord, key: SealedKeyRecord): Promise<void> {
@@ -744,7 +757,7 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async enqueueCommand(command: CommandRecord, channelIds: string[]): Promise<void> {
+  async enqueueCommand(command: CommandRecord, channels: ChannelKey[]): Promise<void> {
     this.#db.transaction(() => {
       this.#sql('INSERT INTO commands (uuid, request_type, body, priority, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
         command.uuid,
@@ -754,13 +767,10 @@ export class SqliteStore implements Store {
         command.createdBy,
         ms(command.createdAt),
       );
-      for (const channel of channelIds) {
-        this.#sql("INSERT INTO command_queue (channel_id, command_uuid, priority, status, updated_at) VALUES (?, ?, ?, 'queued', ?)").run(
-          channel,
-          command.uuid,
-          command.priority,
-          ms(command.createdAt),
-        );
+      for (const channel of channels) {
+        this.#sql(
+          "INSERT INTO command_queue (enrollment_id, user_id, command_uuid, priority, status, updated_at) VALUES (?, ?, ?, ?, 'queued', ?)",
+        ).run(channel.enrollmentId, channel.userId, command.uuid, command.priority, ms(command.createdAt));
       }
     })();
   }
@@ -782,7 +792,7 @@ export class SqliteStore implements Store {
   #queueEntryFromRow(r: Row): QueueEntry {
     return {
       seq: Number(r.seq),
-      channelId: String(r.channel_id),
+      channel: { enrollmentId: String(r.enrollment_id), userId: (r.user_id as string | null) ?? null },
       commandUuid: String(r.command_uuid),
       requestType: String(r.request_type),
       priority: Number(r.priority),
@@ -793,25 +803,24 @@ export class SqliteStore implements Store {
   }
 
   async nextCommand(
-    channelId: string,
+    channel: ChannelKey,
     options: { reviveNotNow: boolean; now: Date },
   ): Promise<(QueueEntry & { body: Buffer }) | undefined> {
     return this.#db.transaction(() => {
       if (options.reviveNotNow)
-        this.#sql("UPDATE command_queue SET status = 'queued', updated_at = ? WHERE channel_id = ? AND status = 'not-now'").run(
-          ms(options.now),
-          channelId,
-        );
+        this.#sql(
+          "UPDATE command_queue SET status = 'queued', updated_at = ? WHERE enrollment_id = ? AND user_id IS ? AND status = 'not-now'",
+        ).run(ms(options.now), channel.enrollmentId, channel.userId);
       const r = this.#sql(
         `SELECT q.*, c.request_type, c.body FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid
-         WHERE q.channel_id = ? AND q.status = 'queued' ORDER BY q.priority DESC, q.seq LIMIT 1`,
-      ).get(channelId) as Row | undefined;
+         WHERE q.enrollment_id = ? AND q.user_id IS ? AND q.status = 'queued' ORDER BY q.priority DESC, q.seq LIMIT 1`,
+      ).get(channel.enrollmentId, channel.userId) as Row | undefined;
       return r ? { ...this.#queueEntryFromRow(r), body: Buffer.from(r.body as Uint8Array) } : undefined;
     })();
   }
 
   async recordCommandResult(
-    channelId: string,
+    channel: ChannelKey,
     commandUuid: string,
     status: Exclude<QueueStatus, 'queued'>,
     result: Buffer,
@@ -820,23 +829,24 @@ export class SqliteStore implements Store {
     return this.#db.transaction((): boolean => {
       const changed =
         this.#sql(
-          "UPDATE command_queue SET status = ?, result = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ? AND status IN ('queued', 'not-now')",
-        ).run(status, result, ms(now), channelId, commandUuid).changes === 1;
-      // An acknowledged InstallProfile means the profile, and the roots in it, are on the device.
-      if (changed && status === 'acknowledged') {
+          `UPDATE command_queue SET status = ?, result = ?, updated_at = ?
+           WHERE enrollment_id = ? AND user_id IS ? AND command_uuid = ? AND status IN ('queued', 'not-now')`,
+        ).run(status, result, ms(now), channel.enrollmentId, channel.userId, commandUuid).changes === 1;
+      // An acknowledged InstallProfile means the profile, and the roots in it, are on the device (its device channel).
+      if (changed && status === 'acknowledged' && channel.userId === null) {
         this.#sql(
           'UPDATE profile_deliveries SET acknowledged_at = ? WHERE command_uuid = ? AND enrollment_id = ? AND acknowledged_at IS NULL',
-        ).run(ms(now), commandUuid, channelId);
+        ).run(ms(now), commandUuid, channel.enrollmentId);
       }
       return changed;
     })();
   }
 
-  async listQueue(channelId: string): Promise<QueueEntry[]> {
+  async listQueue(channel: ChannelKey): Promise<QueueEntry[]> {
     return (
       this.#sql(
-        'SELECT q.*, c.request_type FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid WHERE q.channel_id = ? ORDER BY q.seq',
-      ).all(channelId) as Row[]
+        'SELECT q.*, c.request_type FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid WHERE q.enrollment_id = ? AND q.user_id IS ? ORDER BY q.seq',
+      ).all(channel.enrollmentId, channel.userId) as Row[]
     ).map((r) => this.#queueEntryFromRow(r));
   }
 

@@ -243,11 +243,26 @@ export interface AuthenticateOutcome {
   renewedFrom: string | null;
 }
 
-/** A user channel (macOS or Shared iPad user, User Enrollment user) of an enrolled device. */
-export interface UserChannelInput {
-  id: string;
+/**
+ * Which command queue: an enrollment's device channel (`userId` null) or one of its user channels (`userId` is the
+ * UserID, or the EnrollmentUserID of a User Enrollment). Kept as two fields, never joined into one string: a UDID may
+ * contain any character, so `<UDID>:<UserID>` could name another enrollment's device channel.
+ */
+export interface ChannelKey {
   enrollmentId: string;
   userId: string | null;
+}
+
+/** The device channel of an enrollment. */
+export function deviceChannel(enrollmentId: string): ChannelKey {
+  return { enrollmentId, userId: null };
+}
+
+/** A user channel (macOS or Shared iPad user, User Enrollment user) of an enrolled device. */
+export interface UserChannelInput {
+  enrollmentId: string;
+  /** UserID, or EnrollmentUserID of a User Enrollment: with `enrollmentId`, the channel's key. */
+  userId: string;
   userShortName: string | null;
   pushToken: Buffer | null;
   pushMagic: string | null;
@@ -268,7 +283,7 @@ export interface CommandRecord {
 
 export interface QueueEntry {
   seq: number;
-  channelId: string;
+  channel: ChannelKey;
   commandUuid: string;
   requestType: string;
   priority: number;
@@ -364,8 +379,8 @@ export interface Store {
       Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt' | 'pushTokenInvalidAt'>
     >,
   ): Promise<void>;
-  getUserChannel(id: string): Promise<UserChannelRecord | undefined>;
-  markUserChannelTokenInvalid(id: string, at: Date): Promise<void>;
+  getUserChannel(enrollmentId: string, userId: string): Promise<UserChannelRecord | undefined>;
+  markUserChannelTokenInvalid(enrollmentId: string, userId: string, at: Date): Promise<void>;
   insertCertificateRequest(request: CertificateRequestRecord, key: SealedKeyRecord): Promise<void>;
   listCertificateRequests(purpose: CertificateRequestRecord['purpose']): Promise<CertificateRequestRecord[]>;
   /** Stores an imported certificate (superseding `supersedes`) and marks the request it answers fulfilled, atomically. */
@@ -398,22 +413,22 @@ export interface Store {
   upsertUserChannel(channel: UserChannelInput): Promise<void>;
 
   /** Stores a command and queues it for each channel, all or nothing. */
-  enqueueCommand(command: CommandRecord, channelIds: string[]): Promise<void>;
+  enqueueCommand(command: CommandRecord, channels: ChannelKey[]): Promise<void>;
   getCommand(uuid: string): Promise<CommandRecord | undefined>;
   /**
    * The next command for a channel: highest priority, then oldest. `reviveNotNow` (a new session: the device said
    * Idle) makes NotNow commands eligible again; within a session they are skipped.
    */
-  nextCommand(channelId: string, options: { reviveNotNow: boolean; now: Date }): Promise<(QueueEntry & { body: Buffer }) | undefined>;
+  nextCommand(channel: ChannelKey, options: { reviveNotNow: boolean; now: Date }): Promise<(QueueEntry & { body: Buffer }) | undefined>;
   /** Stores a device's report for a queued command; false if no such command is pending for the channel. */
   recordCommandResult(
-    channelId: string,
+    channel: ChannelKey,
     commandUuid: string,
     status: Exclude<QueueStatus, 'queued'>,
     result: Buffer,
     now: Date,
   ): Promise<boolean>;
-  listQueue(channelId: string): Promise<QueueEntry[]>;
+  listQueue(channel: ChannelKey): Promise<QueueEntry[]>;
 
   insertApiToken(token: ApiTokenRecord): Promise<void>;
   getApiToken(id: string): Promise<ApiTokenRecord | undefined>;

@@ -9,7 +9,7 @@ export function storedState(dbPath: string): Record<string, string> {
     return {
       enrollments: dump('SELECT * FROM enrollments ORDER BY id'),
       bindings: dump('SELECT * FROM certificate_bindings ORDER BY certificate_id'),
-      userChannels: dump('SELECT * FROM user_channels ORDER BY id'),
+      userChannels: dump('SELECT * FROM user_channels ORDER BY enrollment_id, user_id'),
       commands: dump('SELECT * FROM commands ORDER BY uuid'),
       queue: dump('SELECT * FROM command_queue ORDER BY seq'),
       certificates: dump('SELECT id, status, superseded_by FROM certificates ORDER BY id'),

@@ -198,7 +198,7 @@ describe('MDM check-in and commands (Mdm-Signature identity)', () => {
     assert.equal((await f.app.store.getEnrollment(device.udid))?.status, 'checked-out');
     assert.equal((await speak(device, { Status: 'Idle' })).statusCode, 403, 'a checked-out enrollment is not served');
     assert.equal((await speak(device, authenticate(device))).statusCode, 200);
-    assert.deepEqual(await f.app.store.listQueue(device.udid), []);
+    assert.deepEqual(await f.app.store.listQueue({ enrollmentId: device.udid, userId: null }), []);
     const idle = await speak(device, { Status: 'Idle' });
     assert.equal(idle.rawPayload.length, 0);
   });

@@ -102,13 +102,42 @@ test('messages as plistlib writes them parse into what the check-in schemas desc
       }),
     ),
   );
-  assert.ok('checkIn' in user && user.checkIn.channel.channelId === 'U1:A-B' && user.checkIn.channel.deviceId === 'U1');
+  assert.ok(
+    'checkIn' in user &&
+      user.checkIn.channel.key.enrollmentId === 'U1' &&
+      user.checkIn.channel.key.userId === 'A-B' &&
+      user.checkIn.channel.deviceId === 'U1',
+  );
   const ue = readMessage(
     parsePlistDict(plistBody({ MessageType: 'Authenticate', EnrollmentID: 'E1', Topic: 't', DeviceName: 'x', Model: 'm', ModelName: 'n' })),
   );
   assert.ok('checkIn' in ue && ue.checkIn.channel.kind === 'user-enrollment' && ue.checkIn.channel.deviceId === 'E1');
   assert.throws(() => readMessage(parsePlistDict(plistBody({ MessageType: 'Authenticate', Topic: 't' }))), /names no UDID or EnrollmentID/);
   assert.throws(() => readMessage(parsePlistDict(plistBody({ MessageType: 'Nope', UDID: 'x' }))), /unknown MessageType/);
+});
+
+test('channel identifiers: control characters refused in each, ":" kept as data in a structural key', () => {
+  for (const [key, extra] of [
+    ['UDID', {}],
+    ['EnrollmentID', {}],
+    ['UserID', { UDID: 'D' }],
+    ['EnrollmentUserID', { EnrollmentID: 'E' }],
+  ] as const)
+    for (const bad of ['a\u0000b', 'a\nb', 'a\u001bb', 'a\u007fb', 'a\u0085b'])
+      assert.throws(
+        () => readMessage({ Status: 'Idle', ...extra, [key]: bad }),
+        new RegExp(`${key} must not contain control characters`),
+        `${key} ${JSON.stringify(bad)}`,
+      );
+  const device = readMessage({ Status: 'Idle', UDID: 'V:U' });
+  assert.ok('report' in device);
+  assert.deepEqual(device.report.channel.key, { enrollmentId: 'V:U', userId: null });
+  const user = readMessage({ Status: 'Idle', UDID: 'V', UserID: 'U' });
+  assert.ok('report' in user);
+  assert.deepEqual(user.report.channel.key, { enrollmentId: 'V', userId: 'U' });
+  const enrollmentUser = readMessage({ Status: 'Idle', EnrollmentID: 'E:1', EnrollmentUserID: 'x:y' });
+  assert.ok('report' in enrollmentUser);
+  assert.deepEqual(enrollmentUser.report.channel.key, { enrollmentId: 'E:1', userId: 'x:y' });
 });
 
 test('the plist parser agrees with plistlib, and refuses what is not a plist', () => {

@@ -5,6 +5,7 @@ import { bindingPolicy } from '../../src/mdm/binding.ts';
 import {
   BindingRefused,
   ConflictError,
+  deviceChannel,
   type CertificateRecord,
   type ChallengeRecord,
   type NewCertificate,
@@ -268,11 +269,11 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
       createdBy: 'test',
       createdAt: at,
     };
-    await store.enqueueCommand(command, ['SCEP-DEV', 'P12-DEV']);
+    await store.enqueueCommand(command, [deviceChannel('SCEP-DEV'), deviceChannel('P12-DEV')]);
     for (const id of ['SCEP-DEV', 'P12-DEV'])
       await store.insertProfileDelivery({ commandUuid: 'trust-cmd', enrollmentId: id, profileId: 'p-trust', createdAt: at });
-    await store.recordCommandResult('SCEP-DEV', 'trust-cmd', 'acknowledged', Buffer.from('ok'), at);
-    await store.recordCommandResult('P12-DEV', 'trust-cmd', 'not-now', Buffer.from('busy'), at);
+    await store.recordCommandResult(deviceChannel('SCEP-DEV'), 'trust-cmd', 'acknowledged', Buffer.from('ok'), at);
+    await store.recordCommandResult(deviceChannel('P12-DEV'), 'trust-cmd', 'not-now', Buffer.from('busy'), at);
     await store.markRenewalStarted('P12-DEV', new Date(at.getTime() + day), 'renewal-cmd');
 
     const devices = await store.listEnrolledDevices();
@@ -370,20 +371,23 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
       createdBy: 'test',
       createdAt: at,
     });
-    await store.enqueueCommand(command('low', 0), ['D']);
-    await store.enqueueCommand(command('high', 5), ['D', 'D:user']);
-    await store.enqueueCommand(command('low2', 0), ['D']);
-    assert.equal((await store.nextCommand('D', { reviveNotNow: true, now: at }))?.commandUuid, 'high');
-    assert.equal(await store.recordCommandResult('D', 'high', 'not-now', Buffer.from('r'), at), true);
-    assert.equal((await store.nextCommand('D', { reviveNotNow: false, now: at }))?.commandUuid, 'low');
-    assert.equal(await store.recordCommandResult('D', 'low', 'acknowledged', Buffer.from('ok'), at), true);
-    assert.equal(await store.recordCommandResult('D', 'low', 'acknowledged', Buffer.from('again'), at), false, 'a result is stored once');
-    assert.equal((await store.nextCommand('D', { reviveNotNow: false, now: at }))?.commandUuid, 'low2');
-    assert.equal(await store.recordCommandResult('D', 'low2', 'error', Buffer.from('e'), at), true);
-    assert.equal(await store.nextCommand('D', { reviveNotNow: false, now: at }), undefined);
-    assert.equal((await store.nextCommand('D', { reviveNotNow: true, now: at }))?.commandUuid, 'high');
+    const D = deviceChannel('D');
+    const user = { enrollmentId: 'D', userId: 'user' };
+    await store.upsertUserChannel({ ...user, userShortName: null, pushToken: null, pushMagic: null, now: at });
+    await store.enqueueCommand(command('low', 0), [D]);
+    await store.enqueueCommand(command('high', 5), [D, user]);
+    await store.enqueueCommand(command('low2', 0), [D]);
+    assert.equal((await store.nextCommand(D, { reviveNotNow: true, now: at }))?.commandUuid, 'high');
+    assert.equal(await store.recordCommandResult(D, 'high', 'not-now', Buffer.from('r'), at), true);
+    assert.equal((await store.nextCommand(D, { reviveNotNow: false, now: at }))?.commandUuid, 'low');
+    assert.equal(await store.recordCommandResult(D, 'low', 'acknowledged', Buffer.from('ok'), at), true);
+    assert.equal(await store.recordCommandResult(D, 'low', 'acknowledged', Buffer.from('again'), at), false, 'a result is stored once');
+    assert.equal((await store.nextCommand(D, { reviveNotNow: false, now: at }))?.commandUuid, 'low2');
+    assert.equal(await store.recordCommandResult(D, 'low2', 'error', Buffer.from('e'), at), true);
+    assert.equal(await store.nextCommand(D, { reviveNotNow: false, now: at }), undefined);
+    assert.equal((await store.nextCommand(D, { reviveNotNow: true, now: at }))?.commandUuid, 'high');
     assert.deepEqual(
-      (await store.listQueue('D')).map((q) => [q.commandUuid, q.status]),
+      (await store.listQueue(D)).map((q) => [q.commandUuid, q.status]),
       [
         ['low', 'acknowledged'],
         ['high', 'queued'],
@@ -392,8 +396,125 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     );
     await store.checkOutEnrollment('D', at);
     await store.authenticateEnrollment({ id: 'D', kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at, decide });
-    assert.deepEqual(await store.listQueue('D'), [], 'a fresh enrollment after CheckOut starts clean');
-    assert.deepEqual(await store.listQueue('D:user'), [], "and so do its users' channels");
+    assert.deepEqual(await store.listQueue(D), [], 'a fresh enrollment after CheckOut starts clean');
+    assert.deepEqual(await store.listQueue(user), [], "and so do its users' channels");
+  });
+
+  withStore(
+    'channels are keyed by (enrollment, user): a device named "<id>:<user>" shares nothing with that user channel',
+    async (store) => {
+      const at = new Date(Date.UTC(2026, 0, 1));
+      const [victimCert, attackerCert] = [certificate(), certificate()];
+      await store.insertCertificates([{ certificate: victimCert }, { certificate: attackerCert }]);
+      await store.authenticateEnrollment({ id: 'V', kind: 'device', certificateId: victimCert.id, topic: 't', info: {}, now: at, decide });
+      await store.authenticateEnrollment({
+        id: 'V:U',
+        kind: 'device',
+        certificateId: attackerCert.id,
+        topic: 't',
+        info: {},
+        now: at,
+        decide,
+      });
+      const user = { enrollmentId: 'V', userId: 'U' };
+      const attacker = deviceChannel('V:U');
+      await store.upsertUserChannel({ ...user, userShortName: 'u', pushToken: Buffer.from('user-token'), pushMagic: 'm', now: at });
+      const command = (uuid: string) => ({
+        uuid,
+        requestType: 'ProfileList',
+        body: Buffer.from(uuid),
+        priority: 0,
+        createdBy: 'test',
+        createdAt: at,
+      });
+      await store.enqueueCommand(command('for-user'), [user]);
+      await store.enqueueCommand(command('for-attacker'), [attacker]);
+
+      assert.equal((await store.nextCommand(attacker, { reviveNotNow: true, now: at }))?.commandUuid, 'for-attacker');
+      assert.equal(await store.recordCommandResult(attacker, 'for-user', 'acknowledged', Buffer.from('x'), at), false);
+      assert.deepEqual(
+        (await store.listQueue(user)).map((q) => [q.commandUuid, q.status, q.channel]),
+        [['for-user', 'queued', user]],
+      );
+      assert.equal(await store.getUserChannel('V:U', 'U'), undefined);
+      assert.equal(await store.getUserChannel('V', 'U:x'), undefined);
+      await store.markUserChannelTokenInvalid('V:U', 'U', at);
+      assert.equal((await store.getUserChannel('V', 'U'))?.pushTokenInvalidAt, null, 'another enrollment cannot mark this user channel');
+      assert.equal((await store.nextCommand(user, { reviveNotNow: true, now: at }))?.commandUuid, 'for-user');
+      assert.equal(await store.recordCommandResult(user, 'for-user', 'acknowledged', Buffer.from('ok'), at), true);
+      assert.deepEqual(
+        (await store.listQueue(attacker)).map((q) => [q.commandUuid, q.status, q.channel]),
+        [['for-attacker', 'queued', attacker]],
+      );
+      assert.deepEqual(await store.listQueue(deviceChannel('V')), [], "the victim's device channel has neither");
+    },
+  );
+
+  withStore("a fresh enrollment after CheckOut empties its own device and user channels, never another enrollment's", async (store) => {
+    const at = new Date(Date.UTC(2026, 0, 1));
+    const ids = ['a', 'a:b', 'a_', 'a%'];
+    const certs = new Map(ids.map((id) => [id, certificate()]));
+    await store.insertCertificates([...certs.values()].map((c) => ({ certificate: c })));
+    for (const id of ids)
+      await store.authenticateEnrollment({ id, kind: 'device', certificateId: certs.get(id)!.id, topic: 't', info: {}, now: at, decide });
+    const channels = [
+      deviceChannel('a'),
+      { enrollmentId: 'a', userId: 'b' },
+      { enrollmentId: 'a', userId: 'b:c' },
+      deviceChannel('a:b'),
+      { enrollmentId: 'a:b', userId: 'c' },
+      deviceChannel('a_'),
+      deviceChannel('a%'),
+    ];
+    for (const c of channels.filter((c) => c.userId !== null))
+      await store.upsertUserChannel({
+        enrollmentId: c.enrollmentId,
+        userId: c.userId!,
+        userShortName: null,
+        pushToken: null,
+        pushMagic: null,
+        now: at,
+      });
+    for (const [i, c] of channels.entries())
+      await store.enqueueCommand(
+        { uuid: `cmd-${i}`, requestType: 'ProfileList', body: Buffer.from('x'), priority: 0, createdBy: 'test', createdAt: at },
+        [c],
+      );
+    const queues = async () => Promise.all(channels.map(async (c) => (await store.listQueue(c)).map((q) => q.commandUuid)));
+    const userChannels = async () =>
+      Promise.all(
+        channels.filter((c) => c.userId !== null).map(async (c) => Boolean(await store.getUserChannel(c.enrollmentId, c.userId!))),
+      );
+
+    await store.checkOutEnrollment('a:b', at);
+    await store.authenticateEnrollment({
+      id: 'a:b',
+      kind: 'device',
+      certificateId: certs.get('a:b')!.id,
+      topic: 't',
+      info: {},
+      now: at,
+      decide,
+    });
+    assert.deepEqual(
+      await queues(),
+      [['cmd-0'], ['cmd-1'], ['cmd-2'], [], [], ['cmd-5'], ['cmd-6']],
+      "re-enrolling 'a:b' empties only its queues",
+    );
+    assert.deepEqual(await userChannels(), [true, true, false]);
+
+    await store.checkOutEnrollment('a', at);
+    await store.authenticateEnrollment({
+      id: 'a',
+      kind: 'device',
+      certificateId: certs.get('a')!.id,
+      topic: 't',
+      info: {},
+      now: at,
+      decide,
+    });
+    assert.deepEqual(await queues(), [[], [], [], [], [], ['cmd-5'], ['cmd-6']], "re-enrolling 'a' empties only its queues");
+    assert.deepEqual(await userChannels(), [false, false, false]);
   });
 
   withStore('API tokens: lookup, touch, revoke once', async (store) => {

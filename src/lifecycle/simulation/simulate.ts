@@ -7,6 +7,7 @@ import { DAY_MS } from '../../clock.ts';
 import { resolveConfig } from '../../config.ts';
 import { buildHttpServer } from '../../http/server.ts';
 import { createLogger } from '../../log.ts';
+import type { ChannelKey } from '../../store/types.ts';
 import { DEFAULT_POLICY } from '../model.ts';
 import { LifecycleRunner } from '../runner.ts';
 import { KeyPool, SimulatedDevice, type DeviceNetwork } from './device.ts';
@@ -91,7 +92,12 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
     const server = await buildHttpServer(app, pki, services);
     const woken = new Set<string>();
     const runner = new LifecycleRunner(
-      { app, pki, profiles: services.profiles, push: { push: async (ids: string[]) => ids.forEach((id) => woken.add(id)) } },
+      {
+        app,
+        pki,
+        profiles: services.profiles,
+        push: { push: async (channels: ChannelKey[]) => channels.forEach((c) => woken.add(c.enrollmentId)) },
+      },
       DEFAULT_POLICY,
     );
     let messages = 0;
