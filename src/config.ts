@@ -5,6 +5,7 @@ import { resolve, join } from 'node:path';
 import { OperatorError, messageOf } from './errors.ts';
 import { parseKeyAlgorithm, type KeyAlgorithm } from './pki/algorithms.ts';
 import type { CipherFamily } from './pki/cms.ts';
+import { PROXY_CERT_FORMATS, type ProxyCertFormat } from './mdm/proxy-certificate.ts';
 
 export interface Config {
   dataDir: string;
@@ -44,7 +45,9 @@ export interface Config {
   enrollLinkTtlHours: number;
   mdmIdentitySources: ('mtls' | 'proxy' | 'signature')[];
   trustedProxies: string[];
+  /** The one header (lower case) a trusted proxy passes the client certificate in, and its format. */
   proxyCertHeader: string;
+  proxyCertFormat: ProxyCertFormat;
   signingTimeSkewMinutes: number;
   mdmBodyLimit: number;
   webhookUrl: string | null;
@@ -280,8 +283,15 @@ export const OPTIONS: OptionSpec[] = [
     flag: 'proxy-cert-header',
     env: 'CERTMDM_PROXY_CERT_HEADER',
     kind: 'string',
-    defaultText: 'x-client-cert',
-    help: "header with the proxy's URL-escaped PEM (nginx $ssl_client_escaped_cert); RFC 9440 Client-Cert is read as well",
+    defaultText: 'x-client-cert (client-cert with --proxy-cert-format rfc9440)',
+    help: 'the one header a trusted proxy passes the client certificate in; a request with any other client-certificate header is refused',
+  },
+  {
+    flag: 'proxy-cert-format',
+    env: 'CERTMDM_PROXY_CERT_FORMAT',
+    kind: 'string',
+    defaultText: 'nginx-escaped-pem',
+    help: "format of that header: nginx-escaped-pem (nginx $ssl_client_escaped_cert), rfc9440 (:base64 DER:), go-query-escape (Go url.QueryEscape of the PEM, '+' for space)",
   },
   {
     flag: 'signing-time-skew-minutes',
@@ -490,7 +500,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
       if (!isIP(address)) throw new OperatorError(`--trusted-proxies: '${address}' is not an IP address`);
       return address;
     }),
-    proxyCertHeader: str('proxy-cert-header', 'x-client-cert').toLowerCase(),
+    ...proxyCert(str('proxy-cert-header', ''), str('proxy-cert-format', 'nginx-escaped-pem')),
     signingTimeSkewMinutes: int('signing-time-skew-minutes', 5, 0, 24 * 60),
     mdmBodyLimit: int('mdm-body-limit', 2 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     webhookUrl: optionalUrl('webhook-url', str('webhook-url', '')),
@@ -522,6 +532,18 @@ function identitySources(raw: string | string[] | undefined): Config['mdmIdentit
       throw new OperatorError(`--mdm-identity-sources: unknown source '${s}' (mtls, proxy, signature)`);
   if (sources.length === 0) throw new OperatorError('--mdm-identity-sources needs at least one source');
   return sources as Config['mdmIdentitySources'];
+}
+
+/** The proxy's one client-certificate header and its format; RFC 9440's own header only in RFC 9440's format. */
+function proxyCert(headerRaw: string, formatRaw: string): Pick<Config, 'proxyCertHeader' | 'proxyCertFormat'> {
+  const format = oneOf('proxy-cert-format', formatRaw, PROXY_CERT_FORMATS);
+  const header = (headerRaw || (format === 'rfc9440' ? 'client-cert' : 'x-client-cert')).toLowerCase();
+  if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(header)) throw new OperatorError(`--proxy-cert-header '${headerRaw}' is not a header name`);
+  if (header === 'client-cert' && format !== 'rfc9440')
+    throw new OperatorError(`--proxy-cert-header client-cert is RFC 9440's header: it needs --proxy-cert-format rfc9440`);
+  if (['client-cert-chain', 'mdm-signature', 'authorization', 'host', 'content-type', 'content-length'].includes(header))
+    throw new OperatorError(`--proxy-cert-header '${headerRaw}' cannot carry the client certificate`);
+  return { proxyCertHeader: header, proxyCertFormat: format };
 }
 
 function optionalUrl(flag: string, raw: string): string | null {

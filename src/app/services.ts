@@ -117,6 +117,7 @@ export function createMdmServices(app: AppContext, renewal?: IdentityRenewal): M
       sources: app.config.mdmIdentitySources,
       trustedProxies: app.config.trustedProxies,
       proxyHeader: app.config.proxyCertHeader,
+      proxyFormat: app.config.proxyCertFormat,
       signingTimeSkewMs: app.config.signingTimeSkewMinutes * 60_000,
     },
   };

@@ -1,9 +1,9 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
-import { createHash } from 'node:crypto';
 import type { AuditLog } from '../admin/audit.ts';
 import type { Clock } from '../clock.ts';
 import type { CertificateVerifier } from '../mdm/cert-verify.ts';
+import { auditedCertificates } from '../mdm/identity-error.ts';
 import { IdentityError, presentedIdentity, type IdentitySettings, type PresentedIdentity } from '../mdm/identity.ts';
 import { MessageError, readMessage } from '../mdm/messages.ts';
 import { PolicyRefusal, type MdmService } from '../mdm/service.ts';
@@ -64,7 +64,10 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
     try {
       const socket = request.raw.socket as TLSSocket;
       const tlsCertificate = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false)?.raw : undefined;
-      presented = presentedIdentity({ headers: request.headers, body, peer: request.ip, tlsCertificate }, options.identity);
+      presented = presentedIdentity(
+        { headers: request.headers, headerLines: request.raw.rawHeaders, body, peer: request.ip, tlsCertificate },
+        options.identity,
+      );
       const certificate = await options.verifier.verify(presented.certificate, now);
       if (parseError || !message) throw new MessageError(`malformed property list: ${parseError?.message ?? 'empty'}`);
       const parsed = readMessage(message);
@@ -83,6 +86,12 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
             : undefined;
       if (status === undefined) throw err;
       const claimed = message ? (message.UDID ?? message.EnrollmentID) : undefined;
+      // What was presented: the identity once read, else what the identity reader saw before refusing.
+      const shown = presented
+        ? presented.sources.map((source) => ({ source, certificate: presented!.certificate }))
+        : err instanceof IdentityError
+          ? err.presented
+          : [];
       await audit.record({
         actor: `ip:${request.ip}`,
         action: err instanceof IdentityError ? 'mdm.identity' : 'mdm.request',
@@ -91,8 +100,8 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
         reason: (err as Error).message,
         detail: {
           httpStatus: status,
-          refusal: err instanceof PolicyRefusal ? (err.reason ?? null) : null,
-          certificate: presented ? createHash('sha256').update(presented.certificate).digest('hex') : null,
+          refusal: err instanceof IdentityError ? err.refusal : err instanceof PolicyRefusal ? (err.reason ?? null) : null,
+          ...auditedCertificates(shown),
           sources: presented?.sources ?? [],
           messageType: message?.MessageType ?? message?.Status ?? null,
         },

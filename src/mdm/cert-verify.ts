@@ -39,27 +39,27 @@ export class CertificateVerifier {
     try {
       parts = certificateParts(certificate);
     } catch {
-      throw new IdentityError('the client certificate is not a valid X.509 certificate', 400);
+      throw new IdentityError('the client certificate is not a valid X.509 certificate', 400, { refusal: 'certificate-malformed' });
     }
     let issuerId = this.#chained.get(fingerprint);
     if (!issuerId) {
       issuerId = await this.#findIssuer(parts, now);
-      if (!issuerId) throw new IdentityError("the certificate does not chain to certmdm's CA", 403);
+      if (!issuerId) throw new IdentityError("the certificate does not chain to certmdm's CA", 403, { refusal: 'not-our-ca' });
       const eku = extendedKeyUsage(certificate);
       if (eku && !eku.includes(CLIENT_AUTH) && !eku.includes(ANY_EKU))
-        throw new IdentityError('the certificate lacks the clientAuth extended key usage', 403);
+        throw new IdentityError('the certificate lacks the clientAuth extended key usage', 403, { refusal: 'not-client-auth' });
       if (this.#chained.size > 100_000) this.#chained.clear();
       this.#chained.set(fingerprint, issuerId);
     }
     const issuer = await this.store.getCertificate(issuerId);
     if (!issuer || issuer.status === 'revoked' || issuer.notAfter <= now)
-      throw new IdentityError('the issuing CA certificate is revoked or expired', 403);
+      throw new IdentityError('the issuing CA certificate is revoked or expired', 403, { refusal: 'issuer-retired' });
     const record = await this.store.getCertificateByFingerprint(fingerprint);
     if (!record || record.role !== 'device-identity')
-      throw new IdentityError('the certificate was never issued by certmdm to an enrollment', 403);
-    if (record.status === 'revoked') throw new IdentityError('the certificate is revoked', 403);
-    if (record.notAfter <= now) throw new IdentityError('the certificate has expired', 403);
-    if (record.notBefore > now) throw new IdentityError('the certificate is not yet valid', 403);
+      throw new IdentityError('the certificate was never issued by certmdm to an enrollment', 403, { refusal: 'not-a-device-identity' });
+    if (record.status === 'revoked') throw new IdentityError('the certificate is revoked', 403, { refusal: 'certificate-revoked' });
+    if (record.notAfter <= now) throw new IdentityError('the certificate has expired', 403, { refusal: 'certificate-expired' });
+    if (record.notBefore > now) throw new IdentityError('the certificate is not yet valid', 403, { refusal: 'certificate-not-yet-valid' });
     return record;
   }
 

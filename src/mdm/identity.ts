@@ -1,6 +1,9 @@
-import { isIP } from 'node:net';
-import { readCertificate } from '../pki/certificate.ts';
+import { certificateParts, readCertificate } from '../pki/certificate.ts';
 import * as cms from '../pki/cms.ts';
+import { IdentityError } from './identity-error.ts';
+import { proxyCertificate, type ProxyCertFormat } from './proxy-certificate.ts';
+
+export { IdentityError, type IdentityRefusal, type PresentedCertificate } from './identity-error.ts';
 
 /**
  * Where a request's identity certificate comes from. Pure: the edge hands in headers, body, peer address and the
@@ -10,6 +13,8 @@ export type IdentitySource = 'mtls' | 'proxy' | 'signature';
 
 export interface IdentityInput {
   headers: Record<string, string | string[] | undefined>;
+  /** Node's `rawHeaders` (name, value, ...), where repeated header lines stay apart. */
+  headerLines: readonly string[];
   body: Buffer;
   peer: string;
   /** DER of the client certificate of a mutual-TLS connection to certmdm itself. */
@@ -19,8 +24,9 @@ export interface IdentityInput {
 export interface IdentitySettings {
   sources: IdentitySource[];
   trustedProxies: string[];
-  /** Header carrying nginx's `$ssl_client_escaped_cert` (URL-escaped PEM). RFC 9440 `Client-Cert` is read too. */
+  /** The one header (lower case) a trusted proxy passes the client certificate in. */
   proxyHeader: string;
+  proxyFormat: ProxyCertFormat;
   /** Tolerance around the certificate's validity for Mdm-Signature's signingTime. */
   signingTimeSkewMs: number;
 }
@@ -30,99 +36,112 @@ export interface PresentedIdentity {
   sources: IdentitySource[];
 }
 
-export class IdentityError extends Error {
-  constructor(
-    message: string,
-    readonly status: 400 | 403,
-  ) {
-    super(message);
-    this.name = 'IdentityError';
-  }
-}
-
 function header(headers: IdentityInput['headers'], name: string): string | undefined {
   const value = headers[name.toLowerCase()];
   return Array.isArray(value) ? value[0] : value;
 }
 
-function pemToDer(pem: string): Buffer {
-  const match = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem);
-  if (!match) throw new IdentityError('the proxy certificate header holds no PEM certificate', 400);
-  return Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64');
-}
-
-function normaliseAddress(address: string): string {
-  return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
-}
-
-function fromProxy(input: IdentityInput, settings: IdentitySettings): Buffer | undefined {
-  const escaped = header(input.headers, settings.proxyHeader);
-  const rfc9440 = header(input.headers, 'client-cert');
-  if (!escaped && !rfc9440) return undefined;
-  if (!settings.trustedProxies.includes(normaliseAddress(input.peer))) {
-    throw new IdentityError(`client certificate header from ${input.peer}, which is not a trusted proxy`, 403);
+/** The signer certificate of a signature that was refused, when it can be read at all: for the audit only. */
+function claimedSigner(signed: cms.SignedData | undefined): Buffer | undefined {
+  const signer = signed?.signers.length === 1 ? signed.signers[0] : undefined;
+  if (!signer) return undefined;
+  try {
+    const certificate = cms.findSignerCertificate(signer, signed!.certificates);
+    if (certificate) certificateParts(certificate);
+    return certificate;
+  } catch {
+    return undefined;
   }
-  if (escaped) {
-    let pem: string;
-    try {
-      pem = decodeURIComponent(escaped);
-    } catch {
-      throw new IdentityError('the proxy certificate header is not URL-escaped PEM', 400);
-    }
-    return pemToDer(pem);
-  }
-  const match = /^:([A-Za-z0-9+/=]+):$/.exec(rfc9440!.trim());
-  if (!match) throw new IdentityError('Client-Cert is not an RFC 9440 byte sequence', 400);
-  return Buffer.from(match[1]!, 'base64');
 }
 
 function fromSignature(input: IdentityInput, settings: IdentitySettings): Buffer | undefined {
   const value = header(input.headers, 'mdm-signature');
   if (!value) return undefined;
+  let signed: cms.SignedData | undefined;
   let verified: cms.VerifiedSignature;
   try {
-    const signed = cms.parseSignedData(Buffer.from(value.replace(/\s+/g, ''), 'base64'));
+    signed = cms.parseSignedData(Buffer.from(value.replace(/\s+/g, ''), 'base64'));
     // Detached is the rule; a signature that carries content must carry exactly this body.
     if (signed.content && !signed.content.equals(input.body))
       throw new cms.CmsError('the signed content is not this body', 'bad-signature');
     verified = cms.verifySignedData(signed, input.body);
   } catch (err) {
     const malformed = err instanceof cms.CmsError && err.kind === 'malformed';
-    throw new IdentityError(`Mdm-Signature: ${(err as Error).message}`, malformed ? 400 : 403);
+    const signer = claimedSigner(signed);
+    throw new IdentityError(`Mdm-Signature: ${(err as Error).message}`, malformed ? 400 : 403, {
+      refusal: malformed ? 'signature-malformed' : 'signature-invalid',
+      presented: signer ? [{ source: 'signature', certificate: signer }] : [],
+    });
   }
   if (verified.signingTime) {
-    const { notBefore, notAfter } = validityOf(verified.certificate);
+    const presented = [{ source: 'signature', certificate: verified.certificate }];
+    let validity: { notBefore: Date; notAfter: Date };
+    try {
+      validity = readCertificate(verified.certificate);
+    } catch {
+      throw new IdentityError('the Mdm-Signature signer certificate has no readable validity', 400, {
+        refusal: 'signature-malformed',
+        presented,
+      });
+    }
     const t = verified.signingTime.getTime();
-    if (t < notBefore.getTime() - settings.signingTimeSkewMs || t > notAfter.getTime() + settings.signingTimeSkewMs) {
-      throw new IdentityError(`Mdm-Signature signingTime ${verified.signingTime.toISOString()} is outside the certificate's validity`, 403);
+    if (t < validity.notBefore.getTime() - settings.signingTimeSkewMs || t > validity.notAfter.getTime() + settings.signingTimeSkewMs) {
+      throw new IdentityError(
+        `Mdm-Signature signingTime ${verified.signingTime.toISOString()} is outside the certificate's validity`,
+        403,
+        {
+          refusal: 'signing-time',
+          presented,
+        },
+      );
     }
   }
   return verified.certificate;
 }
 
-function validityOf(certificate: Buffer): { notBefore: Date; notAfter: Date } {
-  const { notBefore, notAfter } = readCertificate(certificate);
-  return { notBefore, notAfter };
-}
-
 /**
  * The certificate a request presents, from exactly the sources the deployment enables. When several present one,
- * they must be the same certificate.
+ * they must be the same certificate. Every source is read even after one refuses, so the refusal is audited with
+ * every certificate the request showed.
  */
 export function presentedIdentity(input: IdentityInput, settings: IdentitySettings): PresentedIdentity {
+  const readers: [IdentitySource, () => Buffer | undefined][] = [
+    ['mtls', () => (input.tlsCertificate?.length ? input.tlsCertificate : undefined)],
+    [
+      'proxy',
+      () =>
+        proxyCertificate(input.headerLines, input.peer, {
+          trustedProxies: settings.trustedProxies,
+          header: settings.proxyHeader,
+          format: settings.proxyFormat,
+        }),
+    ],
+    ['signature', () => fromSignature(input, settings)],
+  ];
   const found: [IdentitySource, Buffer][] = [];
-  if (settings.sources.includes('mtls') && input.tlsCertificate?.length) found.push(['mtls', input.tlsCertificate]);
-  if (settings.sources.includes('proxy')) {
-    const der = fromProxy(input, settings);
-    if (der) found.push(['proxy', der]);
+  const refusals: IdentityError[] = [];
+  for (const [source, read] of readers) {
+    if (!settings.sources.includes(source)) continue;
+    try {
+      const der = read();
+      if (der) found.push([source, der]);
+    } catch (err) {
+      if (!(err instanceof IdentityError)) throw err;
+      refusals.push(err);
+    }
   }
-  if (settings.sources.includes('signature')) {
-    const der = fromSignature(input, settings);
-    if (der) found.push(['signature', der]);
+  const [refusal] = refusals;
+  if (refusal) {
+    refusal.presented = [...found.map(([source, certificate]) => ({ source, certificate })), ...refusals.flatMap((r) => r.presented)];
+    throw refusal;
   }
-  if (found.length === 0) throw new IdentityError(`no client identity (enabled sources: ${settings.sources.join(', ')})`, 403);
+  if (found.length === 0)
+    throw new IdentityError(`no client identity (enabled sources: ${settings.sources.join(', ')})`, 403, { refusal: 'no-identity' });
   const [first] = found;
   if (found.some(([, der]) => !der.equals(first![1])))
-    throw new IdentityError(`identity sources disagree (${found.map(([s]) => s).join(', ')})`, 403);
+    throw new IdentityError(`identity sources disagree (${found.map(([s]) => s).join(', ')})`, 403, {
+      refusal: 'sources-disagree',
+      presented: found.map(([source, certificate]) => ({ source, certificate })),
+    });
   return { certificate: first![1], sources: found.map(([s]) => s) };
 }

@@ -62,7 +62,12 @@ export async function startServer(dataDir: string, extraArgs: string[] = [], env
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${stderr}`)), 30_000);
-    child.on('exit', (code) => reject(new Error(`server exited ${code}:\n${stderr}`)));
+    // A server that exits at start must not leave the poll running: it would keep the test process alive.
+    child.on('exit', (code) => {
+      clearInterval(poll);
+      clearTimeout(timer);
+      reject(new Error(`server exited ${code}:\n${stderr}`));
+    });
     const poll = setInterval(() => {
       const line = stdout.split('\n').find((l) => l.includes('"msg":"certmdm listening"'));
       const match = line && /"port":(\d+)/.exec(line);
