@@ -4,36 +4,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { exportRole, freePort, run, runCli, startServer, tempDir } from '../helpers/cli.ts';
 import { plistBody } from '../helpers/device.ts';
+import { scepIdentity } from '../helpers/mtls.ts';
 import { localhostCertificate, startNginx } from '../helpers/nginx.ts';
 
 const TOPIC = 'com.apple.mgmt.External.peers-test';
-
-/** A device identity from the running server through Debian's scepclient. */
-function scepIdentity(dataDir: string, port: number, root: string, udid: string) {
-  const dir = tempDir('mdm-peer-');
-  const challenge = runCli(['scep', 'challenge', '--data', dataDir]).stdout.trim();
-  const r = run(
-    'scepclient',
-    [
-      '-server-url',
-      `https://localhost:${port}/scep`,
-      '-challenge',
-      challenge,
-      '-private-key',
-      join(dir, 'key.pem'),
-      '-certificate',
-      join(dir, 'cert.pem'),
-      '-cn',
-      udid,
-    ],
-    {
-      cwd: dir,
-      env: { ...process.env, SSL_CERT_FILE: root },
-    },
-  );
-  assert.equal(r.status, 0, r.stderr + r.stdout);
-  return { key: join(dir, 'key.pem'), cert: join(dir, 'cert.pem'), dir };
-}
 
 function put(url: string, body: Buffer, dir: string, args: string[]) {
   const file = join(dir, `body-${Math.random().toString(16).slice(2)}.plist`);
