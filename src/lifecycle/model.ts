@@ -29,6 +29,8 @@ export interface LifecycleState {
   tlsRootId: string;
   tls: CertificateFact | null;
   profileSigning: CertificateFact | null;
+  /** The SCEP RA: GetCACert hands it to devices, which encrypt their requests to it and check its CertRep signature. */
+  scepRa: CertificateFact | null;
   push: CertificateFact | null;
   /** Enrolled devices (checked-out ones depend on nothing). */
   devices: DeviceFact[];
@@ -39,6 +41,7 @@ export interface LifecyclePolicy {
   identityRenewAt: number;
   tlsRenewAt: number;
   profileSigningRenewAt: number;
+  scepRaRenewAt: number;
   intermediateRolloverAt: number;
   /** A root successor is made when this share of the current root's life is left... */
   rootRolloverAt: number;
@@ -54,6 +57,7 @@ export const DEFAULT_POLICY: LifecyclePolicy = {
   identityRenewAt: 0.4,
   tlsRenewAt: 0.25,
   profileSigningRenewAt: 0.25,
+  scepRaRenewAt: 0.25,
   intermediateRolloverAt: 0.3,
   rootRolloverAt: 0.3,
   rootSwitchDeadlineAt: 0.1,
@@ -67,6 +71,7 @@ export type Action =
   | { kind: 'device-at-risk'; deviceId: string; dependency: 'identity' | 'root'; deadline: Date; reason: string }
   | { kind: 'reissue-tls'; deadline: Date; reason: string }
   | { kind: 'reissue-profile-signing'; deadline: Date; reason: string }
+  | { kind: 'reissue-scep-ra'; deadline: Date; reason: string }
   | { kind: 'rollover-intermediate'; deadline: Date; reason: string }
   | { kind: 'create-root-successor'; deadline: Date; reason: string }
   | { kind: 'deliver-root'; deviceId: string; rootId: string; deadline: Date; reason: string }

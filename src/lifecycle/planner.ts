@@ -95,6 +95,14 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
       reason: `the profile-signing certificate has ${left(state.profileSigning)} left`,
     });
   }
+  // A device enrolling or renewing fetches the RA by GetCACert and refuses an expired one: no SCEP, no new identity.
+  if (state.scepRa && due(state.scepRa, policy.scepRaRenewAt, now)) {
+    actions.push({
+      kind: 'reissue-scep-ra',
+      deadline: state.scepRa.notAfter,
+      reason: `the SCEP RA certificate has ${left(state.scepRa)} left`,
+    });
+  }
   if (state.push) {
     const remaining = (state.push.notAfter.getTime() - now.getTime()) / DAY_MS;
     if (policy.pushWarningDays.some((d) => remaining <= d)) {

@@ -78,6 +78,9 @@ export class LifecycleRunner {
         case 'reissue-profile-signing':
           force['profile-signing'] = `lifecycle: ${action.reason}`;
           break;
+        case 'reissue-scep-ra':
+          force['scep-ra'] = `lifecycle: ${action.reason}`;
+          break;
         case 'rollover-intermediate':
           await rolloverIntermediate(app, pkiSettings(app.config));
           // Every leaf follows: ensurePki re-issues what the old intermediate signed (TLS, profile signing, RA).

@@ -22,6 +22,7 @@ export async function lifecycleState(store: Store, now: Date): Promise<Lifecycle
   const devices: DeviceFact[] = await store.listEnrolledDevices();
   const profileSigning = await newest(store, 'profile-signing');
   const push = await newest(store, 'push');
+  const scepRa = await newest(store, 'scep-ra');
   return {
     now,
     roots: roots.map(fact),
@@ -29,6 +30,7 @@ export async function lifecycleState(store: Store, now: Date): Promise<Lifecycle
     tlsRootId: (tls?.issuerId ? (await store.getCertificate(tls.issuerId))?.issuerId : intermediate.issuerId) ?? roots[0]!.id,
     tls: tls ? fact(tls) : null,
     profileSigning: profileSigning ? fact(profileSigning) : null,
+    scepRa: scepRa ? fact(scepRa) : null,
     push: push ? fact(push) : null,
     devices,
   };

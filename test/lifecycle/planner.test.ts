@@ -28,6 +28,7 @@ function healthy(): LifecycleState {
     tlsRootId: 'root-1',
     tls: cert('tls-1', 10, 397),
     profileSigning: cert('sign-1', 10, 730),
+    scepRa: cert('ra-1', 10, 730),
     push: cert('push-1', 10, 365),
     devices: [device('D1', cert('id-1', 10, 365))],
   };
@@ -129,6 +130,16 @@ test('profile-signing re-issue and push warnings', () => {
   assert.deepEqual(kinds(s).sort(), ['push-certificate-expiring', 'reissue-profile-signing']);
   s.push = cert('push', 290, 365); // 75 days left: no warning yet
   assert.deepEqual(kinds(s), ['reissue-profile-signing']);
+});
+
+test('the SCEP RA is re-issued inside its renewal window, as every certificate something depends on', () => {
+  const s = healthy();
+  s.scepRa = cert('ra', 500, 730); // 230 days left of 730: not yet
+  assert.deepEqual(kinds(s), []);
+  s.scepRa = cert('ra', 560, 730); // 170 days left: inside the last quarter
+  const [action] = plan(s, DEFAULT_POLICY);
+  assert.equal(action?.kind, 'reissue-scep-ra');
+  assert.deepEqual(action?.deadline, s.scepRa.notAfter);
 });
 
 test('actions come soonest deadline first', () => {

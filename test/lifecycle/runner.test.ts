@@ -83,6 +83,25 @@ test('the TLS certificate is re-issued in its window and handed to the listener'
   assert.match(event?.reason ?? '', /^lifecycle: the server TLS certificate has 4 days left/);
 });
 
+test('the SCEP RA is re-issued in its window at production lifetimes; GetCACert hands out the new one and SCEP works', async (t) => {
+  const f = await mdmFixture();
+  t.after(() => f.close());
+  const runner = new LifecycleRunner({ app: f.app, pki: f.pki, profiles: f.profiles, push: createPushService(f.app) });
+  const before = f.pki.scepRa.certificate;
+  f.advance(500 * DAY); // 230 of 730 days left: not yet
+  assert.ok(!(await runner.run()).done.includes('reissued scep-ra'));
+  f.advance(60 * DAY); // 170 days left: inside the last quarter
+  assert.ok((await runner.run()).done.includes('reissued scep-ra'));
+  assert.notEqual(f.pki.scepRa.certificate.id, before.id);
+  assert.equal((await f.app.store.getCertificate(before.id))?.status, 'superseded');
+  const caCert = await f.server.inject({ method: 'GET', url: '/scep?operation=GetCACert' });
+  assert.ok(caCert.rawPayload.includes(f.pki.scepRa.certificate.der), 'GetCACert serves the new RA');
+  assert.ok(!caCert.rawPayload.includes(before.der), 'and no longer the old one');
+  await enrollTestDevice(f, 'AFTER-RA-RENEWAL');
+  const [event] = await f.app.store.listAudit({ action: 'pki.scep-ra-issued', limit: 1 });
+  assert.match(event?.reason ?? '', /^lifecycle: the SCEP RA certificate has 170 days left/);
+});
+
 test('intermediate rollover: a new intermediate issues, the leaves follow, identities from the old one still work', async (t) => {
   const f = await mdmFixture({ 'intermediate-days': '10', 'identity-days': '9' });
   t.after(() => f.close());
