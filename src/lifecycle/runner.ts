@@ -27,6 +27,16 @@ export interface RunReport {
 const RENEWAL_RETRY_SHARE = 0.02;
 const RENEWAL_RETRY_MAX_SHARE = 0.08;
 
+/** Actions on the server's own certificates: carried out, and swapped in, before any device is sent a profile. */
+const SERVER_ACTIONS: ReadonlySet<Action['kind']> = new Set([
+  'reissue-tls',
+  'reissue-profile-signing',
+  'reissue-scep-ra',
+  'rollover-intermediate',
+  'create-root-successor',
+  'switch-tls-root',
+]);
+
 /**
  * Carries out the lifecycle plan with the store, clock and APNs of the running server: device identities are renewed
  * by InstallProfile of a fresh enrollment profile (same PayloadIdentifier, ServerURL and Topic; a new one-time
@@ -70,7 +80,15 @@ export class LifecycleRunner {
     const report: RunReport = { at: now, planned, done: [], attention: [] };
     await this.#eraseExpiredCommands(now, report);
     const force: Partial<Record<CertificateRole, string>> = {};
-    for (const action of planned) {
+    // The server's certificates change first: a profile made in this run must embed the chain and CAFingerprint that
+    // GetCACert and the listener present from now on, not the ones this run replaces.
+    const serverFirst = [...planned.filter((a) => SERVER_ACTIONS.has(a.kind)), ...planned.filter((a) => !SERVER_ACTIONS.has(a.kind))];
+    let applied = false;
+    for (const action of serverFirst) {
+      if (!applied && !SERVER_ACTIONS.has(action.kind)) {
+        applied = true;
+        await this.#apply(force, report);
+      }
       switch (action.kind) {
         case 'reissue-tls':
           force.tls = `lifecycle: ${action.reason}`;
@@ -137,12 +155,16 @@ export class LifecycleRunner {
           );
       }
     }
-    if (Object.keys(force).length) {
-      Object.assign(this.deps.pki, await ensurePki(app, force));
-      report.done.push(...Object.keys(force).map((role) => `reissued ${role}`));
-      if (force.tls) this.deps.onTlsChange?.(this.deps.pki);
-    }
+    if (!applied) await this.#apply(force, report);
     return report;
+  }
+
+  /** Re-issues the forced roles (and whatever a new intermediate makes stale) and swaps them into the live PKI. */
+  async #apply(force: Partial<Record<CertificateRole, string>>, report: RunReport): Promise<void> {
+    if (!Object.keys(force).length) return;
+    Object.assign(this.deps.pki, await ensurePki(this.deps.app, force));
+    report.done.push(...Object.keys(force).map((role) => `reissued ${role}`));
+    if (force.tls) this.deps.onTlsChange?.(this.deps.pki);
   }
 
   /** Phase 1 of a root rollover: the trust profile (every active root) by InstallProfile, once per device until acknowledged. */

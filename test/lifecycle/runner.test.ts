@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { createPushService } from '../../src/app/services.ts';
 import { LifecycleRunner } from '../../src/lifecycle/runner.ts';
@@ -119,8 +120,18 @@ test('intermediate rollover: a new intermediate issues, the leaves follow, ident
   assert.equal(f.pki.tls.certificate.issuerId, f.pki.authority.intermediate.id, 'TLS follows the new intermediate');
   assert.equal(f.pki.scepRa.certificate.issuerId, f.pki.authority.intermediate.id, 'so does the SCEP RA');
   assert.equal((await f.app.store.getCertificate(before.id))?.status, 'active', 'the old intermediate stays for its identities');
+  // The identity's renewal, due in the same run, was made after the rollover: its CAFingerprint names the intermediate
+  // GetCACert now hands out, so the device's SCEP client accepts the CA it fetches.
+  assert.ok(report.done.includes(`renew-identity ${old.udid}`), JSON.stringify(report));
+  const offered = await f.speak(old, { Status: 'Idle' });
+  assert.equal(offered.statusCode, 200);
+  const renewal = openSigned(Buffer.from(plistlibPlain(offered.rawPayload).Command.Payload, 'base64'), f.root, f.now()).profile;
+  const scep = renewal.PayloadContent.find((p: any) => p.PayloadType === 'com.apple.security.scep').PayloadContent;
+  const sha1 = (der: Buffer) => createHash('sha1').update(der).digest('hex');
+  assert.equal(Buffer.from(scep.CAFingerprint.$data, 'base64').toString('hex'), sha1(f.pki.authority.intermediate.der));
+  const caCert = await f.server.inject({ method: 'GET', url: '/scep?operation=GetCACert' });
+  assert.ok(caCert.rawPayload.includes(f.pki.authority.intermediate.der), 'GetCACert serves that intermediate');
   // The old identity still authenticates; a new enrollment gets a certificate from the new intermediate.
-  assert.equal((await f.speak(old, { Status: 'Idle' })).statusCode, 200);
   const fresh = await enrollTestDevice(f);
   const issued = await f.app.store.getCertificateByFingerprint(
     (await import('node:crypto')).createHash('sha256').update(fresh.certDer).digest('hex'),
