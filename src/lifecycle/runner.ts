@@ -84,10 +84,12 @@ export class LifecycleRunner {
     // GetCACert and the listener present from now on, not the ones this run replaces.
     const serverFirst = [...planned.filter((a) => SERVER_ACTIONS.has(a.kind)), ...planned.filter((a) => !SERVER_ACTIONS.has(a.kind))];
     let applied = false;
+    let chainChanged = false;
     for (const action of serverFirst) {
       if (!applied && !SERVER_ACTIONS.has(action.kind)) {
         applied = true;
         await this.#apply(force, report);
+        if (chainChanged) await this.#withdrawStaleRenewals(now, report);
       }
       switch (action.kind) {
         case 'reissue-tls':
@@ -101,6 +103,7 @@ export class LifecycleRunner {
           break;
         case 'rollover-intermediate':
           await rolloverIntermediate(app, pkiSettings(app.config));
+          chainChanged = true;
           // Every leaf follows: ensurePki re-issues what the old intermediate signed (TLS, profile signing, RA).
           force.tls = `lifecycle: intermediate rolled over (${action.reason})`;
           report.done.push('rolled over the intermediate');
@@ -115,6 +118,7 @@ export class LifecycleRunner {
         case 'switch-tls-root':
           // Phase 2: an intermediate under the successor root; TLS, profile signing and the RA follow it.
           await rolloverIntermediate(app, pkiSettings(app.config), action.rootId);
+          chainChanged = true;
           force.tls = `lifecycle: root switch (${action.reason})`;
           report.done.push(`switched to root ${action.rootId}${action.stragglers.length ? `; lost: ${action.stragglers.join(', ')}` : ''}`);
           if (action.stragglers.length)
@@ -155,8 +159,36 @@ export class LifecycleRunner {
           );
       }
     }
-    if (!applied) await this.#apply(force, report);
+    if (!applied) {
+      await this.#apply(force, report);
+      if (chainChanged) await this.#withdrawStaleRenewals(now, report);
+    }
     return report;
+  }
+
+  /**
+   * After a new intermediate, an undelivered renewal profile names the old one in CAFingerprint while GetCACert hands
+   * out the new: the device's SCEP client would refuse it. Such profiles are withdrawn (their bodies erased, so nothing
+   * delivers them) and the renewal goes out again at once, made from the new chain.
+   */
+  async #withdrawStaleRenewals(now: Date, report: RunReport): Promise<void> {
+    const { app } = this.deps;
+    const pending: string[] = [];
+    for (const enrollment of await app.store.listEnrollments()) {
+      if (enrollment.status !== 'enrolled' || !enrollment.renewalCommandUuid) continue;
+      const sent = (await app.store.listQueue(deviceChannel(enrollment.id))).find((q) => q.commandUuid === enrollment.renewalCommandUuid);
+      if (sent && (sent.status === 'queued' || sent.status === 'not-now')) pending.push(sent.commandUuid);
+    }
+    const withdrawn = await app.store.eraseCommandBodies(pending, now);
+    if (!withdrawn.length) return;
+    report.done.push(`withdrew ${withdrawn.length} renewal profile${withdrawn.length === 1 ? '' : 's'} made from the old intermediate`);
+    await app.audit.record({
+      actor: 'lifecycle',
+      action: 'lifecycle.renewal-withdrawn',
+      outcome: 'ok',
+      reason: 'the intermediate changed: its CAFingerprint no longer matches GetCACert',
+      detail: { commands: withdrawn },
+    });
   }
 
   /** Re-issues the forced roles (and whatever a new intermediate makes stale) and swaps them into the live PKI. */

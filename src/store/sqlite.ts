@@ -913,6 +913,16 @@ export class SqliteStore implements Store {
     })();
   }
 
+  async eraseCommandBodies(uuids: string[], now: Date): Promise<string[]> {
+    return this.#db.transaction((): string[] =>
+      uuids.filter(
+        (uuid) =>
+          this.#sql('UPDATE commands SET body = zeroblob(0), body_erased_at = ? WHERE uuid = ? AND body_erased_at IS NULL').run(ms(now), uuid)
+            .changes === 1,
+      ),
+    )();
+  }
+
   async listQueue(channel: ChannelKey): Promise<QueueEntry[]> {
     return (
       this.#sql(

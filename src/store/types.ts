@@ -461,6 +461,8 @@ export interface Store {
   sealEnrollmentTokens(seal: (enrollmentId: string, kind: 'unlock-token' | 'bootstrap-token', token: Buffer) => Buffer): Promise<number>;
   /** Erases the bodies of commands whose secrets expired at `now` and were not erased yet; returns their UUIDs. */
   eraseExpiredCommandBodies(now: Date): Promise<string[]>;
+  /** Erases these commands' bodies now (not yet erased ones); they are delivered to no one after. Returns those erased. */
+  eraseCommandBodies(uuids: string[], now: Date): Promise<string[]>;
 
   insertApiToken(token: ApiTokenRecord): Promise<void>;
   getApiToken(id: string): Promise<ApiTokenRecord | undefined>;

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { createPushService } from '../../src/app/services.ts';
 import { LifecycleRunner } from '../../src/lifecycle/runner.ts';
+import { deviceChannel } from '../../src/store/types.ts';
 import { enrollTestDevice } from '../helpers/device.ts';
 import { openSigned, plistlibPlain } from '../helpers/profile.ts';
 import { newRequester } from '../helpers/scep.ts';
@@ -142,6 +143,37 @@ test('intermediate rollover: a new intermediate issues, the leaves follow, ident
     200,
   );
   assert.ok(!(await runner.run()).done.includes('rolled over the intermediate'), 'one rollover, not one per run');
+});
+
+test('a renewal profile still undelivered when the intermediate rolls over is withdrawn and sent again from the new chain', async (t) => {
+  const f = await mdmFixture({ 'intermediate-days': '10', 'identity-days': '9' });
+  t.after(() => f.close());
+  const runner = new LifecycleRunner({ app: f.app, pki: f.pki, profiles: f.profiles, push: createPushService(f.app) });
+  const device = await enrollTestDevice(f);
+  assert.equal(
+    (await f.speak(device, { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' })).statusCode,
+    200,
+  );
+  f.advance(6 * DAY); // 3 of 9 days left: the renewal goes out; the intermediate (4 of 10 left) is not due yet
+  assert.deepEqual((await runner.run()).done, [`renew-identity ${device.udid}`]);
+  const first = (await f.app.store.getEnrollment(device.udid))!.renewalCommandUuid!;
+  f.advance(1.5 * DAY); // the device stayed away; the intermediate is due now
+  const report = await runner.run();
+  assert.ok(report.done.includes('rolled over the intermediate'), JSON.stringify(report));
+  assert.ok(report.done.includes('withdrew 1 renewal profile made from the old intermediate'), JSON.stringify(report));
+  assert.ok(report.done.includes(`renew-identity ${device.udid}`), JSON.stringify(report));
+  const second = (await f.app.store.getEnrollment(device.udid))!.renewalCommandUuid!;
+  assert.notEqual(second, first);
+  // The device comes back: it is offered the new profile only, whose CAFingerprint is the intermediate GetCACert serves.
+  const offered = plistlibPlain((await f.speak(device, { Status: 'Idle' })).rawPayload);
+  assert.equal(offered.CommandUUID, second);
+  const renewal = openSigned(Buffer.from(offered.Command.Payload, 'base64'), f.root, f.now()).profile;
+  const scep = renewal.PayloadContent.find((p: any) => p.PayloadType === 'com.apple.security.scep').PayloadContent;
+  const fingerprint = createHash('sha1').update(f.pki.authority.intermediate.der).digest('hex');
+  assert.equal(Buffer.from(scep.CAFingerprint.$data, 'base64').toString('hex'), fingerprint);
+  const queue = await f.app.store.listQueue(deviceChannel(device.udid));
+  assert.equal(queue.find((q) => q.commandUuid === first)?.status, 'expired', 'the stale profile is delivered to no one');
+  assert.equal((await f.app.store.getCommand(first))?.body.length, 0);
 });
 
 test('root rollover: a successor root is delivered to every device, and the chain switches once all have it', async (t) => {

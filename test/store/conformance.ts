@@ -561,6 +561,19 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     assert.deepEqual(await store.eraseExpiredCommandBodies(expiry), [], 'once');
     assert.equal((await store.getCommand('expiring'))?.body.length, 0);
     assert.equal((await store.listQueue(deviceChannel('E'))).find((q) => q.commandUuid === 'expiring')?.status, 'expired');
+
+    await store.enqueueCommand(command('withdrawn'), [deviceChannel('E')]);
+    assert.deepEqual(
+      await store.eraseCommandBodies(['withdrawn', 'expiring', 'no-such'], expiry),
+      ['withdrawn'],
+      'only bodies not yet erased',
+    );
+    assert.equal(
+      await store.nextCommand(deviceChannel('E'), { reviveNotNow: false, now: at }),
+      undefined,
+      'a withdrawn command is not delivered',
+    );
+    assert.equal((await store.listQueue(deviceChannel('E'))).find((q) => q.commandUuid === 'withdrawn')?.status, 'expired');
   });
 
   withStore('meta: set replaces, set-if-absent does not', async (store) => {
