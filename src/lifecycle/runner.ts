@@ -76,7 +76,8 @@ export class LifecycleRunner {
   async run(): Promise<RunReport> {
     const { app } = this.deps;
     const now = app.clock();
-    const planned = plan(await lifecycleState(app.store, now), this.policy);
+    const pinning = app.config.pinServerUrl;
+    const planned = plan(await lifecycleState(app.store, now, { pinning }), this.policy);
     const report: RunReport = { at: now, planned, done: [], attention: [] };
     await this.#eraseExpiredCommands(now, report);
     const force: Partial<Record<CertificateRole, string>> = {};
@@ -110,10 +111,16 @@ export class LifecycleRunner {
           break;
         case 'create-root-successor':
           await createRootSuccessor(app, pkiSettings(app.config));
+          // Pinned devices get the successor inside their next enrollment profile: one queued before lacks it.
+          if (pinning) chainChanged = true;
           report.done.push('created a successor root');
           break;
         case 'deliver-root':
-          report[(await this.#deliverTrust(action.deviceId, now)) ? 'done' : 'attention'].push(`deliver-root ${action.deviceId}`);
+          // A trust profile's roots cannot serve a device whose MDM payload pins its profile's roots: it gets a new
+          // enrollment profile (all active roots, pinned), the same path as an identity renewal.
+          report[
+            (await (pinning ? this.#renew(action.deviceId, now) : this.#deliverTrust(action.deviceId, now))) ? 'done' : 'attention'
+          ].push(`deliver-root ${action.deviceId}`);
           break;
         case 'switch-tls-root':
           // Phase 2: an intermediate under the successor root; TLS, profile signing and the RA follow it.
@@ -168,8 +175,9 @@ export class LifecycleRunner {
 
   /**
    * After a new intermediate, an undelivered renewal profile names the old one in CAFingerprint while GetCACert hands
-   * out the new: the device's SCEP client would refuse it. Such profiles are withdrawn (their bodies erased, so nothing
-   * delivers them) and the renewal goes out again at once, made from the new chain.
+   * out the new: the device's SCEP client would refuse it. With pinning, one made before a successor root lacks that
+   * root. Such profiles are withdrawn (their bodies erased, so nothing delivers them) and the renewal goes out again at
+   * once, made from the current chain and roots.
    */
   async #withdrawStaleRenewals(now: Date, report: RunReport): Promise<void> {
     const { app } = this.deps;
@@ -181,12 +189,12 @@ export class LifecycleRunner {
     }
     const withdrawn = await app.store.eraseCommandBodies(pending, now);
     if (!withdrawn.length) return;
-    report.done.push(`withdrew ${withdrawn.length} renewal profile${withdrawn.length === 1 ? '' : 's'} made from the old intermediate`);
+    report.done.push(`withdrew ${withdrawn.length} renewal profile${withdrawn.length === 1 ? '' : 's'} made before the chain changed`);
     await app.audit.record({
       actor: 'lifecycle',
       action: 'lifecycle.renewal-withdrawn',
       outcome: 'ok',
-      reason: 'the intermediate changed: its CAFingerprint no longer matches GetCACert',
+      reason: 'the issuing chain or the roots changed since these profiles were made',
       detail: { commands: withdrawn },
     });
   }

@@ -9,17 +9,24 @@ async function newest(store: Store, role: CertificateRecord['role']): Promise<Ce
 }
 
 /**
- * The planner's facts, read from the store. A device's anchors are the roots it has installed: those of the profile
- * that produced its current identity and of every profile delivery it acknowledged.
+ * The planner's facts, read from the store. A device's anchors are the roots it may use for ServerURL: those of the
+ * profile that produced its current identity and of every profile delivery it acknowledged — or, with ServerURL
+ * pinning, only the former, since the MDM payload pins exactly its own profile's roots.
  */
-export async function lifecycleState(store: Store, now: Date): Promise<LifecycleState> {
+export async function lifecycleState(store: Store, now: Date, options: { pinning: boolean }): Promise<LifecycleState> {
   const roots = (await store.listCertificates({ role: 'root', status: 'active' })).sort(
     (a, b) => a.notBefore.getTime() - b.notBefore.getTime(),
   );
   const intermediate = await newest(store, 'intermediate');
   if (!intermediate || roots.length === 0) throw new Error('the inventory has no active CA');
   const tls = await newest(store, 'tls');
-  const devices: DeviceFact[] = await store.listEnrolledDevices();
+  const devices: DeviceFact[] = (await store.listEnrolledDevices()).map((d) => ({
+    id: d.id,
+    identity: d.identity,
+    anchors: options.pinning ? d.profileAnchors : d.anchors,
+    lastSeenAt: d.lastSeenAt,
+    renewalStartedAt: d.renewalStartedAt,
+  }));
   const profileSigning = await newest(store, 'profile-signing');
   const push = await newest(store, 'push');
   const scepRa = await newest(store, 'scep-ra');

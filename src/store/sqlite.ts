@@ -625,29 +625,37 @@ export class SqliteStore implements Store {
   }
 
   async listEnrolledDevices(): Promise<EnrolledDevice[]> {
-    // The same three sources as installedAnchors, for the whole fleet at once (one pass, indexed joins).
+    // The same three sources as installedAnchors, for the whole fleet at once (one pass, indexed joins); the first
+    // two (the identity's own enrollment profile) are also its profile anchors.
     const anchors = new Map<string, string[]>();
+    const profileAnchors = new Map<string, string[]>();
+    // Rows come sorted by device and root, and a root from both sources comes once per source: a repeat is the last.
+    const add = (map: Map<string, string[]>, id: string, root: string) => {
+      const list = map.get(id) ?? [];
+      if (list.at(-1) !== root) list.push(root);
+      map.set(id, list);
+    };
     for (const r of this.#sql(
-      `SELECT e.id AS enrollment_id, pc.certificate_id FROM enrollments e
+      `SELECT e.id AS enrollment_id, pc.certificate_id, 1 AS from_profile FROM enrollments e
          JOIN scep_challenges ch ON ch.certificate_id = e.identity_certificate_id
          JOIN profiles p ON p.challenge_id = ch.id
          JOIN profile_certificates pc ON pc.profile_id = p.id AND pc.role = 'anchor'
        WHERE e.status = 'enrolled'
        UNION
-       SELECT e.id, pc.certificate_id FROM enrollments e
+       SELECT e.id, pc.certificate_id, 1 FROM enrollments e
          JOIN profile_certificates pi ON pi.certificate_id = e.identity_certificate_id AND pi.role = 'identity'
          JOIN profile_certificates pc ON pc.profile_id = pi.profile_id AND pc.role = 'anchor'
        WHERE e.status = 'enrolled'
        UNION
-       SELECT d.enrollment_id, pc.certificate_id FROM profile_deliveries d
+       SELECT d.enrollment_id, pc.certificate_id, 0 FROM profile_deliveries d
          JOIN profile_certificates pc ON pc.profile_id = d.profile_id AND pc.role = 'anchor'
        WHERE d.acknowledged_at IS NOT NULL
        ORDER BY 1, 2`,
     ).all() as Row[]) {
       const id = String(r.enrollment_id);
-      const list = anchors.get(id) ?? [];
-      list.push(String(r.certificate_id));
-      anchors.set(id, list);
+      const root = String(r.certificate_id);
+      add(anchors, id, root);
+      if (r.from_profile === 1) add(profileAnchors, id, root);
     }
     const rows = this.#sql(
       `SELECT e.id, e.last_seen_at, e.renewal_started_at, c.id AS certificate_id, c.not_before, c.not_after
@@ -658,6 +666,7 @@ export class SqliteStore implements Store {
       id: String(r.id),
       identity: r.certificate_id ? { id: String(r.certificate_id), notBefore: date(r.not_before), notAfter: date(r.not_after) } : null,
       anchors: anchors.get(String(r.id)) ?? [],
+      profileAnchors: profileAnchors.get(String(r.id)) ?? [],
       lastSeenAt: date(r.last_seen_at),
       renewalStartedAt: maybeDate(r.renewal_started_at),
     }));

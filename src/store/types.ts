@@ -180,8 +180,13 @@ export interface EnrollmentRecord {
 export interface EnrolledDevice {
   id: string;
   identity: { id: string; notBefore: Date; notAfter: Date } | null;
-  /** Root certificate ids, sorted. */
+  /** Root certificate ids, sorted: every root the device has installed (its enrollment profile's and delivered ones). */
   anchors: string[];
+  /**
+   * The roots of the enrollment profile that produced its current identity, sorted: with ServerURL pinning these are
+   * the only roots the device accepts for ServerURL (a trust profile's roots are installed but not pinned).
+   */
+  profileAnchors: string[];
   lastSeenAt: Date;
   renewalStartedAt: Date | null;
 }

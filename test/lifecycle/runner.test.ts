@@ -160,7 +160,7 @@ test('a renewal profile still undelivered when the intermediate rolls over is wi
   f.advance(1.5 * DAY); // the device stayed away; the intermediate is due now
   const report = await runner.run();
   assert.ok(report.done.includes('rolled over the intermediate'), JSON.stringify(report));
-  assert.ok(report.done.includes('withdrew 1 renewal profile made from the old intermediate'), JSON.stringify(report));
+  assert.ok(report.done.includes('withdrew 1 renewal profile made before the chain changed'), JSON.stringify(report));
   assert.ok(report.done.includes(`renew-identity ${device.udid}`), JSON.stringify(report));
   const second = (await f.app.store.getEnrollment(device.udid))!.renewalCommandUuid!;
   assert.notEqual(second, first);
@@ -221,6 +221,48 @@ test('root rollover: a successor root is delivered to every device, and the chai
   assert.equal(tlsIntermediate?.issuerId, f.pki.authority.root.id, 'and so does the TLS chain');
   assert.equal((await f.speak(device, { Status: 'Idle' })).statusCode, 200, 'the identity from the old chain keeps working');
   assert.ok(!(await runner.run()).done.some((d) => d.startsWith('switched')), 'one switch');
+});
+
+test('root rollover with ServerURL pinning: the successor reaches devices inside a new enrollment profile, pinned', async (t) => {
+  const f = await mdmFixture({ 'root-days': '100', 'intermediate-days': '100', 'identity-days': '60', 'pin-server-url': 'true' });
+  t.after(() => f.close());
+  const runner = new LifecycleRunner({ app: f.app, pki: f.pki, profiles: f.profiles, push: createPushService(f.app) });
+  const oldRoot = f.pki.authority.root;
+  f.advance(50 * DAY);
+  const original = await f.profiles.enrollment({ identity: 'scep', createdBy: 'test', sign: false });
+  const challenge = plistlibPlain(original.body).PayloadContent[2].PayloadContent.Challenge;
+  const udid = 'PINNED-1';
+  const device = await enrollTestDevice(f, udid, newRequester(), { challenge, cn: original.record.enrollmentRef! });
+  const authenticate = { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' };
+  assert.equal((await f.speak(device, authenticate)).statusCode, 200);
+
+  f.advance(21 * DAY); // day 71: 29% of the root's life left
+  assert.ok((await runner.run()).done.includes('created a successor root'));
+  const successor = (await f.app.store.listCertificates({ role: 'root', status: 'active' })).find((r) => r.id !== oldRoot.id)!;
+  assert.deepEqual((await runner.run()).done, [`deliver-root ${udid}`]);
+
+  // Not a trust profile: an enrollment profile with both roots, both pinned for ServerURL.
+  const offered = plistlibPlain((await f.speak(device, { Status: 'Idle' })).rawPayload);
+  const profile = openSigned(Buffer.from(offered.Command.Payload, 'base64'), f.root, f.now()).profile;
+  const roots = profile.PayloadContent.filter((p: any) => p.PayloadType === 'com.apple.security.root');
+  assert.equal(roots.length, 2);
+  const mdm = profile.PayloadContent.find((p: any) => p.PayloadType === 'com.apple.mdm');
+  assert.deepEqual([...mdm.ServerURLPinningCertificateUUIDs].sort(), roots.map((r: any) => r.PayloadUUID).sort());
+  const scep = profile.PayloadContent.find((p: any) => p.PayloadType === 'com.apple.security.scep').PayloadContent;
+
+  // Until the device has installed it, the switch waits; then the new identity carries the successor, pinned.
+  assert.ok(!(await runner.run()).done.some((d) => d.startsWith('switched')));
+  const renewed = await enrollTestDevice(f, udid, newRequester(), { challenge: scep.Challenge, cn: original.record.enrollmentRef! });
+  assert.equal((await f.speak(device, { Status: 'Acknowledged', CommandUUID: offered.CommandUUID })).statusCode, 200);
+  assert.equal((await f.speak(renewed, authenticate)).statusCode, 200);
+  const [fact] = await f.app.store.listEnrolledDevices();
+  assert.deepEqual(fact!.profileAnchors, [oldRoot.id, successor.id].sort());
+  const switched = await runner.run();
+  assert.ok(
+    switched.done.some((d) => d.startsWith('switched to root') && !d.includes('lost')),
+    JSON.stringify(switched),
+  );
+  assert.equal((await f.speak(renewed, { Status: 'Idle' })).statusCode, 200);
 });
 
 test('a device whose renewal does not complete is announced at risk once, on the webhook, before it is lost', async (t) => {

@@ -285,6 +285,9 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     const byId = new Map(devices.map((d) => [d.id, d]));
     assert.deepEqual(byId.get('SCEP-DEV')!.anchors, [rootA.id, rootB.id].sort());
     assert.deepEqual(byId.get('P12-DEV')!.anchors, [rootA.id]);
+    // Only the identity's own enrollment profile pins roots for ServerURL: the acknowledged trust profile's root is not among them.
+    assert.deepEqual(byId.get('SCEP-DEV')!.profileAnchors, [rootA.id]);
+    assert.deepEqual(byId.get('P12-DEV')!.profileAnchors, [rootA.id]);
     assert.deepEqual(byId.get('P12-DEV')!.identity, {
       id: pkcs12Identity.id,
       notBefore: pkcs12Identity.notBefore,
