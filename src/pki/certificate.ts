@@ -73,7 +73,7 @@ export function randomSerial(): Buffer {
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING contents (after the unused-bits byte). */
 export function subjectKeyIdentifier(spkiDer: Buffer): Buffer {
   const [, bits] = der.children(der.parse(spkiDer));
-  if (!bits || bits.tag !== der.TAG.BIT_STRING) throw new der.DerError('SubjectPublicKeyInfo without a BIT STRING');
+  if (!bits || bits.tag !== der.TAG.BIT_STRING || bits.content.length < 1) throw new der.DerError('SubjectPublicKeyInfo without a BIT STRING');
   return createHash('sha1').update(bits.content.subarray(1)).digest();
 }
 
@@ -91,31 +91,49 @@ export interface CertificateParts {
 
 const partsCache = new WeakMap<Buffer, CertificateParts>();
 
+/** The fields of a TBSCertificate by name; `version` is absent for a v1 certificate. Throws DerError. */
+function tbsFields(tbs: der.Node) {
+  const fields = der.children(der.expect(tbs, der.TAG.SEQUENCE, 'TBSCertificate'));
+  const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
+  const field = (i: number, tag: number, what: string) => der.expect(fields[offset + i], tag, what);
+  return {
+    serial: field(0, der.TAG.INTEGER, 'serialNumber'),
+    signature: field(1, der.TAG.SEQUENCE, 'signature'),
+    issuer: field(2, der.TAG.SEQUENCE, 'issuer'),
+    validity: field(3, der.TAG.SEQUENCE, 'validity'),
+    subject: field(4, der.TAG.SEQUENCE, 'subject'),
+    spki: field(5, der.TAG.SEQUENCE, 'SubjectPublicKeyInfo'),
+    extensions: fields.slice(offset + 6).find((f) => f.tag === 0xa3),
+  };
+}
+
 export function certificateParts(certificate: Buffer): CertificateParts {
   const cached = partsCache.get(certificate);
   if (cached) return cached;
-  const [tbsNode, algNode, sigNode] = der.children(der.expect(der.parse(certificate), der.TAG.SEQUENCE, 'Certificate'));
+  const outer = der.children(der.expect(der.parse(certificate), der.TAG.SEQUENCE, 'Certificate'));
+  if (outer.length !== 3) throw new der.DerError('a Certificate has three fields');
+  const [tbsNode, algNode, sigNode] = outer;
   const tbs = der.expect(tbsNode, der.TAG.SEQUENCE, 'TBSCertificate');
-  const fields = der.children(tbs);
-  const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
-  const spki = der.expect(fields[offset + 5], der.TAG.SEQUENCE, 'SubjectPublicKeyInfo').raw;
+  const fields = tbsFields(tbs);
   let ski: Buffer | undefined;
-  const extensions = fields.find((f) => f.tag === 0xa3);
-  if (extensions) {
-    for (const ext of der.children(der.children(extensions)[0]!)) {
-      const [id, ...rest] = der.children(ext);
-      if (der.readOid(id!) === ID_SUBJECT_KEY_IDENTIFIER) ski = der.parse(rest[rest.length - 1]!.content).content;
+  if (fields.extensions) {
+    for (const ext of der.children(der.expect(der.children(fields.extensions)[0], der.TAG.SEQUENCE, 'Extensions'))) {
+      const parts = der.children(der.expect(ext, der.TAG.SEQUENCE, 'Extension'));
+      if (der.readOid(parts[0]) === ID_SUBJECT_KEY_IDENTIFIER)
+        ski = der.expect(der.parse(der.readOctets(parts[parts.length - 1])), der.TAG.OCTET_STRING, 'subjectKeyIdentifier').content;
     }
   }
+  const signature = der.expect(sigNode, der.TAG.BIT_STRING, 'signatureValue').content;
+  if (signature.length < 1 || signature[0] !== 0) throw new der.DerError('signatureValue must be whole bytes');
   const parts: CertificateParts = {
     tbs: tbs.raw,
-    serial: der.expect(fields[offset], der.TAG.INTEGER, 'serialNumber').content,
-    issuer: fields[offset + 2]!.raw,
-    subject: fields[offset + 4]!.raw,
-    spki,
-    subjectKeyIdentifier: ski ?? subjectKeyIdentifier(spki),
-    signatureAlgorithm: der.readOid(der.children(der.expect(algNode, der.TAG.SEQUENCE, 'signatureAlgorithm'))[0]!),
-    signature: der.expect(sigNode, der.TAG.BIT_STRING, 'signatureValue').content.subarray(1),
+    serial: fields.serial.content,
+    issuer: fields.issuer.raw,
+    subject: fields.subject.raw,
+    spki: fields.spki.raw,
+    subjectKeyIdentifier: ski ?? subjectKeyIdentifier(fields.spki.raw),
+    signatureAlgorithm: der.readOid(der.children(der.expect(algNode, der.TAG.SEQUENCE, 'signatureAlgorithm'))[0]),
+    signature: signature.subarray(1),
   };
   partsCache.set(certificate, parts);
   return parts;
@@ -247,20 +265,18 @@ export function formatName(nameDer: Buffer): string {
 /** (OID, value) pairs of a Name in order; `attribute` is set for the types certmdm knows. */
 export function nameAttributes(nameDer: Buffer): [string, string, NameAttribute | undefined][] {
   return der
-    .children(der.parse(nameDer))
-    .flatMap((rdn) => der.children(rdn))
+    .children(der.expect(der.parse(nameDer), der.TAG.SEQUENCE, 'Name'))
+    .flatMap((rdn) => der.children(der.expect(rdn, der.TAG.SET, 'RelativeDistinguishedName')))
     .map((atv) => {
-      const [type, value] = der.children(atv);
-      const id = der.readOid(type!);
-      return [id, der.readString(value!), SHORT_NAMES[id] as NameAttribute | undefined];
+      const [type, value] = der.children(der.expect(atv, der.TAG.SEQUENCE, 'AttributeTypeAndValue'));
+      const id = der.readOid(type);
+      return [id, der.readString(value), SHORT_NAMES[id] as NameAttribute | undefined];
     });
 }
 
 export function readCertificate(certificate: Buffer): CertificateFacts {
   const parts = certificateParts(certificate);
-  const fields = der.children(der.parse(parts.tbs));
-  const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
-  const [notBefore, notAfter] = der.children(fields[offset + 3]!);
+  const [notBefore, notAfter] = der.children(tbsFields(der.parse(parts.tbs)).validity);
   return {
     subject: formatName(parts.subject),
     issuer: formatName(parts.issuer),
