@@ -9,6 +9,8 @@ import { MessageError, readMessage } from '../mdm/messages.ts';
 import { PolicyRefusal, type MdmService } from '../mdm/service.ts';
 import { parsePlistDict, PlistError } from '../plist/parse.ts';
 import type { PlistDict } from '../plist/types.ts';
+import { CmsError } from '../pki/cms.ts';
+import { DerError } from '../pki/der.ts';
 
 export const MDM_CONTENT_TYPES = ['application/x-apple-aspen-mdm-checkin', 'application/x-apple-aspen-mdm'];
 
@@ -78,7 +80,7 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
       const status =
         err instanceof IdentityError || err instanceof PolicyRefusal
           ? err.status
-          : err instanceof MessageError || err instanceof PlistError
+          : err instanceof MessageError || err instanceof PlistError || err instanceof DerError || err instanceof CmsError
             ? 400
             : undefined;
       if (status === undefined) throw err;
