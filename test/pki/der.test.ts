@@ -62,12 +62,18 @@ describe('DER/BER reader', () => {
 
   test('nesting beyond MAX_DEPTH is refused, at MAX_DEPTH it is read', () => {
     assert.doesNotThrow(() => der.parse(nested(der.MAX_DEPTH, 1)));
-    assert.throws(() => der.parse(nested(der.MAX_DEPTH + 1, 1)), (e) => e instanceof der.DerError && /nesting too deep/.test(e.message));
+    assert.throws(
+      () => der.parse(nested(der.MAX_DEPTH + 1, 1)),
+      (e) => e instanceof der.DerError && /nesting too deep/.test(e.message),
+    );
   });
 
   test('the number of elements is bounded', () => {
     const many = der.seq(...Array.from({ length: der.MAX_ELEMENTS }, () => der.nullValue()));
-    assert.throws(() => der.parse(many), (e) => e instanceof der.DerError && /too many ASN.1 elements/.test(e.message));
+    assert.throws(
+      () => der.parse(many),
+      (e) => e instanceof der.DerError && /too many ASN.1 elements/.test(e.message),
+    );
     const fewer = der.seq(...Array.from({ length: der.MAX_ELEMENTS - 1 }, () => der.nullValue()));
     assert.equal(der.children(der.parse(fewer)).length, der.MAX_ELEMENTS - 1);
   });
