@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { sign, type KeyObject } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { PKI_OPERATION_GATE } from '../../src/http/concurrency-gate.ts';
 import * as der from '../../src/pki/der.ts';
 import { OID } from '../../src/pki/oids.ts';
 import { envelope, makeCsr, newRequester, pkiMessage, readCertRep, type Requester } from '../helpers/scep.ts';
+import { indefinite, MALFORMED_VALIDITY, withValidity } from '../helpers/malformed.ts';
 import { mdmFixture } from '../mdm/fixture.ts';
-
-const indefinite = (tag: number, ...contents: Buffer[]) => Buffer.concat([Buffer.from([tag, 0x80]), ...contents, Buffer.from([0, 0])]);
 
 /** The issue's PKIOperation: a SignedData whose eContent is 256 KiB of nested indefinite constructed OCTET STRINGs. */
 function berBomb(size = 256 * 1024): Buffer {
@@ -24,19 +22,6 @@ function berBomb(size = 256 * 1024): Buffer {
   return indefinite(der.TAG.SEQUENCE, der.oid(OID.signedData), indefinite(0xa0, signedData));
 }
 
-/** The certificate re-signed by `key` with another Validity (openssl cannot write a malformed one). */
-export function withValidity(certificate: Buffer, key: KeyObject, validity: Buffer): Buffer {
-  const [tbs, algorithm] = der.children(der.parse(certificate));
-  const fields = der.children(tbs!).map((n) => n.raw);
-  const at = der.children(tbs!)[0]!.tag === 0xa0 ? 4 : 3;
-  fields[at] = validity;
-  const newTbs = der.seq(...fields);
-  return der.seq(newTbs, algorithm!.raw, der.bitString(sign('sha256', newTbs, key)));
-}
-
-/** A Validity whose notAfter is an INTEGER: the shape that crashed readCertificate. */
-export const MALFORMED_VALIDITY = der.seq(der.time(new Date(Date.now() - 86_400_000)), der.smallInteger(5));
-
 describe('SCEP refusals of malformed input through the real server', () => {
   let f: Awaited<ReturnType<typeof mdmFixture>>;
   let alice: Requester;
@@ -48,7 +33,7 @@ describe('SCEP refusals of malformed input through the real server', () => {
 
   /** Nothing stored changed, the challenge (if any) is unconsumed, and the refusal is the newest audit row. */
   async function refusedWithoutChange(
-    send: () => Promise<{ statusCode: number; body: string; rawPayload: Buffer }>,
+    send: () => Promise<{ statusCode: number; body: string; rawPayload: Buffer; headers: Record<string, unknown> }>,
     reason: RegExp,
     challengeId?: string,
   ) {
