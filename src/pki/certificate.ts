@@ -123,6 +123,9 @@ export function certificateParts(certificate: Buffer): CertificateParts {
         ski = der.expect(der.parse(der.readOctets(parts[parts.length - 1])), der.TAG.OCTET_STRING, 'subjectKeyIdentifier').content;
     }
   }
+  // RFC 5280 §4.1.1.2: the outer algorithm must be the one the signed TBSCertificate names (openssl refuses others).
+  if (!der.expect(algNode, der.TAG.SEQUENCE, 'signatureAlgorithm').raw.equals(fields.signature.raw))
+    throw new der.DerError('signatureAlgorithm differs from the TBSCertificate signature field');
   const signature = der.expect(sigNode, der.TAG.BIT_STRING, 'signatureValue').content;
   if (signature.length < 1 || signature[0] !== 0) throw new der.DerError('signatureValue must be whole bytes');
   const parts: CertificateParts = {
