@@ -2,6 +2,9 @@
  * The long fuzz run: `npm run fuzz` (FUZZ_SECONDS, default 300; FUZZ_SEED, default the time). Same targets as
  * test/fuzz/parsers.test.ts; prints every finding with its input (base64) and exits non-zero if there is one.
  */
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { scepFixture } from '../test/scep/fixture.ts';
 import { buildCorpus, pkiMessageSeed } from '../test/fuzz/corpus.ts';
 import { fuzzParsers } from '../test/fuzz/harness.ts';

@@ -11,7 +11,7 @@ import {
 } from 'node:crypto';
 import { certificateParts, readCertificate } from './certificate.ts';
 import * as der from './der.ts';
-import { DIGEST_BY_OID, DIGEST_OID, OID, SIGNATURE_DIGEST, type DigestName } from './oids.ts';
+import { DIGEST_BY_OID, DIGEST_OID, OID, readDigestAlgorithm, readSignatureAlgorithm, SIGNATURE_DIGEST, type DigestName } from './oids.ts';
 import { publicKeyFromSpki } from './public-keys.ts';
 
 /**
@@ -76,38 +76,58 @@ const MAX_SIGNERS = 8;
 function readAttributes(node: der.Node): Attribute[] {
   return der.children(node).map((attr) => {
     const fields = der.children(der.expect(attr, der.TAG.SEQUENCE, 'Attribute'));
-    return { type: der.readOid(fields[0]), values: [...der.children(der.expect(fields[1], der.TAG.SET, 'AttributeValues'))] };
+    if (fields.length !== 2) fail('an Attribute has a type and values');
+    const values = der.children(der.expect(fields[1], der.TAG.SET, 'AttributeValues'));
+    if (values.length === 0) fail('an Attribute needs at least one value');
+    return { type: der.readOid(fields[0]), values: [...values] };
   });
 }
 
-/** Parses a ContentInfo holding SignedData. */
+/** A ContentInfo's type and its one [0] EXPLICIT content. */
+function contentInfoParts(node: der.Node): { type: string; content: der.Node } {
+  const fields = der.children(der.expect(node, der.TAG.SEQUENCE, 'ContentInfo'));
+  if (fields.length !== 2) fail('a ContentInfo has a type and a content');
+  const explicit = der.children(der.expect(fields[1], 0xa0, 'ContentInfo content'));
+  if (explicit.length !== 1) fail('ContentInfo content holds one element');
+  return { type: der.readOid(fields[0]), content: explicit[0]! };
+}
+
+/**
+ * Parses a ContentInfo holding SignedData, as strictly as openssl reads it: every certificate carried is read
+ * whole, algorithm parameters are checked, fields come in their order, and nothing unknown is skipped.
+ */
 export function parseSignedData(input: Buffer): SignedData {
   return guard('SignedData', () => {
-    const contentInfo = der.children(der.expect(der.parse(input), der.TAG.SEQUENCE, 'ContentInfo'));
-    if (der.readOid(contentInfo[0]) !== OID.signedData) fail('ContentInfo does not hold SignedData');
-    const explicit = der.expect(contentInfo[1], 0xa0, 'ContentInfo content');
-    const fields = der.children(der.expect(der.children(explicit)[0], der.TAG.SEQUENCE, 'SignedData'));
-    der.expect(fields[0], der.TAG.INTEGER, 'SignedData version');
-    der.expect(fields[1], der.TAG.SET, 'digestAlgorithms');
+    const outer = contentInfoParts(der.parse(input));
+    if (outer.type !== OID.signedData) fail('ContentInfo does not hold SignedData');
+    const fields = der.children(der.expect(outer.content, der.TAG.SEQUENCE, 'SignedData'));
+    der.readInteger(fields[0], 'SignedData version');
+    for (const algorithm of der.children(der.expect(fields[1], der.TAG.SET, 'digestAlgorithms')))
+      readDigestAlgorithm(algorithm, 'digestAlgorithms');
     const encapFields = der.children(der.expect(fields[2], der.TAG.SEQUENCE, 'EncapsulatedContentInfo'));
+    if (encapFields.length < 1 || encapFields.length > 2) fail('EncapsulatedContentInfo has a type and an optional content');
     const contentType = der.readOid(encapFields[0]);
     let content: Buffer | undefined;
-    if (encapFields[1]) content = der.readOctets(der.children(der.expect(encapFields[1], 0xa0, 'eContent'))[0]);
-    const certificates: Buffer[] = [];
-    let signerSet: der.Node | undefined;
-    for (const field of fields.slice(3)) {
-      if (field.tag === 0xa0)
-        certificates.push(
-          ...der
-            .children(field)
-            .filter((c) => c.tag === der.TAG.SEQUENCE)
-            .map((c) => Buffer.from(c.raw)),
-        );
-      else if (field.tag === 0xa1) continue; // crls
-      else if (field.tag === der.TAG.SET && !signerSet) signerSet = field;
-      else fail('unexpected field in SignedData');
+    if (encapFields[1]) {
+      const explicit = der.children(der.expect(encapFields[1], 0xa0, 'eContent'));
+      if (explicit.length !== 1) fail('eContent holds one OCTET STRING');
+      content = der.readOctets(explicit[0]);
     }
-    const signerInfos = der.children(der.expect(signerSet, der.TAG.SET, 'signerInfos'));
+    const certificates: Buffer[] = [];
+    let i = 3;
+    if (fields[i]?.tag === 0xa0) {
+      for (const c of der.children(fields[i])) {
+        // Only X.509 certificates (no attribute certificates), each one well formed: openssl reads them all.
+        der.expect(c, der.TAG.SEQUENCE, 'certificate');
+        const copy = Buffer.from(c.raw);
+        certificateParts(copy);
+        certificates.push(copy);
+      }
+      i++;
+    }
+    if (fields[i]?.tag === 0xa1) fail('revocation lists in SignedData are not accepted');
+    const signerInfos = der.children(der.expect(fields[i], der.TAG.SET, 'signerInfos'));
+    if (fields.length !== i + 1) fail('unexpected field after signerInfos');
     if (signerInfos.length > MAX_SIGNERS) fail('too many signers');
     return { contentType, content, certificates, signers: signerInfos.map(parseSignerInfo) };
   });
@@ -115,19 +135,20 @@ export function parseSignedData(input: Buffer): SignedData {
 
 function parseSignerInfo(node: der.Node): SignerInfo {
   const f = der.children(der.expect(node, der.TAG.SEQUENCE, 'SignerInfo'));
-  der.expect(f[0], der.TAG.INTEGER, 'SignerInfo version');
+  der.readInteger(f[0], 'SignerInfo version');
   const sidNode = f[1] ?? fail('SignerInfo has no sid');
   let sid: SignerInfo['sid'];
   if (sidNode.tag === der.TAG.SEQUENCE) {
-    const [issuer, serial] = der.children(sidNode);
+    const parts = der.children(sidNode);
+    if (parts.length !== 2) fail('issuerAndSerialNumber has an issuer and a serial');
     sid = {
-      issuer: Buffer.from(der.expect(issuer, der.TAG.SEQUENCE, 'issuer').raw),
-      serial: Buffer.from(der.expect(serial, der.TAG.INTEGER, 'serial').content),
+      issuer: Buffer.from(der.expect(parts[0], der.TAG.SEQUENCE, 'issuer').raw),
+      serial: Buffer.from(der.readInteger(parts[1], 'serial')),
     };
   } else if (sidNode.tag === 0x80) {
     sid = { subjectKeyIdentifier: Buffer.from(sidNode.content) };
   } else fail('unknown SignerIdentifier');
-  const digestOid = der.readOid(der.children(der.expect(f[2], der.TAG.SEQUENCE, 'digestAlgorithm'))[0]);
+  const digestOid = readDigestAlgorithm(f[2], 'digestAlgorithm');
   const digest = DIGEST_BY_OID[digestOid] ?? fail(`unsupported digest algorithm ${digestOid}`, 'unsupported-algorithm');
   let i = 3;
   let signedAttributes: SignerInfo['signedAttributes'];
@@ -138,8 +159,12 @@ function parseSignerInfo(node: der.Node): SignerInfo {
     signedAttributes = { raw: Buffer.concat([Buffer.from([der.TAG.SET]), attrs.raw.subarray(1)]), list: readAttributes(attrs) };
     i++;
   }
-  const signatureAlgorithm = der.readOid(der.children(der.expect(f[i], der.TAG.SEQUENCE, 'signatureAlgorithm'))[0]);
+  const signatureAlgorithm = readSignatureAlgorithm(f[i], 'signatureAlgorithm');
   const signature = der.readOctets(f[i + 1]);
+  if (f[i + 2]) {
+    if (f[i + 2]!.tag !== 0xa1 || f[i + 3]) fail('unexpected field after the signature');
+    readAttributes(f[i + 2]!); // unsigned attributes: read (openssl does), not used
+  }
   return { sid, digest, signedAttributes, signatureAlgorithm, signature };
 }
 
@@ -187,7 +212,10 @@ export function verifySignedData(signed: SignedData, content: Buffer | undefined
       fail('contentType attribute is missing or wrong', 'bad-signature');
     const messageDigest = attribute(signer, OID.messageDigest);
     const actual = createHash(signer.digest).update(content).digest();
-    if (!messageDigest || !guard('messageDigest', () => der.readOctets(messageDigest)).equals(actual))
+    if (
+      !messageDigest ||
+      !guard('messageDigest', () => der.expect(messageDigest, der.TAG.OCTET_STRING, 'messageDigest').content).equals(actual)
+    )
       fail('messageDigest does not match the content', 'bad-signature');
     const time = attribute(signer, OID.signingTime);
     if (time) signingTime = guard('signingTime', () => der.readTime(time));

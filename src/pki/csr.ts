@@ -1,7 +1,7 @@
 import { sign, verify } from 'node:crypto';
 import { formatName } from './certificate.ts';
 import * as der from './der.ts';
-import { OID, SIGNATURE_DIGEST } from './oids.ts';
+import { OID, readSignatureAlgorithm, SIGNATURE_DIGEST } from './oids.ts';
 import { publicKeyFromSpki } from './public-keys.ts';
 
 /** A PKCS#10 CertificationRequest (RFC 2986), read without trusting any of it. */
@@ -38,6 +38,7 @@ export function parseCsr(input: Buffer): CertificationRequest {
     const [infoNode, algNode, sigNode] = outer;
     const info = der.expect(infoNode, der.TAG.SEQUENCE, 'CertificationRequestInfo');
     const [version, subject, spki, attributes] = der.children(info);
+    der.readInteger(version, 'version');
     if (der.readSmallInteger(version, 0, 'version') !== 0) throw new CsrError('unsupported CSR version');
     der.expect(subject, der.TAG.SEQUENCE, 'subject');
     der.expect(spki, der.TAG.SEQUENCE, 'subjectPKInfo');
@@ -47,10 +48,11 @@ export function parseCsr(input: Buffer): CertificationRequest {
       const list = der.children(der.expect(attributes, 0xa0, 'attributes'));
       if (list.length > MAX_ATTRIBUTES) throw new CsrError('too many CSR attributes');
       for (const attr of list) {
-        const [type, values] = der.children(der.expect(attr, der.TAG.SEQUENCE, 'attribute'));
-        const id = der.readOid(type);
-        const first = der.children(der.expect(values, der.TAG.SET, 'attribute values'))[0];
-        if (!first) continue;
+        const parts = der.children(der.expect(attr, der.TAG.SEQUENCE, 'attribute'));
+        if (parts.length !== 2) throw new CsrError('an attribute has a type and values');
+        const id = der.readOid(parts[0]);
+        const first = der.children(der.expect(parts[1], der.TAG.SET, 'attribute values'))[0];
+        if (!first) throw new CsrError('an attribute needs a value');
         if (id === OID.challengePassword) challengePassword = der.readString(first);
         if (id === OID.extensionRequest) {
           const requested = der.children(der.expect(first, der.TAG.SEQUENCE, 'extensionRequest'));
@@ -58,8 +60,7 @@ export function parseCsr(input: Buffer): CertificationRequest {
           for (const ext of requested) {
             const parts = der.children(der.expect(ext, der.TAG.SEQUENCE, 'Extension'));
             if (parts.length < 2 || parts.length > 3) throw new CsrError('an Extension has two or three fields');
-            if (parts.length === 3) der.expect(parts[1], der.TAG.BOOLEAN, 'Extension critical');
-            const critical = parts.length === 3 && parts[1]!.content[0] !== 0;
+            const critical = parts.length === 3 && der.readBoolean(parts[1], 'Extension critical');
             extensions.push({ id: der.readOid(parts[0]), critical, value: Buffer.from(der.readOctets(parts[parts.length - 1])) });
           }
         }
@@ -75,7 +76,7 @@ export function parseCsr(input: Buffer): CertificationRequest {
       spki: Buffer.from(spki!.raw),
       challengePassword,
       extensions,
-      signatureAlgorithm: der.readOid(der.children(der.expect(algNode, der.TAG.SEQUENCE, 'signatureAlgorithm'))[0]),
+      signatureAlgorithm: readSignatureAlgorithm(algNode, 'signatureAlgorithm'),
       signature: Buffer.from(signature.subarray(1)),
     };
     decodeRequestedUsage(csr.extensions);

@@ -224,7 +224,7 @@ export function expect(node: Node | undefined, tag: number, what: string): Node 
 }
 
 export function readOid(node: Node | undefined): string {
-  if (!node || node.tag !== TAG.OID) throw new DerError('expected an OBJECT IDENTIFIER');
+  if (!node || node.tag !== TAG.OID || node.constructed) throw new DerError('expected an OBJECT IDENTIFIER');
   const bytes = node.content;
   if (bytes.length === 0 || bytes.length > 64) throw new DerError('bad OBJECT IDENTIFIER length');
   if (bytes[bytes.length - 1]! & 0x80) throw new DerError('truncated OBJECT IDENTIFIER');
@@ -308,4 +308,32 @@ export function readTime(node: Node | undefined): Date {
   at.setUTCHours(hour!, minute!, second!, 0);
   if (at.getUTCDate() !== day) throw new DerError(`time '${s}' is out of range`);
   return at;
+}
+
+/** An INTEGER's content bytes, refusing the empty and non-minimal encodings DER (and openssl) refuse. */
+export function readInteger(node: Node | undefined, what: string): Buffer {
+  if (!node || node.tag !== TAG.INTEGER || node.constructed) throw new DerError(`${what}: expected an INTEGER`);
+  const b = node.content;
+  if (b.length === 0) throw new DerError(`${what}: empty INTEGER`);
+  if (b.length > 1 && ((b[0] === 0 && b[1]! < 0x80) || (b[0] === 0xff && b[1]! >= 0x80)))
+    throw new DerError(`${what}: INTEGER is not minimally encoded`);
+  return b;
+}
+
+export function readBoolean(node: Node | undefined, what: string): boolean {
+  if (!node || node.tag !== TAG.BOOLEAN || node.content.length !== 1) throw new DerError(`${what}: expected a BOOLEAN`);
+  return node.content[0] !== 0;
+}
+
+/**
+ * An AlgorithmIdentifier: SEQUENCE { OID, parameters OPTIONAL }. With `noParameters`, the parameters must be absent
+ * or NULL (RSA and digest algorithms) — the only forms openssl accepts for them.
+ */
+export function readAlgorithm(node: Node | undefined, what: string, noParameters = false): { oid: string; parameters?: Node } {
+  const fields = children(expect(node, TAG.SEQUENCE, what));
+  if (fields.length < 1 || fields.length > 2) throw new DerError(`${what}: an AlgorithmIdentifier has one or two fields`);
+  const parameters = fields[1];
+  if (noParameters && parameters && (parameters.tag !== TAG.NULL || parameters.content.length !== 0))
+    throw new DerError(`${what}: parameters must be absent or NULL`);
+  return { oid: readOid(fields[0]), parameters };
 }
