@@ -9,7 +9,7 @@ import { fuzzParsers } from './harness.ts';
  * under a minute. `npm run fuzz` runs the same targets for longer (FUZZ_SECONDS).
  */
 const SEED = Number(process.env.FUZZ_SEED ?? 20261201);
-const ITERATIONS = 12_000;
+const ITERATIONS = 20_000;
 
 describe('fuzz: every hand-written parser, from openssl and plistlib inputs', () => {
   let corpus: Corpus;
