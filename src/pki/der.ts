@@ -170,7 +170,7 @@ class Reader {
     if (end > limit) throw new DerError('truncated ASN.1 element');
     if (!constructed) return this.#made(tag, offset, pos, end, end, false);
     const elements: Node[] = [];
-    for (let at = pos; at < end; ) {
+    for (let at = pos; at < end;) {
       const child = this.element(at, end, depth + 1);
       elements.push(child);
       at += child.raw.length;
@@ -291,7 +291,8 @@ export function readSmallInteger(node: Node | undefined, max: number, what: stri
 const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 export function readTime(node: Node | undefined): Date {
-  if (!node || (node.tag !== TAG.UTC_TIME && node.tag !== TAG.GENERALIZED_TIME)) throw new DerError('expected a UTCTime or GeneralizedTime');
+  if (!node || (node.tag !== TAG.UTC_TIME && node.tag !== TAG.GENERALIZED_TIME))
+    throw new DerError('expected a UTCTime or GeneralizedTime');
   const s = node.content.toString('latin1');
   const m =
     node.tag === TAG.UTC_TIME
