@@ -35,7 +35,11 @@ export async function scepRoutes(
   server.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
   server.setErrorHandler(async (error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
-    if (status >= 500) throw error;
+    if (status >= 500) {
+      // A bug, not a refusal: the log gets all of it, the peer none of its internals.
+      request.log.error({ err: error }, 'unexpected error');
+      return reply.code(500).type('text/plain').send('internal error\n');
+    }
     await options.audit.record({
       actor: `ip:${request.ip}`,
       action: 'scep.pkioperation',
