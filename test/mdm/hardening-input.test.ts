@@ -39,7 +39,7 @@ describe('MDM: malformed input is a typed, audited refusal; valid UTF-8 with U+F
     const certificate = withValidity(device.certDer, device.requester.key, MALFORMED_VALIDITY);
     const signature = cms.buildSignedData({
       content: body, // attached, exactly this body (accepted like the detached form)
-      signerCertificate: certificate,
+      signerCertificate: device.certDer, // names the signer by issuer and serial, the same in the broken copy
       signerKey: device.requester.key,
       digest: 'sha256',
       certificates: [certificate],
@@ -48,7 +48,7 @@ describe('MDM: malformed input is a typed, audited refusal; valid UTF-8 with U+F
     const event = await refused(
       () => f.send(body, { 'content-type': SERVER, 'mdm-signature': signature.toString('base64') }, { path: '/mdm/server' }),
       400,
-      /Mdm-Signature: .*signer certificate/,
+      /Mdm-Signature: .*UTCTime or GeneralizedTime/,
     );
     assert.equal(event.action, 'mdm.identity');
   });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PKI_OPERATION_GATE } from '../../src/http/concurrency-gate.ts';
+import * as cms from '../../src/pki/cms.ts';
 import * as der from '../../src/pki/der.ts';
 import { OID } from '../../src/pki/oids.ts';
 import { envelope, makeCsr, newRequester, pkiMessage, readCertRep, type Requester } from '../helpers/scep.ts';
@@ -76,15 +77,26 @@ describe('SCEP refusals of malformed input through the real server', () => {
     assert.equal(rep.failInfo, '2', 'failInfo badRequest');
   });
 
-  test('a signer certificate with a malformed Validity next to a signingTime: CertRep FAILURE badMessageCheck', async () => {
+  test('a signer certificate with a malformed Validity next to a signingTime: HTTP 400, audited', async () => {
     const { challenge, record } = await f.challenge();
-    const signer = withValidity(alice.selfSigned, alice.key, MALFORMED_VALIDITY);
-    const message = pkiMessage(alice, envelope(makeCsr(alice, { challenge }), f.ra), { signerCertificate: signer, signingTime: f.now() });
-    const response = await refusedWithoutChange(() => f.post(message), /signer certificate/, record.id);
-    assert.equal(response.statusCode, 200);
-    const rep = readCertRep(response.rawPayload, alice, f.root);
-    assert.equal(rep.status, '2');
-    assert.equal(rep.failInfo, '1', 'failInfo badMessageCheck');
+    // Signed by alice's key, with signingTime; the certificate carried is hers re-signed with a broken Validity (the
+    // SignerInfo names it by issuer and serial, which are unchanged).
+    const message = cms.buildSignedData({
+      content: envelope(makeCsr(alice, { challenge }), f.ra),
+      signerCertificate: alice.selfSigned,
+      signerKey: alice.key,
+      digest: 'sha256',
+      certificates: [withValidity(alice.selfSigned, alice.key, MALFORMED_VALIDITY)],
+      attributes: [
+        cms.encodeAttribute(OID.scepMessageType, der.printable('19')),
+        cms.encodeAttribute(OID.scepTransactionId, der.printable('tx-validity')),
+        cms.encodeAttribute(OID.scepSenderNonce, der.octets(Buffer.alloc(16, 1))),
+        cms.encodeAttribute(OID.signingTime, der.time(f.now())),
+      ],
+    });
+    const response = await refusedWithoutChange(() => f.post(message), /unreadable PKIMessage: .*UTCTime or GeneralizedTime/, record.id);
+    assert.equal(response.statusCode, 400, 'a SignedData carrying a malformed certificate is malformed CMS, as openssl reads it');
+    assert.equal(response.body, 'malformed SCEP PKIMessage\n', 'no internals in the body');
   });
 
   test('beyond two PKIOperations in flight and 64 waiting, the next is refused with an audited 503 and changes nothing', async () => {
