@@ -102,8 +102,11 @@ export function parseSignedData(input: Buffer): SignedData {
     if (outer.type !== OID.signedData) fail('ContentInfo does not hold SignedData');
     const fields = der.children(der.expect(outer.content, der.TAG.SEQUENCE, 'SignedData'));
     der.readInteger(fields[0], 'SignedData version');
-    for (const algorithm of der.children(der.expect(fields[1], der.TAG.SET, 'digestAlgorithms')))
-      readDigestAlgorithm(algorithm, 'digestAlgorithms');
+    // openssl prepares every digest listed here, and refuses the message when it knows one not: so do we.
+    for (const algorithm of der.children(der.expect(fields[1], der.TAG.SET, 'digestAlgorithms'))) {
+      const oid = readDigestAlgorithm(algorithm, 'digestAlgorithms');
+      if (!DIGEST_BY_OID[oid]) fail(`unsupported digest algorithm ${oid}`, 'unsupported-algorithm');
+    }
     const encapFields = der.children(der.expect(fields[2], der.TAG.SEQUENCE, 'EncapsulatedContentInfo'));
     if (encapFields.length < 1 || encapFields.length > 2) fail('EncapsulatedContentInfo has a type and an optional content');
     const contentType = der.readOid(encapFields[0]);
