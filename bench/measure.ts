@@ -19,6 +19,8 @@ export interface BenchRow {
   unit: string;
   limitName: string;
   limit: number;
+  /** When set, the row says whether the figure meets it. */
+  target?: { max?: number; min?: number; text: string };
 }
 
 export function printRows(rows: BenchRow[]): void {
@@ -27,8 +29,13 @@ export function printRows(rows: BenchRow[]): void {
     `${r.value.toFixed(r.value < 10 ? 3 : 1)} ${r.unit}`,
     `${r.limit.toFixed(r.limit < 10 ? 3 : 1)} ${r.unit} (${r.limitName})`,
     `${((r.value / r.limit) * 100).toFixed(1)}%`,
+    !r.target
+      ? ''
+      : (r.target.max === undefined || r.value <= r.target.max) && (r.target.min === undefined || r.value >= r.target.min)
+        ? `meets ${r.target.text}`
+        : `MISSES ${r.target.text}`,
   ]);
-  const header = ['figure', 'certmdm', 'machine limit', 'ratio'];
+  const header = ['figure', 'certmdm', 'machine limit', 'ratio', 'target'];
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
   for (const line of [header, ...table]) console.log(line.map((c, i) => c.padEnd(widths[i]!)).join('  '));
 }

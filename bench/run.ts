@@ -7,6 +7,7 @@ import { mdmBench } from './mdm.ts';
 import { pushBench } from './push.ts';
 import { simulationBench } from './simulate.ts';
 import { printRows } from './measure.ts';
+import { healthzBench } from './healthz.ts';
 
 const limits = await machineLimits();
 console.log(`certmdm bench — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown cpu'})`);
@@ -16,6 +17,7 @@ console.log(
 const rows = [
   ...(await foundationBench(limits)),
   ...(await scepBench(limits)),
+  ...(await healthzBench()),
   ...(await profilesBench(limits)),
   ...(await mdmBench(limits)),
   ...(await pushBench()),

@@ -9,6 +9,8 @@ import { MessageError, readMessage } from '../mdm/messages.ts';
 import { PolicyRefusal, type MdmService } from '../mdm/service.ts';
 import { parsePlistDict, PlistError } from '../plist/parse.ts';
 import type { PlistDict } from '../plist/types.ts';
+import { CmsError } from '../pki/cms.ts';
+import { DerError } from '../pki/der.ts';
 
 export const MDM_CONTENT_TYPES = ['application/x-apple-aspen-mdm-checkin', 'application/x-apple-aspen-mdm'];
 
@@ -33,7 +35,11 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
   server.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
   server.setErrorHandler(async (error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
-    if (status >= 500) throw error;
+    if (status >= 500) {
+      // A bug, not a refusal: the log gets all of it, the peer none of its internals.
+      request.log.error({ err: error }, 'unexpected error');
+      return reply.code(500).type('text/plain').send('internal error\n');
+    }
     await audit.record({
       actor: `ip:${request.ip}`,
       action: 'mdm.request',
@@ -81,7 +87,7 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
       const status =
         err instanceof IdentityError || err instanceof PolicyRefusal
           ? err.status
-          : err instanceof MessageError || err instanceof PlistError
+          : err instanceof MessageError || err instanceof PlistError || err instanceof DerError || err instanceof CmsError
             ? 400
             : undefined;
       if (status === undefined) throw err;

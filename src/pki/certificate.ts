@@ -2,6 +2,7 @@ import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { signatureAlgorithmFor, signWith } from './algorithms.ts';
 import * as der from './der.ts';
+import { readSignatureAlgorithm } from './oids.ts';
 
 /** A distinguished name as ordered (attribute, value) pairs, most significant first. */
 export type DistinguishedName = ReadonlyArray<readonly [NameAttribute, string]>;
@@ -73,7 +74,8 @@ export function randomSerial(): Buffer {
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING contents (after the unused-bits byte). */
 export function subjectKeyIdentifier(spkiDer: Buffer): Buffer {
   const [, bits] = der.children(der.parse(spkiDer));
-  if (!bits || bits.tag !== der.TAG.BIT_STRING) throw new der.DerError('SubjectPublicKeyInfo without a BIT STRING');
+  if (!bits || bits.tag !== der.TAG.BIT_STRING || bits.content.length < 1)
+    throw new der.DerError('SubjectPublicKeyInfo without a BIT STRING');
   return createHash('sha1').update(bits.content.subarray(1)).digest();
 }
 
@@ -91,31 +93,112 @@ export interface CertificateParts {
 
 const partsCache = new WeakMap<Buffer, CertificateParts>();
 
+/** Directory string types a Name's attribute values may use (X.520 DirectoryString, IA5String, and kin). */
+const NAME_VALUE_TAGS = new Set([0x0c, 0x12, 0x13, 0x14, 0x16, 0x1a, 0x1c, 0x1e]);
+
+/** A Name: SEQUENCE OF SET OF (OID, string). Throws DerError for anything else. */
+function checkName(name: der.Node, what: string): void {
+  for (const rdn of der.children(der.expect(name, der.TAG.SEQUENCE, what))) {
+    const atvs = der.children(der.expect(rdn, der.TAG.SET, `${what} RDN`));
+    if (atvs.length === 0) throw new der.DerError(`${what}: empty RDN`);
+    for (const atv of atvs) {
+      const fields = der.children(der.expect(atv, der.TAG.SEQUENCE, `${what} attribute`));
+      if (fields.length !== 2) throw new der.DerError(`${what}: an attribute has a type and a value`);
+      der.readOid(fields[0]);
+      if (!NAME_VALUE_TAGS.has(fields[1]!.tag)) throw new der.DerError(`${what}: attribute value is not a string`);
+    }
+  }
+}
+
+/**
+ * The fields of a TBSCertificate by name, checked as strictly as openssl reads them (RFC 5280 §4.1): so certmdm
+ * never accepts a certificate that openssl would refuse. `version` is absent for a v1 certificate.
+ */
+function tbsFields(tbs: der.Node) {
+  const fields = der.children(der.expect(tbs, der.TAG.SEQUENCE, 'TBSCertificate'));
+  let i = 0;
+  if (fields[0]?.tag === 0xa0) {
+    const explicit = der.children(fields[0]);
+    if (explicit.length !== 1) throw new der.DerError('version [0] holds one INTEGER');
+    der.readInteger(explicit[0], 'version');
+    der.readSmallInteger(explicit[0], 2, 'version');
+    i = 1;
+  }
+  const serial = fields[i];
+  der.readInteger(serial, 'serialNumber');
+  const signature = fields[i + 1];
+  readSignatureAlgorithm(signature, 'TBSCertificate signature');
+  const issuer = der.expect(fields[i + 2], der.TAG.SEQUENCE, 'issuer');
+  checkName(issuer, 'issuer');
+  const validity = der.children(der.expect(fields[i + 3], der.TAG.SEQUENCE, 'validity'));
+  if (validity.length !== 2) throw new der.DerError('validity has notBefore and notAfter');
+  const notBefore = der.readTime(validity[0]);
+  const notAfter = der.readTime(validity[1]);
+  const subject = der.expect(fields[i + 4], der.TAG.SEQUENCE, 'subject');
+  checkName(subject, 'subject');
+  const spki = der.expect(fields[i + 5], der.TAG.SEQUENCE, 'SubjectPublicKeyInfo');
+  const spkiFields = der.children(spki);
+  if (spkiFields.length !== 2) throw new der.DerError('SubjectPublicKeyInfo has an algorithm and a key');
+  der.readAlgorithm(spkiFields[0], 'SubjectPublicKeyInfo algorithm');
+  const key = der.expect(spkiFields[1], der.TAG.BIT_STRING, 'subjectPublicKey');
+  if (key.content.length < 1 || key.content[0] !== 0) throw new der.DerError('subjectPublicKey must be whole bytes');
+  // Then issuerUniqueID [1], subjectUniqueID [2], extensions [3], each optional, in that order, and nothing else.
+  let extensions: der.Node | undefined;
+  let last = 0;
+  for (const field of fields.slice(i + 6)) {
+    const n = field.tag === 0x81 ? 1 : field.tag === 0x82 ? 2 : field.tag === 0xa3 ? 3 : 0;
+    if (n <= last) throw new der.DerError('unexpected field in TBSCertificate');
+    last = n;
+    if (n === 3) extensions = field;
+  }
+  if (extensions) {
+    const list = der.children(extensions);
+    if (list.length !== 1) throw new der.DerError('extensions [3] holds one SEQUENCE');
+    const seen = new Set<string>();
+    for (const ext of der.children(der.expect(list[0], der.TAG.SEQUENCE, 'Extensions'))) {
+      const parts = der.children(der.expect(ext, der.TAG.SEQUENCE, 'Extension'));
+      if (parts.length < 2 || parts.length > 3) throw new der.DerError('an Extension has two or three fields');
+      const id = der.readOid(parts[0]);
+      if (seen.has(id)) throw new der.DerError(`extension ${id} appears twice`);
+      seen.add(id);
+      if (parts.length === 3) der.readBoolean(parts[1], 'critical');
+      const value = der.expect(parts[parts.length - 1], der.TAG.OCTET_STRING, 'extnValue');
+      der.parse(value.content); // one whole element, as openssl requires when it decodes the extension
+    }
+  }
+  return { serial: serial!, signature: signature!, issuer, notBefore, notAfter, subject, spki, extensions };
+}
+
 export function certificateParts(certificate: Buffer): CertificateParts {
   const cached = partsCache.get(certificate);
   if (cached) return cached;
-  const [tbsNode, algNode, sigNode] = der.children(der.expect(der.parse(certificate), der.TAG.SEQUENCE, 'Certificate'));
+  const outer = der.children(der.expect(der.parse(certificate), der.TAG.SEQUENCE, 'Certificate'));
+  if (outer.length !== 3) throw new der.DerError('a Certificate has three fields');
+  const [tbsNode, algNode, sigNode] = outer;
   const tbs = der.expect(tbsNode, der.TAG.SEQUENCE, 'TBSCertificate');
-  const fields = der.children(tbs);
-  const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
-  const spki = der.expect(fields[offset + 5], der.TAG.SEQUENCE, 'SubjectPublicKeyInfo').raw;
+  const fields = tbsFields(tbs);
   let ski: Buffer | undefined;
-  const extensions = fields.find((f) => f.tag === 0xa3);
-  if (extensions) {
-    for (const ext of der.children(der.children(extensions)[0]!)) {
-      const [id, ...rest] = der.children(ext);
-      if (der.readOid(id!) === ID_SUBJECT_KEY_IDENTIFIER) ski = der.parse(rest[rest.length - 1]!.content).content;
+  if (fields.extensions) {
+    for (const ext of der.children(der.children(fields.extensions)[0])) {
+      const parts = der.children(ext);
+      if (der.readOid(parts[0]) === ID_SUBJECT_KEY_IDENTIFIER)
+        ski = der.expect(der.parse(der.readOctets(parts[parts.length - 1])), der.TAG.OCTET_STRING, 'subjectKeyIdentifier').content;
     }
   }
+  // RFC 5280 §4.1.1.2: the outer algorithm must be the one the signed TBSCertificate names (openssl refuses others).
+  if (!der.expect(algNode, der.TAG.SEQUENCE, 'signatureAlgorithm').raw.equals(fields.signature.raw))
+    throw new der.DerError('signatureAlgorithm differs from the TBSCertificate signature field');
+  const signature = der.expect(sigNode, der.TAG.BIT_STRING, 'signatureValue').content;
+  if (signature.length < 1 || signature[0] !== 0) throw new der.DerError('signatureValue must be whole bytes');
   const parts: CertificateParts = {
     tbs: tbs.raw,
-    serial: der.expect(fields[offset], der.TAG.INTEGER, 'serialNumber').content,
-    issuer: fields[offset + 2]!.raw,
-    subject: fields[offset + 4]!.raw,
-    spki,
-    subjectKeyIdentifier: ski ?? subjectKeyIdentifier(spki),
-    signatureAlgorithm: der.readOid(der.children(der.expect(algNode, der.TAG.SEQUENCE, 'signatureAlgorithm'))[0]!),
-    signature: der.expect(sigNode, der.TAG.BIT_STRING, 'signatureValue').content.subarray(1),
+    serial: fields.serial.content,
+    issuer: fields.issuer.raw,
+    subject: fields.subject.raw,
+    spki: fields.spki.raw,
+    subjectKeyIdentifier: ski ?? subjectKeyIdentifier(fields.spki.raw),
+    signatureAlgorithm: readSignatureAlgorithm(algNode, 'signatureAlgorithm'),
+    signature: signature.subarray(1),
   };
   partsCache.set(certificate, parts);
   return parts;
@@ -246,27 +329,27 @@ export function formatName(nameDer: Buffer): string {
 
 /** (OID, value) pairs of a Name in order; `attribute` is set for the types certmdm knows. */
 export function nameAttributes(nameDer: Buffer): [string, string, NameAttribute | undefined][] {
+  const name = der.parse(nameDer);
+  checkName(name, 'Name');
   return der
-    .children(der.parse(nameDer))
-    .flatMap((rdn) => der.children(rdn))
+    .children(name)
+    .flatMap((rdn) => der.children(der.expect(rdn, der.TAG.SET, 'RelativeDistinguishedName')))
     .map((atv) => {
-      const [type, value] = der.children(atv);
-      const id = der.readOid(type!);
-      return [id, der.readString(value!), SHORT_NAMES[id] as NameAttribute | undefined];
+      const [type, value] = der.children(der.expect(atv, der.TAG.SEQUENCE, 'AttributeTypeAndValue'));
+      const id = der.readOid(type);
+      return [id, der.readString(value), SHORT_NAMES[id] as NameAttribute | undefined];
     });
 }
 
 export function readCertificate(certificate: Buffer): CertificateFacts {
   const parts = certificateParts(certificate);
-  const fields = der.children(der.parse(parts.tbs));
-  const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
-  const [notBefore, notAfter] = der.children(fields[offset + 3]!);
+  const { notBefore, notAfter } = tbsFields(der.parse(parts.tbs));
   return {
     subject: formatName(parts.subject),
     issuer: formatName(parts.issuer),
     serialHex: parts.serial.toString('hex').replace(/^00(?=[89a-f])/, ''),
     fingerprintSha256: createHash('sha256').update(certificate).digest('hex'),
-    notBefore: der.readTime(notBefore!),
-    notAfter: der.readTime(notAfter!),
+    notBefore,
+    notAfter,
   };
 }

@@ -9,9 +9,9 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
-import { certificateParts } from './certificate.ts';
+import { certificateParts, readCertificate } from './certificate.ts';
 import * as der from './der.ts';
-import { DIGEST_BY_OID, DIGEST_OID, OID, SIGNATURE_DIGEST, type DigestName } from './oids.ts';
+import { DIGEST_BY_OID, DIGEST_OID, OID, readDigestAlgorithm, readSignatureAlgorithm, SIGNATURE_DIGEST, type DigestName } from './oids.ts';
 import { publicKeyFromSpki } from './public-keys.ts';
 
 /**
@@ -57,63 +57,101 @@ function fail(message: string, kind: CmsError['kind'] = 'malformed'): never {
   throw new CmsError(message, kind);
 }
 
-/** Wraps DER/BER reading errors as malformed CMS. */
+/**
+ * Wraps DER/BER reading errors as malformed CMS. Only the reader's typed errors are translated: anything else is a
+ * bug in this module, and the fuzz test must see it rather than a tidy CmsError.
+ */
 function guard<T>(what: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof CmsError) throw err;
-    fail(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+    if (err instanceof der.DerError) fail(`${what}: ${err.message}`);
+    throw err;
   }
 }
 
+/** A limit on signers and attributes: one of each is the rule, a few is generous. */
+const MAX_SIGNERS = 8;
+
 function readAttributes(node: der.Node): Attribute[] {
   return der.children(node).map((attr) => {
-    const [type, values] = der.children(der.expect(attr, der.TAG.SEQUENCE, 'Attribute'));
-    return { type: der.readOid(type!), values: der.children(der.expect(values, der.TAG.SET, 'AttributeValues')) };
+    const fields = der.children(der.expect(attr, der.TAG.SEQUENCE, 'Attribute'));
+    if (fields.length !== 2) fail('an Attribute has a type and values');
+    const values = der.children(der.expect(fields[1], der.TAG.SET, 'AttributeValues'));
+    if (values.length === 0) fail('an Attribute needs at least one value');
+    return { type: der.readOid(fields[0]), values: [...values] };
   });
 }
 
-/** Parses a ContentInfo holding SignedData. */
+/** A ContentInfo's type and its one [0] EXPLICIT content. */
+function contentInfoParts(node: der.Node): { type: string; content: der.Node } {
+  const fields = der.children(der.expect(node, der.TAG.SEQUENCE, 'ContentInfo'));
+  if (fields.length !== 2) fail('a ContentInfo has a type and a content');
+  const explicit = der.children(der.expect(fields[1], 0xa0, 'ContentInfo content'));
+  if (explicit.length !== 1) fail('ContentInfo content holds one element');
+  return { type: der.readOid(fields[0]), content: explicit[0]! };
+}
+
+/**
+ * Parses a ContentInfo holding SignedData, as strictly as openssl reads it: every certificate carried is read
+ * whole, algorithm parameters are checked, fields come in their order, and nothing unknown is skipped.
+ */
 export function parseSignedData(input: Buffer): SignedData {
   return guard('SignedData', () => {
-    const contentInfo = der.children(der.expect(der.parse(input), der.TAG.SEQUENCE, 'ContentInfo'));
-    if (der.readOid(contentInfo[0]!) !== OID.signedData) fail('ContentInfo does not hold SignedData');
-    const explicit = der.expect(contentInfo[1], 0xa0, 'ContentInfo content');
-    const fields = der.children(der.expect(der.children(explicit)[0], der.TAG.SEQUENCE, 'SignedData'));
-    const [, , encap] = fields;
-    const encapFields = der.children(der.expect(encap, der.TAG.SEQUENCE, 'EncapsulatedContentInfo'));
-    const contentType = der.readOid(encapFields[0]!);
-    let content: Buffer | undefined;
-    if (encapFields[1]) content = der.readOctets(der.children(der.expect(encapFields[1], 0xa0, 'eContent'))[0]!);
-    const certificates: Buffer[] = [];
-    let signerSet: der.Node | undefined;
-    for (const field of fields.slice(3)) {
-      if (field.tag === 0xa0)
-        certificates.push(
-          ...der
-            .children(field)
-            .filter((c) => c.tag === der.TAG.SEQUENCE)
-            .map((c) => Buffer.from(c.raw)),
-        );
-      else if (field.tag === der.TAG.SET) signerSet = field;
+    const outer = contentInfoParts(der.parse(input));
+    if (outer.type !== OID.signedData) fail('ContentInfo does not hold SignedData');
+    const fields = der.children(der.expect(outer.content, der.TAG.SEQUENCE, 'SignedData'));
+    der.readInteger(fields[0], 'SignedData version');
+    // openssl prepares every digest listed here, and refuses the message when it knows one not: so do we.
+    for (const algorithm of der.children(der.expect(fields[1], der.TAG.SET, 'digestAlgorithms'))) {
+      const oid = readDigestAlgorithm(algorithm, 'digestAlgorithms');
+      if (!DIGEST_BY_OID[oid]) fail(`unsupported digest algorithm ${oid}`, 'unsupported-algorithm');
     }
-    const signers = der.children(der.expect(signerSet, der.TAG.SET, 'signerInfos')).map(parseSignerInfo);
-    return { contentType, content, certificates, signers };
+    const encapFields = der.children(der.expect(fields[2], der.TAG.SEQUENCE, 'EncapsulatedContentInfo'));
+    if (encapFields.length < 1 || encapFields.length > 2) fail('EncapsulatedContentInfo has a type and an optional content');
+    const contentType = der.readOid(encapFields[0]);
+    let content: Buffer | undefined;
+    if (encapFields[1]) {
+      const explicit = der.children(der.expect(encapFields[1], 0xa0, 'eContent'));
+      if (explicit.length !== 1) fail('eContent holds one OCTET STRING');
+      content = der.readOctets(explicit[0]);
+    }
+    const certificates: Buffer[] = [];
+    let i = 3;
+    if (fields[i]?.tag === 0xa0) {
+      for (const c of der.children(fields[i])) {
+        // Only X.509 certificates (no attribute certificates), each one well formed: openssl reads them all.
+        der.expect(c, der.TAG.SEQUENCE, 'certificate');
+        const copy = Buffer.from(c.raw);
+        certificateParts(copy);
+        certificates.push(copy);
+      }
+      i++;
+    }
+    if (fields[i]?.tag === 0xa1) fail('revocation lists in SignedData are not accepted');
+    const signerInfos = der.children(der.expect(fields[i], der.TAG.SET, 'signerInfos'));
+    if (fields.length !== i + 1) fail('unexpected field after signerInfos');
+    if (signerInfos.length > MAX_SIGNERS) fail('too many signers');
+    return { contentType, content, certificates, signers: signerInfos.map(parseSignerInfo) };
   });
 }
 
 function parseSignerInfo(node: der.Node): SignerInfo {
   const f = der.children(der.expect(node, der.TAG.SEQUENCE, 'SignerInfo'));
-  const sidNode = f[1]!;
+  der.readInteger(f[0], 'SignerInfo version');
+  const sidNode = f[1] ?? fail('SignerInfo has no sid');
   let sid: SignerInfo['sid'];
   if (sidNode.tag === der.TAG.SEQUENCE) {
-    const [issuer, serial] = der.children(sidNode);
-    sid = { issuer: Buffer.from(issuer!.raw), serial: Buffer.from(der.expect(serial, der.TAG.INTEGER, 'serial').content) };
+    const parts = der.children(sidNode);
+    if (parts.length !== 2) fail('issuerAndSerialNumber has an issuer and a serial');
+    sid = {
+      issuer: Buffer.from(der.expect(parts[0], der.TAG.SEQUENCE, 'issuer').raw),
+      serial: Buffer.from(der.readInteger(parts[1], 'serial')),
+    };
   } else if (sidNode.tag === 0x80) {
     sid = { subjectKeyIdentifier: Buffer.from(sidNode.content) };
   } else fail('unknown SignerIdentifier');
-  const digestOid = der.readOid(der.children(f[2]!)[0]!);
+  const digestOid = readDigestAlgorithm(f[2], 'digestAlgorithm');
   const digest = DIGEST_BY_OID[digestOid] ?? fail(`unsupported digest algorithm ${digestOid}`, 'unsupported-algorithm');
   let i = 3;
   let signedAttributes: SignerInfo['signedAttributes'];
@@ -124,8 +162,12 @@ function parseSignerInfo(node: der.Node): SignerInfo {
     signedAttributes = { raw: Buffer.concat([Buffer.from([der.TAG.SET]), attrs.raw.subarray(1)]), list: readAttributes(attrs) };
     i++;
   }
-  const signatureAlgorithm = der.readOid(der.children(der.expect(f[i], der.TAG.SEQUENCE, 'signatureAlgorithm'))[0]!);
-  const signature = der.readOctets(f[i + 1]!);
+  const signatureAlgorithm = readSignatureAlgorithm(f[i], 'signatureAlgorithm');
+  const signature = der.readOctets(f[i + 1]);
+  if (f[i + 2]) {
+    if (f[i + 2]!.tag !== 0xa1 || f[i + 3]) fail('unexpected field after the signature');
+    readAttributes(f[i + 2]!); // unsigned attributes: read (openssl does), not used
+  }
   return { sid, digest, signedAttributes, signatureAlgorithm, signature };
 }
 
@@ -169,14 +211,21 @@ export function verifySignedData(signed: SignedData, content: Buffer | undefined
   let signingTime: Date | undefined;
   if (signer.signedAttributes) {
     const contentType = attribute(signer, OID.contentType);
-    if (!contentType || der.readOid(contentType) !== signed.contentType) fail('contentType attribute is missing or wrong', 'bad-signature');
+    if (!contentType || guard('contentType', () => der.readOid(contentType)) !== signed.contentType)
+      fail('contentType attribute is missing or wrong', 'bad-signature');
     const messageDigest = attribute(signer, OID.messageDigest);
     const actual = createHash(signer.digest).update(content).digest();
-    if (!messageDigest || !der.readOctets(messageDigest).equals(actual)) fail('messageDigest does not match the content', 'bad-signature');
+    if (
+      !messageDigest ||
+      !guard('messageDigest', () => der.expect(messageDigest, der.TAG.OCTET_STRING, 'messageDigest').content).equals(actual)
+    )
+      fail('messageDigest does not match the content', 'bad-signature');
     const time = attribute(signer, OID.signingTime);
     if (time) signingTime = guard('signingTime', () => der.readTime(time));
     signedBytes = signer.signedAttributes.raw;
   }
+  // The whole signer certificate must be readable (validity included): callers judge it after this returns.
+  guard('signer certificate', () => readCertificate(certificate));
   const publicKey = guard('signer public key', () => publicKeyFromSpki(certificateParts(certificate).spki));
   let ok = false;
   try {
@@ -294,33 +343,40 @@ export function parseEnvelopedData(input: Buffer): EnvelopedData {
     let fields = der.children(der.expect(node, der.TAG.SEQUENCE, 'EnvelopedData'));
     if (fields[0]?.tag === der.TAG.OID) {
       if (der.readOid(fields[0]) !== OID.envelopedData) fail('ContentInfo does not hold EnvelopedData');
-      node = der.children(der.expect(fields[1], 0xa0, 'ContentInfo content'))[0]!;
+      node = der.child(der.expect(fields[1], 0xa0, 'ContentInfo content'), 0, 'EnvelopedData');
       fields = der.children(der.expect(node, der.TAG.SEQUENCE, 'EnvelopedData'));
     }
+    der.expect(fields[0], der.TAG.INTEGER, 'EnvelopedData version');
     let i = 1;
     if (fields[i]?.tag === 0xa0) i++; // originatorInfo
     const recipients: KeyTransRecipient[] = [];
-    for (const ri of der.children(der.expect(fields[i], der.TAG.SET, 'recipientInfos'))) {
+    const infos = der.children(der.expect(fields[i], der.TAG.SET, 'recipientInfos'));
+    if (infos.length > MAX_SIGNERS) fail('too many recipients');
+    for (const ri of infos) {
       if (ri.tag !== der.TAG.SEQUENCE) continue; // only KeyTransRecipientInfo is for us
       const [, rid, alg, key] = der.children(ri);
-      const parsedRid: KeyTransRecipient['rid'] =
-        rid!.tag === der.TAG.SEQUENCE
-          ? { issuer: Buffer.from(der.children(rid!)[0]!.raw), serial: Buffer.from(der.children(rid!)[1]!.content) }
-          : { subjectKeyIdentifier: Buffer.from(rid!.content) };
-      recipients.push({ rid: parsedRid, keyEncryptionAlgorithm: der.readOid(der.children(alg!)[0]!), encryptedKey: der.readOctets(key!) });
+      if (!rid) fail('KeyTransRecipientInfo has no rid');
+      let parsedRid: KeyTransRecipient['rid'];
+      if (rid.tag === der.TAG.SEQUENCE) {
+        const [issuer, serial] = der.children(rid);
+        parsedRid = {
+          issuer: Buffer.from(der.expect(issuer, der.TAG.SEQUENCE, 'issuer').raw),
+          serial: Buffer.from(der.expect(serial, der.TAG.INTEGER, 'serial').content),
+        };
+      } else if (rid.tag === 0x80) parsedRid = { subjectKeyIdentifier: Buffer.from(rid.content) };
+      else fail('unknown RecipientIdentifier');
+      recipients.push({
+        rid: parsedRid,
+        keyEncryptionAlgorithm: der.readOid(der.children(der.expect(alg, der.TAG.SEQUENCE, 'keyEncryptionAlgorithm'))[0]),
+        encryptedKey: der.readOctets(key),
+      });
     }
     const eci = der.children(der.expect(fields[i + 1], der.TAG.SEQUENCE, 'EncryptedContentInfo'));
     const algorithm = der.children(der.expect(eci[1], der.TAG.SEQUENCE, 'contentEncryptionAlgorithm'));
-    const cipherOid = der.readOid(algorithm[0]!);
+    const cipherOid = der.readOid(algorithm[0]);
     const iv = algorithm[1] ? der.readOctets(algorithm[1]) : Buffer.alloc(0);
-    const encrypted = eci[2] ?? fail('EnvelopedData has no encrypted content');
-    // [0] IMPLICIT OCTET STRING: primitive 0x80, or constructed 0xa0 made of OCTET STRING segments.
-    const encryptedContent =
-      encrypted.tag === 0x80
-        ? encrypted.content
-        : encrypted.tag === 0xa0
-          ? Buffer.concat(der.children(encrypted).map(der.readOctets))
-          : fail('bad encryptedContent');
+    // [0] IMPLICIT OCTET STRING: primitive 0x80, or constructed 0xa0 made of primitive OCTET STRING segments.
+    const encryptedContent = der.implicitOctets(eci[2] ?? fail('EnvelopedData has no encrypted content'), 0x80, 'encryptedContent');
     return { recipients, cipherOid, iv, encryptedContent };
   });
 }

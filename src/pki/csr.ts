@@ -1,7 +1,7 @@
 import { sign, verify } from 'node:crypto';
 import { formatName } from './certificate.ts';
 import * as der from './der.ts';
-import { OID, SIGNATURE_DIGEST } from './oids.ts';
+import { OID, readSignatureAlgorithm, SIGNATURE_DIGEST } from './oids.ts';
 import { publicKeyFromSpki } from './public-keys.ts';
 
 /** A PKCS#10 CertificationRequest (RFC 2986), read without trusting any of it. */
@@ -24,33 +24,51 @@ export class CsrError extends Error {
   }
 }
 
+/** More attributes or extensions than any client sends (a handful). */
+const MAX_ATTRIBUTES = 32;
+
+/**
+ * Reads a CSR. Everything certmdm later reads from it — subject, attributes, and the value of every extension it
+ * understands — is decoded here, so a malformed request is refused as a CsrError now, not as a crash later.
+ */
 export function parseCsr(input: Buffer): CertificationRequest {
   try {
-    const [infoNode, algNode, sigNode] = der.children(der.expect(der.parse(input), der.TAG.SEQUENCE, 'CertificationRequest'));
+    const outer = der.children(der.expect(der.parse(input), der.TAG.SEQUENCE, 'CertificationRequest'));
+    if (outer.length !== 3) throw new CsrError('a CertificationRequest has three fields');
+    const [infoNode, algNode, sigNode] = outer;
     const info = der.expect(infoNode, der.TAG.SEQUENCE, 'CertificationRequestInfo');
     const [version, subject, spki, attributes] = der.children(info);
-    der.expect(version, der.TAG.INTEGER, 'version');
+    der.readInteger(version, 'version');
+    if (der.readSmallInteger(version, 0, 'version') !== 0) throw new CsrError('unsupported CSR version');
     der.expect(subject, der.TAG.SEQUENCE, 'subject');
     der.expect(spki, der.TAG.SEQUENCE, 'subjectPKInfo');
     let challengePassword: string | undefined;
     const extensions: CertificationRequest['extensions'] = [];
     if (attributes) {
-      for (const attr of der.children(der.expect(attributes, 0xa0, 'attributes'))) {
-        const [type, values] = der.children(attr);
-        const id = der.readOid(type!);
-        const first = der.children(der.expect(values, der.TAG.SET, 'attribute values'))[0];
-        if (!first) continue;
+      const list = der.children(der.expect(attributes, 0xa0, 'attributes'));
+      if (list.length > MAX_ATTRIBUTES) throw new CsrError('too many CSR attributes');
+      for (const attr of list) {
+        const parts = der.children(der.expect(attr, der.TAG.SEQUENCE, 'attribute'));
+        if (parts.length !== 2) throw new CsrError('an attribute has a type and values');
+        const id = der.readOid(parts[0]);
+        const first = der.children(der.expect(parts[1], der.TAG.SET, 'attribute values'))[0];
+        if (!first) throw new CsrError('an attribute needs a value');
         if (id === OID.challengePassword) challengePassword = der.readString(first);
         if (id === OID.extensionRequest) {
-          for (const ext of der.children(first)) {
-            const parts = der.children(ext);
-            const critical = parts.length === 3 && parts[1]!.tag === der.TAG.BOOLEAN && parts[1]!.content[0] !== 0;
-            extensions.push({ id: der.readOid(parts[0]!), critical, value: Buffer.from(der.readOctets(parts[parts.length - 1]!)) });
+          const requested = der.children(der.expect(first, der.TAG.SEQUENCE, 'extensionRequest'));
+          if (requested.length + extensions.length > MAX_ATTRIBUTES) throw new CsrError('too many requested extensions');
+          for (const ext of requested) {
+            const parts = der.children(der.expect(ext, der.TAG.SEQUENCE, 'Extension'));
+            if (parts.length < 2 || parts.length > 3) throw new CsrError('an Extension has two or three fields');
+            const critical = parts.length === 3 && der.readBoolean(parts[1], 'Extension critical');
+            extensions.push({ id: der.readOid(parts[0]), critical, value: Buffer.from(der.readOctets(parts[parts.length - 1])) });
           }
         }
       }
     }
-    return {
+    const signature = der.expect(sigNode, der.TAG.BIT_STRING, 'signature').content;
+    if (signature.length < 1 || signature[0] !== 0) throw new CsrError('the CSR signature must be whole bytes');
+    const csr: CertificationRequest = {
       raw: input,
       info: Buffer.from(info.raw),
       subject: Buffer.from(subject!.raw),
@@ -58,12 +76,15 @@ export function parseCsr(input: Buffer): CertificationRequest {
       spki: Buffer.from(spki!.raw),
       challengePassword,
       extensions,
-      signatureAlgorithm: der.readOid(der.children(der.expect(algNode, der.TAG.SEQUENCE, 'signatureAlgorithm'))[0]!),
-      signature: Buffer.from(der.expect(sigNode, der.TAG.BIT_STRING, 'signature').content.subarray(1)),
+      signatureAlgorithm: readSignatureAlgorithm(algNode, 'signatureAlgorithm'),
+      signature: Buffer.from(signature.subarray(1)),
     };
+    decodeRequestedUsage(csr.extensions);
+    return csr;
   } catch (err) {
     if (err instanceof CsrError) throw err;
-    throw new CsrError(`malformed certification request: ${err instanceof Error ? err.message : String(err)}`);
+    if (err instanceof der.DerError) throw new CsrError(`malformed certification request: ${err.message}`);
+    throw err;
   }
 }
 
@@ -100,26 +121,39 @@ const KEY_USAGE_NAMES = [
 
 /** What the requester asks for in its extensionRequest; policy decides what of it to grant. */
 export function requestedUsage(csr: CertificationRequest): RequestedUsage {
+  try {
+    return decodeRequestedUsage(csr.extensions);
+  } catch (err) {
+    if (err instanceof der.DerError) throw new CsrError(`malformed extension in the certification request: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Decodes the extensions certmdm understands; a malformed value throws DerError. */
+function decodeRequestedUsage(extensions: CertificationRequest['extensions']): RequestedUsage {
   const out: RequestedUsage = {
     ca: false,
     keyUsage: new Set(),
     extendedKeyUsage: [],
     subjectAltName: { dns: [], email: [], uri: [], other: 0 },
   };
-  for (const ext of csr.extensions) {
-    const node = der.parse(ext.value);
+  for (const ext of extensions) {
     if (ext.id === OID.basicConstraints) {
-      const first = der.children(node)[0];
+      const fields = der.children(der.expect(der.parse(ext.value), der.TAG.SEQUENCE, 'basicConstraints'));
+      const first = fields[0];
+      if (first?.tag === der.TAG.BOOLEAN && first.content.length !== 1) throw new der.DerError('basicConstraints cA is not a BOOLEAN');
       out.ca = first?.tag === der.TAG.BOOLEAN && first.content[0] !== 0;
     } else if (ext.id === OID.keyUsage) {
+      const node = der.expect(der.parse(ext.value), der.TAG.BIT_STRING, 'keyUsage');
+      if (node.content.length < 1) throw new der.DerError('keyUsage BIT STRING is empty');
       const bits = node.content.subarray(1);
       KEY_USAGE_NAMES.forEach((name, i) => {
         if ((bits[Math.floor(i / 8)] ?? 0) & (0x80 >> (i % 8))) out.keyUsage.add(name);
       });
     } else if (ext.id === OID.extKeyUsage) {
-      out.extendedKeyUsage = der.children(node).map(der.readOid);
+      out.extendedKeyUsage = der.children(der.expect(der.parse(ext.value), der.TAG.SEQUENCE, 'extKeyUsage')).map((n) => der.readOid(n));
     } else if (ext.id === OID.subjectAltName) {
-      for (const name of der.children(node)) {
+      for (const name of der.children(der.expect(der.parse(ext.value), der.TAG.SEQUENCE, 'subjectAltName'))) {
         const text = name.content.toString('latin1');
         if (name.tag === 0x82) out.subjectAltName.dns.push(text);
         else if (name.tag === 0x81) out.subjectAltName.email.push(text);

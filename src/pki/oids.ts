@@ -1,3 +1,4 @@
+import * as der from './der.ts';
 /** Object identifiers used across CMS, PKCS#10 and SCEP, named as their RFCs name them. */
 export const OID = {
   data: '1.2.840.113549.1.7.1',
@@ -69,3 +70,28 @@ export const SIGNATURE_DIGEST: Record<string, DigestName | undefined> = {
   [OID.ecdsaWithSHA256]: 'sha256',
   [OID.ecdsaWithSHA384]: 'sha384',
 };
+
+const RSA_SIGNATURES: ReadonlySet<string> = new Set([
+  OID.rsaEncryption,
+  OID.sha1WithRSAEncryption,
+  OID.sha256WithRSAEncryption,
+  OID.sha384WithRSAEncryption,
+  OID.sha512WithRSAEncryption,
+]);
+const ECDSA_SIGNATURES: ReadonlySet<string> = new Set([OID.ecdsaWithSHA256, OID.ecdsaWithSHA384]);
+
+/** A signature AlgorithmIdentifier's OID: RSA PKCS#1 takes absent or NULL parameters, ECDSA none (RFC 4055, 5758). */
+export function readSignatureAlgorithm(node: der.Node | undefined, what: string): string {
+  const { oid, parameters } = der.readAlgorithm(node, what, RSA_SIGNATURES.has(readOidOf(node)));
+  if (parameters && ECDSA_SIGNATURES.has(oid)) throw new der.DerError(`${what}: ECDSA takes no parameters`);
+  return oid;
+}
+
+/** A digest AlgorithmIdentifier's OID (parameters absent or NULL). */
+export function readDigestAlgorithm(node: der.Node | undefined, what: string): string {
+  return der.readAlgorithm(node, what, true).oid;
+}
+
+function readOidOf(node: der.Node | undefined): string {
+  return der.readOid(der.children(der.expect(node, der.TAG.SEQUENCE, 'AlgorithmIdentifier'))[0]);
+}

@@ -153,11 +153,22 @@ class Parser {
   }
 }
 
+// A real UTF-8 validator: U+FFFD is a character like any other (a device may be named "\uFFFD"); only bytes that are
+// not UTF-8 (bad sequences, overlongs, surrogates, truncation) are refused.
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function decodeUtf8(bytes: Buffer): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    throw new PlistError('the body is not valid UTF-8');
+  }
+}
+
 export function parsePlist(input: Buffer | string): PlistValue {
   if (Buffer.isBuffer(input) && input.subarray(0, 6).toString('latin1') === 'bplist')
     throw new PlistError('binary property lists are not accepted');
-  const text = Buffer.isBuffer(input) ? input.toString('utf8') : input;
-  if (text.includes('\uFFFD')) throw new PlistError('the body is not valid UTF-8');
+  const text = Buffer.isBuffer(input) ? decodeUtf8(input) : input;
   const parser = new Parser(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   const root = parser.openTag();
   if (root.name !== 'plist' || root.empty) parser.fail('expected <plist>');

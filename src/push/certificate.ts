@@ -121,7 +121,7 @@ function parseKey(pem: Buffer, passphrase?: string): KeyObject {
 }
 
 /** Reads what an administrator hands in: certificates and perhaps a key. */
-function readInput(input: ImportInput): { certificates: Buffer[]; key?: KeyObject } {
+async function readInput(input: ImportInput): Promise<{ certificates: Buffer[]; key?: KeyObject }> {
   const text = input.data.toString('latin1');
   if (text.includes('-----BEGIN')) {
     const certificates = pemBlocks(text, 'CERTIFICATE');
@@ -138,7 +138,7 @@ function readInput(input: ImportInput): { certificates: Buffer[]; key?: KeyObjec
   if (first?.tag === der.TAG.INTEGER) {
     if (input.password === undefined) throw new OperatorError('this is a PKCS#12 file: give its password');
     try {
-      const contents = readPkcs12(input.data, input.password);
+      const contents = await readPkcs12(input.data, input.password);
       return { certificates: contents.certificates, key: contents.privateKey };
     } catch (err) {
       if (err instanceof Pkcs12Error) throw new OperatorError(err.message);
@@ -157,7 +157,7 @@ function readInput(input: ImportInput): { certificates: Buffer[]; key?: KeyObjec
  */
 export async function importPushCertificate(deps: Deps, input: ImportInput): Promise<CertificateRecord> {
   const now = deps.clock();
-  const { certificates, key: bundledKey } = readInput(input);
+  const { certificates, key: bundledKey } = await readInput(input);
   let leaf: Buffer | undefined;
   let topic: string | undefined;
   for (const c of certificates) {

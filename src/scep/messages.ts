@@ -52,6 +52,15 @@ function printable(node: der.Node | undefined): string | undefined {
  * CertRep (no transactionID or senderNonce): the edge then answers HTTP 400.
  */
 export function readPkiMessageHeader(bytes: Buffer): PkiMessageHeader {
+  try {
+    return pkiMessageHeader(bytes);
+  } catch (err) {
+    if (err instanceof der.DerError) throw new cms.CmsError(`PKIMessage: ${err.message}`);
+    throw err;
+  }
+}
+
+function pkiMessageHeader(bytes: Buffer): PkiMessageHeader {
   const signed = cms.parseSignedData(bytes);
   if (signed.signers.length !== 1) throw new cms.CmsError(`a PKIMessage has exactly one signer, found ${signed.signers.length}`);
   const signer = signed.signers[0]!;

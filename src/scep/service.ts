@@ -4,6 +4,7 @@ import type { Clock } from '../clock.ts';
 import * as cms from '../pki/cms.ts';
 import { csrSignatureValid, CsrError, parseCsr, type CertificationRequest } from '../pki/csr.ts';
 import { certificateParts, nameAttributes, type DistinguishedName, type NameAttribute } from '../pki/certificate.ts';
+import { DerError } from '../pki/der.ts';
 import { OID } from '../pki/oids.ts';
 import { Pkcs1KeyTransport } from '../pki/rsa-pkcs1.ts';
 import type { Identity, ServerPki } from '../pki/server-pki.ts';
@@ -103,7 +104,12 @@ export class ScepService {
       await this.#audit(peer, 'ok', null, { ...facts, ...more, certificate: issued.fingerprintSha256, subject: issued.subject });
       return { status: 200, contentType: PKI_MESSAGE, body: certRepSuccess(header, this.#signer, [issued.der], cipherOid) };
     } catch (err) {
-      const failure = err instanceof ScepError ? err : err instanceof ConflictError ? new ScepError(err.message, 'badRequest') : undefined;
+      const failure =
+        err instanceof ScepError
+          ? err
+          : err instanceof ConflictError || err instanceof CsrError || err instanceof DerError // a malformed request is a refusal, never a 500
+            ? new ScepError(err.message, 'badRequest')
+            : undefined;
       if (!failure) throw err;
       await this.#audit(peer, 'denied', failure.message, { ...facts, failInfo: failure.failInfo });
       return { status: 200, contentType: PKI_MESSAGE, body: certRepFailure(header, this.#signer, failure.failInfo) };
