@@ -33,7 +33,18 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
   server.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
   server.setErrorHandler(async (error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
-    if (status >= 500) throw error;
+    if (status >= 500) {
+      // A failure nobody foresaw: logged with its details, audited, answered without internals (parser or SQL text).
+      request.log.error({ err: error }, 'mdm request failed');
+      await audit.record({
+        actor: `ip:${request.ip}`,
+        action: 'mdm.request',
+        outcome: 'error',
+        reason: 'internal error',
+        detail: { httpStatus: 500 },
+      });
+      return reply.code(500).type('text/plain').send('internal error; the server log has the details\n');
+    }
     await audit.record({
       actor: `ip:${request.ip}`,
       action: 'mdm.request',

@@ -15,7 +15,18 @@ export async function scepRoutes(
   server.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
   server.setErrorHandler(async (error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
-    if (status >= 500) throw error;
+    if (status >= 500) {
+      // A failure nobody foresaw: logged with its details, audited, answered without internals (parser or SQL text).
+      request.log.error({ err: error }, 'scep request failed');
+      await options.audit.record({
+        actor: `ip:${request.ip}`,
+        action: 'scep.pkioperation',
+        outcome: 'error',
+        reason: 'internal error',
+        detail: { httpStatus: 500 },
+      });
+      return reply.code(500).type('text/plain').send('internal error; the server log has the details\n');
+    }
     await options.audit.record({
       actor: `ip:${request.ip}`,
       action: 'scep.pkioperation',

@@ -98,7 +98,10 @@ const KEY_USAGE_NAMES = [
   'decipherOnly',
 ];
 
-/** What the requester asks for in its extensionRequest; policy decides what of it to grant. */
+/**
+ * What the requester asks for in its extensionRequest; policy decides what of it to grant. An extension value that
+ * is not the structure its OID defines is a CsrError, as any other malformed part of the request is.
+ */
 export function requestedUsage(csr: CertificationRequest): RequestedUsage {
   const out: RequestedUsage = {
     ca: false,
@@ -107,25 +110,28 @@ export function requestedUsage(csr: CertificationRequest): RequestedUsage {
     subjectAltName: { dns: [], email: [], uri: [], other: 0 },
   };
   for (const ext of csr.extensions) {
-    const node = der.parse(ext.value);
-    if (ext.id === OID.basicConstraints) {
-      const first = der.children(node)[0];
-      out.ca = first?.tag === der.TAG.BOOLEAN && first.content[0] !== 0;
-    } else if (ext.id === OID.keyUsage) {
-      const bits = node.content.subarray(1);
-      KEY_USAGE_NAMES.forEach((name, i) => {
-        if ((bits[Math.floor(i / 8)] ?? 0) & (0x80 >> (i % 8))) out.keyUsage.add(name);
-      });
-    } else if (ext.id === OID.extKeyUsage) {
-      out.extendedKeyUsage = der.children(node).map(der.readOid);
-    } else if (ext.id === OID.subjectAltName) {
-      for (const name of der.children(node)) {
-        const text = name.content.toString('latin1');
-        if (name.tag === 0x82) out.subjectAltName.dns.push(text);
-        else if (name.tag === 0x81) out.subjectAltName.email.push(text);
-        else if (name.tag === 0x86) out.subjectAltName.uri.push(text);
-        else out.subjectAltName.other++;
+    try {
+      if (ext.id === OID.basicConstraints) {
+        const first = der.children(der.expect(der.parse(ext.value), der.TAG.SEQUENCE, 'basicConstraints'))[0];
+        out.ca = first?.tag === der.TAG.BOOLEAN && first.content[0] !== 0;
+      } else if (ext.id === OID.keyUsage) {
+        const bits = der.expect(der.parse(ext.value), der.TAG.BIT_STRING, 'keyUsage').content.subarray(1);
+        KEY_USAGE_NAMES.forEach((name, i) => {
+          if ((bits[Math.floor(i / 8)] ?? 0) & (0x80 >> (i % 8))) out.keyUsage.add(name);
+        });
+      } else if (ext.id === OID.extKeyUsage) {
+        out.extendedKeyUsage = der.children(der.expect(der.parse(ext.value), der.TAG.SEQUENCE, 'extKeyUsage')).map(der.readOid);
+      } else if (ext.id === OID.subjectAltName) {
+        for (const name of der.children(der.expect(der.parse(ext.value), der.TAG.SEQUENCE, 'subjectAltName'))) {
+          const text = name.content.toString('latin1');
+          if (name.tag === 0x82) out.subjectAltName.dns.push(text);
+          else if (name.tag === 0x81) out.subjectAltName.email.push(text);
+          else if (name.tag === 0x86) out.subjectAltName.uri.push(text);
+          else out.subjectAltName.other++;
+        }
       }
+    } catch (err) {
+      throw new CsrError(`malformed extension ${ext.id} in the request: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
   return out;
