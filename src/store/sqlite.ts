@@ -564,6 +564,12 @@ export class SqliteStore implements Store {
                AND id <> coalesce(@current, '') AND created_at <= @created
                AND NOT EXISTS (SELECT 1 FROM certificate_bindings b WHERE b.certificate_id = certificates.id)`,
         ).run({ id: input.certificateId, enrollment: input.id, current, created: certificate.created_at });
+        // So are the challenges minted for it before this identity (renewal profiles sent to the identity replaced, a
+        // re-enrollment profile): redeemed later they would mint an identity that takes the enrollment back.
+        this.#sql(
+          `UPDATE scep_challenges SET expires_at = min(expires_at, @now)
+             WHERE enrollment_id = @enrollment AND consumed_at IS NULL AND created_at <= @created`,
+        ).run({ now, enrollment: input.id, created: certificate.created_at });
         outcome = { fresh: false, renewedFrom: current };
       } else {
         this.#sql('UPDATE enrollments SET topic = ?, info = ?, last_seen_at = ? WHERE id = ?').run(input.topic, info, now, input.id);

@@ -321,8 +321,23 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     assert.equal(await store.getBinding(attacker.id), undefined);
     assert.equal((await store.getCertificate(attacker.id))?.status, 'active');
 
+    // Challenges minted for VICTIM before the identity that takes over (a renewal profile sent to the replaced one).
+    const staleChallenge = newChallenge({
+      enrollmentId: 'VICTIM',
+      createdAt: new Date(at.getTime() + 1000),
+      expiresAt: new Date(at.getTime() + 9 * day),
+    });
+    const laterChallenge = newChallenge({
+      enrollmentId: 'VICTIM',
+      createdAt: new Date(at.getTime() + 3000),
+      expiresAt: new Date(at.getTime() + 9 * day),
+    });
+    await store.insertChallenge(staleChallenge);
+    await store.insertChallenge(laterChallenge);
     // The identity minted for VICTIM takes over; an older unused one minted for it is retired with the binding move.
     assert.deepEqual(await auth('VICTIM', renewal), { fresh: false, renewedFrom: victim.id });
+    assert.ok((await store.getChallenge(staleChallenge.id))!.expiresAt <= at, 'an older challenge for the enrollment no longer issues');
+    assert.deepEqual(await store.getChallenge(laterChallenge.id), laterChallenge, 'a later one is left as it is');
     assert.equal((await store.getCertificate(staleRenewal.id))?.status, 'superseded');
     await assert.rejects(auth('VICTIM', staleRenewal), refused('identity-retired'));
     // The renewed-away identity may not Authenticate its way back to current (it stays accepted only until promoted).
