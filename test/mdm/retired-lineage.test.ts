@@ -101,6 +101,8 @@ test('an identity minted from a replaced identity does not take the enrollment b
   const Y = 'LINEAGE-Y-0001';
   const evicted = scepIdentity(dataDir, server.port, root, Y);
   assert.equal(say(evicted, authenticate(Y)).status, 200);
+  const escrowed = Buffer.from('escrowed-bootstrap-token').toString('base64');
+  assert.equal(say(evicted, { MessageType: 'SetBootstrapToken', UDID: Y, BootstrapToken: { $data: escrowed } }).status, 200);
   const link = admin('POST', '/v1/enrollment-links', { device: Y });
   assert.equal(link.status, 201, link.body);
   const profile = curl(`${base}${new URL(JSON.parse(link.body).url as string).pathname}`, { args: ['--cacert', root] });
@@ -111,6 +113,21 @@ test('an identity minted from a replaced identity does not take the enrollment b
   const reenrolled = scepIdentity(dataDir, server.port, root, Y, scep.PayloadContent.Challenge as string);
   const minted = renewalBy(evicted); // the old key is still current until the re-enrolled identity authenticates
   assert.equal(say(reenrolled, authenticate(Y)).status, 200, 'the re-enrollment link takes the enrollment over');
+  // Until the re-enrolled identity is seen again the replaced one is kept, to finish its session: not to end the
+  // enrollment (before the fix its CheckOut left the re-enrolled device refused as not enrolled) or reach its tokens.
+  before = state();
+  for (const message of [
+    { MessageType: 'GetBootstrapToken', UDID: Y },
+    { MessageType: 'SetBootstrapToken', UDID: Y, BootstrapToken: { $data: 'AAAA' } },
+    { MessageType: 'CheckOut', UDID: Y },
+  ]) {
+    const response = say(evicted, message);
+    assert.ok(!response.body.includes(escrowed), 'the escrowed token is not handed to the replaced identity');
+    refused(response, 'identity-retired', before);
+  }
+  const held = say(reenrolled, { MessageType: 'GetBootstrapToken', UDID: Y });
+  assert.equal(held.status, 200, held.body);
+  assert.equal(plistlibPlain(held.raw).BootstrapToken, escrowed);
   const queuedY = admin('POST', '/v1/commands', { devices: [Y], command: { RequestType: 'ProfileList' }, push: false });
   assert.equal(queuedY.status, 201, queuedY.body);
   before = state();
