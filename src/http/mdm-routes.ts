@@ -36,9 +36,16 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
   server.setErrorHandler(async (error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
     if (status >= 500) {
-      // A bug, not a refusal: the log gets all of it, the peer none of its internals.
-      request.log.error({ err: error }, 'unexpected error');
-      return reply.code(500).type('text/plain').send('internal error\n');
+      // A failure nobody foresaw: logged with its details, audited, answered without internals (parser or SQL text).
+      request.log.error({ err: error }, 'mdm request failed');
+      await audit.record({
+        actor: `ip:${request.ip}`,
+        action: 'mdm.request',
+        outcome: 'error',
+        reason: 'internal error',
+        detail: { httpStatus: 500 },
+      });
+      return reply.code(500).type('text/plain').send('internal error; the server log has the details\n');
     }
     await audit.record({
       actor: `ip:${request.ip}`,

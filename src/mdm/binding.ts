@@ -32,6 +32,14 @@ export function bindingPolicy(options: BindingPolicyOptions): (facts: BindingFac
     if (certificate.servesEnrollment !== null) {
       if (certificate.servesEnrollment !== claimed)
         return { refuse: 'minted-for-another-enrollment', message: 'the identity was minted for another enrollment' };
+      // A RenewalReq's identity speaks for the identity that signed it, so only while that one is still the
+      // enrollment's current identity: once a fresh enrollment or a re-enrollment link replaced it, whoever kept the
+      // old key must not take the enrollment back with an identity minted from it beforehand.
+      if (certificate.renewalOf !== null && certificate.renewalOf !== enrollment?.identityCertificateId)
+        return {
+          refuse: 'identity-retired',
+          message: "the identity renews one that is no longer the enrollment's current identity",
+        };
       return { allow: enrolled ? 'renewal' : 'fresh' };
     }
     if (!enrolled) return { allow: 'fresh' };

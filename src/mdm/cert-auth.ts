@@ -3,6 +3,9 @@ import { BindingRefused, type Store } from '../store/types.ts';
 import type { CheckIn, CommandReport, Channel } from './messages.ts';
 import { PolicyRefusal, type MdmResult, type MdmService, type RequestContext } from './service.ts';
 
+/** What only the enrollment's current identity may send: ending the enrollment, and its escrowed token. */
+const PREVIOUS_REFUSED: ReadonlySet<CheckIn['type']> = new Set(['CheckOut', 'SetBootstrapToken', 'GetBootstrapToken']);
+
 /**
  * The UDID ↔ certificate binding (Apple: identify the device by its certificate, then cross-check the UDID). An
  * Authenticate binds a certificate under the binding policy (mdm/binding.ts: an identity serves the enrollment it was
@@ -19,7 +22,7 @@ export class CertAuthService implements MdmService {
     private readonly deps: { store: Store; audit: AuditLog },
   ) {}
 
-  async #requireBound(ctx: RequestContext, channel: Channel): Promise<void> {
+  async #requireBound(ctx: RequestContext, channel: Channel, messageType?: CheckIn['type']): Promise<void> {
     const enrollment = await this.deps.store.getEnrollment(channel.deviceId);
     if (!enrollment || enrollment.status !== 'enrolled')
       throw new PolicyRefusal(`no active enrollment ${channel.deviceId}`, 403, 'not-enrolled');
@@ -32,6 +35,14 @@ export class CertAuthService implements MdmService {
     const { identityCertificateId: current, previousIdentityCertificateId: previous } = enrollment;
     if (ctx.certificate.id !== current && ctx.certificate.id !== previous)
       throw new PolicyRefusal('the certificate is a superseded identity of this enrollment', 403, 'identity-retired');
+    // The replaced identity is kept so the device can finish the session it was in (reports, TokenUpdate), not to
+    // act for the enrollment: after a re-enrollment link took over it may be an evicted key's.
+    if (ctx.certificate.id !== current && messageType && PREVIOUS_REFUSED.has(messageType))
+      throw new PolicyRefusal(
+        `the certificate was replaced by a newer identity of this enrollment, which alone may send ${messageType}`,
+        403,
+        'identity-retired',
+      );
     if (ctx.certificate.id === current && previous) {
       // The renewed identity is in use: the one it replaced is retired now.
       const retired = await this.deps.store.promoteIdentity(channel.deviceId);
@@ -57,7 +68,7 @@ export class CertAuthService implements MdmService {
         throw err;
       }
     }
-    await this.#requireBound(ctx, message.channel);
+    await this.#requireBound(ctx, message.channel, message.type);
     return this.next.checkIn(ctx, message);
   }
 

@@ -1,5 +1,5 @@
 import { EKU, nameAttributes, type CertificateTemplate, type DistinguishedName, type KeyUsage } from '../pki/certificate.ts';
-import { requestedUsage, type CertificationRequest } from '../pki/csr.ts';
+import { CsrError, requestedUsage, type CertificationRequest } from '../pki/csr.ts';
 import { ScepError } from './messages.ts';
 import { publicKeyFromSpki } from '../pki/public-keys.ts';
 
@@ -38,7 +38,13 @@ export function sanAllowed(kind: 'dns' | 'email' | 'uri', value: string, rules: 
  * name outside policy is refused rather than silently trimmed, so a misconfigured client learns why.
  */
 export function identityTemplate(csr: CertificationRequest, scope: IdentityScope): Omit<CertificateTemplate, 'notBefore' | 'notAfter'> {
-  const asked = requestedUsage(csr);
+  let asked: ReturnType<typeof requestedUsage>;
+  try {
+    asked = requestedUsage(csr);
+  } catch (err) {
+    if (err instanceof CsrError) throw new ScepError(err.message, 'badRequest');
+    throw err;
+  }
   if (asked.ca) throw new ScepError('the request asks for a CA certificate', 'badRequest');
   if (asked.keyUsage.has('keyCertSign') || asked.keyUsage.has('cRLSign'))
     throw new ScepError('the request asks for certificate-signing key usage', 'badRequest');

@@ -527,7 +527,20 @@ export class SqliteStore implements Store {
                enrolled_at = ?, last_seen_at = ?, checked_out_at = NULL, renewal_started_at = NULL, renewal_command_uuid = NULL, renewal_attempts = 0 WHERE id = ?`,
           ).run(input.kind, input.certificateId, input.topic, info, now, now, input.id);
           const replaced = existing.identity_certificate_id as string | null;
-          if (replaced && replaced !== input.certificateId) this.#supersede(replaced, input.certificateId);
+          if (replaced !== input.certificateId) {
+            if (replaced) this.#supersede(replaced, input.certificateId);
+            // Another identity starts the enrollment over: whatever was minted for the one before (renewal profiles'
+            // identities and challenges, RenewalReq identities, never used) belongs to whoever held the old key.
+            this.#sql(
+              `UPDATE certificates SET status = 'superseded', superseded_by = @id
+                 WHERE serves_enrollment = @enrollment AND role = 'device-identity' AND status = 'active' AND id <> @id
+                   AND NOT EXISTS (SELECT 1 FROM certificate_bindings b WHERE b.certificate_id = certificates.id)`,
+            ).run({ id: input.certificateId, enrollment: input.id });
+            this.#sql('UPDATE scep_challenges SET expires_at = min(expires_at, ?) WHERE enrollment_id = ? AND consumed_at IS NULL').run(
+              now,
+              input.id,
+            );
+          }
         } else {
           this.#sql(
             `INSERT INTO enrollments (id, kind, status, identity_certificate_id, topic, info, enrolled_at, last_seen_at)
@@ -551,6 +564,12 @@ export class SqliteStore implements Store {
                AND id <> coalesce(@current, '') AND created_at <= @created
                AND NOT EXISTS (SELECT 1 FROM certificate_bindings b WHERE b.certificate_id = certificates.id)`,
         ).run({ id: input.certificateId, enrollment: input.id, current, created: certificate.created_at });
+        // So are the challenges minted for it before this identity (renewal profiles sent to the identity replaced, a
+        // re-enrollment profile): redeemed later they would mint an identity that takes the enrollment back.
+        this.#sql(
+          `UPDATE scep_challenges SET expires_at = min(expires_at, @now)
+             WHERE enrollment_id = @enrollment AND consumed_at IS NULL AND created_at <= @created`,
+        ).run({ now, enrollment: input.id, created: certificate.created_at });
         outcome = { fresh: false, renewedFrom: current };
       } else {
         this.#sql('UPDATE enrollments SET topic = ?, info = ?, last_seen_at = ? WHERE id = ?').run(input.topic, info, now, input.id);

@@ -206,7 +206,7 @@ export interface AuthenticateInput {
 export interface BindingFacts {
   /** The UDID or EnrollmentID the Authenticate claims. */
   claimed: string;
-  certificate: Pick<CertificateRecord, 'id' | 'status' | 'role' | 'servesEnrollment' | 'notAfter'>;
+  certificate: Pick<CertificateRecord, 'id' | 'status' | 'role' | 'servesEnrollment' | 'renewalOf' | 'notAfter'>;
   /** The enrollment the certificate is bound to, if it ever authenticated. */
   boundTo: string | null;
   enrollment: Pick<EnrollmentRecord, 'status' | 'identityCertificateId' | 'previousIdentityCertificateId'> | null;

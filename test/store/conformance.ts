@@ -324,8 +324,23 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
     assert.equal(await store.getBinding(attacker.id), undefined);
     assert.equal((await store.getCertificate(attacker.id))?.status, 'active');
 
+    // Challenges minted for VICTIM before the identity that takes over (a renewal profile sent to the replaced one).
+    const staleChallenge = newChallenge({
+      enrollmentId: 'VICTIM',
+      createdAt: new Date(at.getTime() + 1000),
+      expiresAt: new Date(at.getTime() + 9 * day),
+    });
+    const laterChallenge = newChallenge({
+      enrollmentId: 'VICTIM',
+      createdAt: new Date(at.getTime() + 3000),
+      expiresAt: new Date(at.getTime() + 9 * day),
+    });
+    await store.insertChallenge(staleChallenge);
+    await store.insertChallenge(laterChallenge);
     // The identity minted for VICTIM takes over; an older unused one minted for it is retired with the binding move.
     assert.deepEqual(await auth('VICTIM', renewal), { fresh: false, renewedFrom: victim.id });
+    assert.ok((await store.getChallenge(staleChallenge.id))!.expiresAt <= at, 'an older challenge for the enrollment no longer issues');
+    assert.deepEqual(await store.getChallenge(laterChallenge.id), laterChallenge, 'a later one is left as it is');
     assert.equal((await store.getCertificate(staleRenewal.id))?.status, 'superseded');
     await assert.rejects(auth('VICTIM', staleRenewal), refused('identity-retired'));
     // The renewed-away identity may not Authenticate its way back to current (it stays accepted only until promoted).
@@ -350,6 +365,46 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
       }),
       { fresh: false, renewedFrom: renewal.id },
     );
+  });
+
+  withStore('binding: a fresh enrollment over an old one leaves nothing minted for the old identity usable', async (store) => {
+    const at = new Date(Date.UTC(2026, 0, 1));
+    const auth = (id: string, c: CertificateRecord) =>
+      store.authenticateEnrollment({ id, kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at, decide });
+    const refused = (reason: string) => (err: unknown) => err instanceof BindingRefused && err.reason === reason;
+    const old = certificate();
+    await store.insertCertificates([{ certificate: old }]);
+    await auth('D', old);
+    // Kept unused by whoever holds `old`: its RenewalReq identity, a renewal profile's identity and its challenge.
+    const renewed = certificate({ servesEnrollment: 'D', renewalOf: old.id });
+    const profileIdentity = certificate({ servesEnrollment: 'D', createdAt: new Date(Date.UTC(2026, 0, 2)) });
+    const challenge = newChallenge({ enrollmentId: 'D', expiresAt: new Date(Date.UTC(2026, 0, 9)) });
+    const elsewhere = newChallenge({ enrollmentId: 'E', expiresAt: new Date(Date.UTC(2026, 0, 9)) });
+    await store.insertCertificates([{ certificate: renewed }, { certificate: profileIdentity }]);
+    await store.insertChallenge(challenge);
+    await store.insertChallenge(elsewhere);
+    await store.checkOutEnrollment('D', at);
+    const owner = certificate();
+    await store.insertCertificates([{ certificate: owner }]);
+    assert.deepEqual(await auth('D', owner), { fresh: true, renewedFrom: null });
+    for (const c of [renewed, profileIdentity]) {
+      assert.equal((await store.getCertificate(c.id))?.status, 'superseded');
+      await assert.rejects(auth('D', c), refused('identity-retired'));
+    }
+    assert.ok((await store.getChallenge(challenge.id))!.expiresAt <= at, "the old identity's challenge no longer issues");
+    assert.deepEqual(await store.getChallenge(elsewhere.id), elsewhere, "another enrollment's challenge is untouched");
+    assert.equal((await store.getEnrollment('D'))?.identityCertificateId, owner.id);
+
+    // A RenewalReq identity speaks only while the identity it renews is current, even if nothing retired it.
+    const other = certificate();
+    await store.insertCertificates([{ certificate: other }]);
+    await auth('F', other);
+    const orphan = certificate({ servesEnrollment: 'F', renewalOf: owner.id });
+    await store.insertCertificates([{ certificate: orphan }]);
+    await assert.rejects(auth('F', orphan), refused('identity-retired'));
+    const child = certificate({ servesEnrollment: 'F', renewalOf: other.id });
+    await store.insertCertificates([{ certificate: child }]);
+    assert.deepEqual(await auth('F', child), { fresh: false, renewedFrom: other.id });
   });
 
   withStore('binding: one renewal per identity', async (store) => {
