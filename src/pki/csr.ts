@@ -79,7 +79,8 @@ export function parseCsr(input: Buffer): CertificationRequest {
       signatureAlgorithm: readSignatureAlgorithm(algNode, 'signatureAlgorithm'),
       signature: Buffer.from(signature.subarray(1)),
     };
-    decodeRequestedUsage(csr.extensions);
+    // Every extension value certmdm reads is decoded now, so a malformed one is refused as the request's fault.
+    requestedUsage(csr);
     return csr;
   } catch (err) {
     if (err instanceof CsrError) throw err;
