@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, runCli, tempDir } from './cli.ts';
+import { exportRole, run, runCli, startServer, tempDir } from './cli.ts';
+import { plistBody } from './device.ts';
+import { storedState } from './state.ts';
 
 export interface PeerIdentity {
   key: string;
@@ -64,4 +66,49 @@ export function curl(url: string, options: { method?: string; body?: Buffer; con
 /** A check-in or report over mutual TLS, as a device with `identity` makes it. */
 export function putAs(url: string, identity: PeerIdentity, root: string, body: Buffer, contentType?: string) {
   return curl(url, { body, contentType, args: ['--cacert', root, '--cert', identity.cert, '--key', identity.key] });
+}
+
+/**
+ * A running `certmdm serve` that identifies devices by mutual TLS, with what a test speaks to it through: the admin
+ * API (the first token, from its log), check-ins as a device holding `identity`, and its stored state.
+ */
+export async function mtlsServer(topic: string, extraArgs: string[] = []) {
+  const dataDir = join(tempDir(), 'data');
+  const server = await startServer(dataDir, [
+    '--scep-ciphers',
+    'aes,des3,des',
+    '--mdm-identity-sources',
+    'mtls',
+    '--push-topic',
+    topic,
+    ...extraArgs,
+  ]);
+  const token = /^\s+(cmdm_\S+)$/m.exec(server.stderr())![1]!;
+  const work = tempDir('mtls-server-');
+  const root = exportRole(dataDir, 'root', work);
+  const base = `https://localhost:${server.port}`;
+  return {
+    dataDir,
+    server,
+    root,
+    ra: exportRole(dataDir, 'scep-ra', work),
+    base,
+    state: () => storedState(join(dataDir, 'certmdm.db')),
+    admin: (method: string, path: string, body: unknown) =>
+      curl(`${base}${path}`, {
+        method,
+        body: Buffer.from(JSON.stringify(body)),
+        contentType: 'application/json',
+        args: ['--cacert', root, '-H', `Authorization: Bearer ${token}`],
+      }),
+    say: (identity: PeerIdentity, message: Record<string, unknown>) =>
+      putAs(
+        `${base}/mdm/${message.MessageType ? 'checkin' : 'server'}`,
+        identity,
+        root,
+        plistBody(message),
+        message.MessageType ? undefined : 'application/x-apple-aspen-mdm',
+      ),
+    authenticate: (udid: string) => ({ MessageType: 'Authenticate', UDID: udid, Topic: topic, DeviceName: udid, Model: 'iPhone15,2' }),
+  };
 }

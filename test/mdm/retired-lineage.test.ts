@@ -3,12 +3,10 @@ import { createPrivateKey } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { exportRole, runCli, startServer, tempDir } from '../helpers/cli.ts';
-import { plistBody } from '../helpers/device.ts';
-import { curl, putAs, scepIdentity, type PeerIdentity } from '../helpers/mtls.ts';
+import { runCli } from '../helpers/cli.ts';
+import { curl, mtlsServer, scepIdentity, type PeerIdentity } from '../helpers/mtls.ts';
 import { openSigned, plistlibPlain } from '../helpers/profile.ts';
 import { envelope, makeCsr, newRequester, pkiMessage, readCertRep, type Requester } from '../helpers/scep.ts';
-import { storedState } from '../helpers/state.ts';
 
 const TOPIC = 'com.apple.mgmt.External.lineage-test';
 
@@ -20,31 +18,8 @@ const TOPIC = 'com.apple.mgmt.External.lineage-test';
  * it and the new owner locked out (403). Through the real `certmdm serve` with mutual TLS, scepclient and openssl.
  */
 test('an identity minted from a replaced identity does not take the enrollment back', async (t) => {
-  const dataDir = join(tempDir(), 'data');
-  const server = await startServer(dataDir, ['--scep-ciphers', 'aes,des3,des', '--mdm-identity-sources', 'mtls', '--push-topic', TOPIC]);
+  const { dataDir, server, root, ra, base, state, admin, say, authenticate } = await mtlsServer(TOPIC);
   t.after(() => server.stop());
-  const token = /^\s+(cmdm_\S+)$/m.exec(server.stderr())![1]!;
-  const work = tempDir('lineage-');
-  const root = exportRole(dataDir, 'root', work);
-  const ra = exportRole(dataDir, 'scep-ra', work);
-  const base = `https://localhost:${server.port}`;
-  const state = () => storedState(join(dataDir, 'certmdm.db'));
-  const admin = (method: string, path: string, body: unknown) =>
-    curl(`${base}${path}`, {
-      method,
-      body: Buffer.from(JSON.stringify(body)),
-      contentType: 'application/json',
-      args: ['--cacert', root, '-H', `Authorization: Bearer ${token}`],
-    });
-  const say = (identity: PeerIdentity, message: Record<string, unknown>) =>
-    putAs(
-      `${base}/mdm/${message.MessageType ? 'checkin' : 'server'}`,
-      identity,
-      root,
-      plistBody(message),
-      message.MessageType ? undefined : 'application/x-apple-aspen-mdm',
-    );
-  const authenticate = (udid: string) => ({ MessageType: 'Authenticate', UDID: udid, Topic: TOPIC, DeviceName: udid, Model: 'iPhone15,2' });
   /** A SCEP RenewalReq signed by `signer`'s key and certificate; the CertRep is encrypted to the signer. */
   const renewalBy = (signer: PeerIdentity): PeerIdentity => {
     const next = newRequester();

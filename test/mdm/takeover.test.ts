@@ -4,12 +4,10 @@ import { createServer } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { exportRole, runCli, startServer, tempDir } from '../helpers/cli.ts';
-import { plistBody } from '../helpers/device.ts';
-import { curl, putAs, scepIdentity, type PeerIdentity } from '../helpers/mtls.ts';
+import { runCli } from '../helpers/cli.ts';
+import { curl, mtlsServer, scepIdentity, type PeerIdentity } from '../helpers/mtls.ts';
 import { openSigned, plistlibPlain } from '../helpers/profile.ts';
 import { envelope, makeCsr, newRequester, pkiMessage, readCertRep, type Requester } from '../helpers/scep.ts';
-import { storedState } from '../helpers/state.ts';
 
 const TOPIC = 'com.apple.mgmt.External.takeover-test';
 
@@ -31,40 +29,11 @@ test('no device is taken over by anyone holding less than its key', async (t) =>
   await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
   t.after(() => hook.close());
 
-  const dataDir = join(tempDir(), 'data');
-  const server = await startServer(dataDir, [
-    '--scep-ciphers',
-    'aes,des3,des',
-    '--mdm-identity-sources',
-    'mtls',
-    '--push-topic',
-    TOPIC,
+  const { dataDir, server, root, ra, base, state, admin, say, authenticate } = await mtlsServer(TOPIC, [
     '--webhook-url',
     `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`,
   ]);
   t.after(() => server.stop());
-  const token = /^\s+(cmdm_\S+)$/m.exec(server.stderr())![1]!;
-  const work = tempDir('takeover-');
-  const root = exportRole(dataDir, 'root', work);
-  const ra = exportRole(dataDir, 'scep-ra', work);
-  const base = `https://localhost:${server.port}`;
-  const state = () => storedState(join(dataDir, 'certmdm.db'));
-  const admin = (method: string, path: string, body: unknown) =>
-    curl(`${base}${path}`, {
-      method,
-      body: Buffer.from(JSON.stringify(body)),
-      contentType: 'application/json',
-      args: ['--cacert', root, '-H', `Authorization: Bearer ${token}`],
-    });
-  const say = (identity: PeerIdentity, message: Record<string, unknown>) =>
-    putAs(
-      `${base}/mdm/${message.MessageType ? 'checkin' : 'server'}`,
-      identity,
-      root,
-      plistBody(message),
-      message.MessageType ? undefined : 'application/x-apple-aspen-mdm',
-    );
-  const authenticate = (udid: string) => ({ MessageType: 'Authenticate', UDID: udid, Topic: TOPIC, DeviceName: udid, Model: 'iPhone15,2' });
   const lastRefusal = () => {
     const audit = JSON.parse(runCli(['audit', 'list', '--json', '--data', dataDir, '--limit', '1']).stdout) as Record<string, any>[];
     return audit[0]!;
