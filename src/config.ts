@@ -6,6 +6,9 @@ import { OperatorError, messageOf } from './errors.ts';
 import { parseKeyAlgorithm, type KeyAlgorithm } from './pki/algorithms.ts';
 import type { CipherFamily } from './pki/cms.ts';
 import { PROXY_CERT_FORMATS, type ProxyCertFormat } from './mdm/proxy-certificate.ts';
+import { DAY_MS } from './clock.ts';
+import { unservableLifetimes } from './lifecycle/lifetimes.ts';
+import { DEFAULT_POLICY } from './lifecycle/model.ts';
 
 export interface Config {
   dataDir: string;
@@ -461,6 +464,13 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
       `--tls-days ${tlsDays} exceeds ${TLS_MAX_DAYS}: Apple devices refuse longer TLS certificates from a private root`,
     );
   }
+  const identityDays = positiveNumber('identity-days', str('identity-days', '365'));
+  // One line at start rather than identities cut short by their issuer years later (lifecycle/lifetimes.ts).
+  const unservable = unservableLifetimes(
+    { identity: identityDays * DAY_MS, intermediate: intermediateDays * DAY_MS, root: rootDays * DAY_MS },
+    DEFAULT_POLICY,
+  );
+  if (unservable) throw new OperatorError(unservable);
   return {
     dataDir,
     configFile: configFile ? resolve(cwd, configFile) : null,
@@ -478,7 +488,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     bodyLimit: int('body-limit', 1024 * 1024, 1024, 256 * 1024 * 1024),
     dbBusyTimeoutMs: int('db-busy-timeout-ms', 5000, 0, 600000),
     logLevel,
-    identityDays: positiveNumber('identity-days', str('identity-days', '365')),
+    identityDays,
     scepCiphers: ciphers(raw['scep-ciphers']),
     challengeTtlHours: int('challenge-ttl-hours', 168, 1, 24 * 365),
     scepMaxClockSkewMinutes: int('scep-max-clock-skew-minutes', 30, 1, 24 * 60),

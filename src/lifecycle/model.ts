@@ -34,6 +34,8 @@ export interface LifecycleState {
   push: CertificateFact | null;
   /** Enrolled devices (checked-out ones depend on nothing). */
   devices: DeviceFact[];
+  /** The nominal lifetime of an identity issued now (ms): the CA must never cut one short. */
+  identityLifetime: number;
 }
 
 /** When to act, as a share of each certificate's lifetime left (so short simulated lifetimes scale). */

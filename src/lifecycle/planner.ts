@@ -1,4 +1,5 @@
 import { DAY_MS } from '../clock.ts';
+import { caThresholds } from './lifetimes.ts';
 import type { Action, CertificateFact, LifecyclePolicy, LifecycleState } from './model.ts';
 
 function lifetime(c: CertificateFact): number {
@@ -23,13 +24,17 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
   const actions: Action[] = [];
   const left = (c: CertificateFact) => days(c.notAfter.getTime() - now.getTime());
 
-  // Leaves never outlive the intermediate, so a late one only gets shorter leaves: roll it well before its end, under
-  // a root with room left (when the root is what runs out, that is the root rollover's job).
   const root = state.roots.find((r) => r.id === state.tlsRootId) ?? state.roots[0];
-  const rootOutlivesIntermediate = root
-    ? root.notAfter.getTime() - now.getTime() > lifetime(state.intermediate) * policy.intermediateRolloverAt
-    : false;
-  if (rootOutlivesIntermediate && due(state.intermediate, policy.intermediateRolloverAt, now)) {
+  const remaining = (c: CertificateFact) => c.notAfter.getTime() - now.getTime();
+  // Thresholds as time left (lifetimes.ts): an identity is never cut short by an intermediate or root near its end.
+  const thresholds = caThresholds(
+    { identity: state.identityLifetime, intermediate: lifetime(state.intermediate), root: root ? lifetime(root) : 0 },
+    policy,
+  );
+
+  // Leaves never outlive the intermediate: roll it while it still has an identity lifetime and window left, under a
+  // root with more than that left (when the root is what runs out, that is the root rollover's job).
+  if (root && remaining(root) > thresholds.intermediateRollover && remaining(state.intermediate) <= thresholds.intermediateRollover) {
     actions.push({
       kind: 'rollover-intermediate',
       deadline: state.intermediate.notAfter,
@@ -37,10 +42,10 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
     });
   }
 
-  const current = state.roots.find((r) => r.id === state.tlsRootId) ?? state.roots[0];
+  const current = root;
   const successor = state.roots.at(-1);
   if (current && successor) {
-    if (successor.id === current.id && due(current, policy.rootRolloverAt, now)) {
+    if (successor.id === current.id && remaining(current) <= thresholds.rootSuccessor) {
       actions.push({
         kind: 'create-root-successor',
         deadline: current.notAfter,
@@ -50,8 +55,10 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
     if (successor.id !== current.id) {
       // Devices whose identity has already expired cannot connect again (they are reported at risk): not waited for.
       const lacking = state.devices.filter((d) => !d.anchors.includes(successor.id) && d.identity !== null && d.identity.notAfter > now);
-      // The switch happens at the latest when rootSwitchDeadlineAt of the current root's life is left.
-      const switchBy = new Date(current.notAfter.getTime() - lifetime(current) * policy.rootSwitchDeadlineAt);
+      // The switch happens at the latest when the current root can no longer carry an intermediate for a full identity.
+      const switchBy = new Date(current.notAfter.getTime() - thresholds.rootSwitch);
+      // Devices still lacking the successor halfway through the delivery window are named at risk.
+      const atRiskFrom = thresholds.rootSwitch + (thresholds.rootSuccessor - thresholds.rootSwitch) / 2;
       for (const d of lacking) {
         actions.push({
           kind: 'deliver-root',
@@ -60,7 +67,7 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
           deadline: switchBy,
           reason: 'the successor root is not on the device yet',
         });
-        if (due(current, policy.rootSwitchDeadlineAt * 2, now)) {
+        if (remaining(current) <= atRiskFrom) {
           actions.push({
             kind: 'device-at-risk',
             deviceId: d.id,
@@ -70,7 +77,7 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
           });
         }
       }
-      if (lacking.length === 0 || due(current, policy.rootSwitchDeadlineAt, now)) {
+      if (lacking.length === 0 || remaining(current) <= thresholds.rootSwitch) {
         actions.push({
           kind: 'switch-tls-root',
           rootId: successor.id,

@@ -1,3 +1,4 @@
+import { DAY_MS } from '../clock.ts';
 import type { CertificateRecord, Store } from '../store/types.ts';
 import type { CertificateFact, DeviceFact, LifecycleState } from './model.ts';
 
@@ -13,7 +14,11 @@ async function newest(store: Store, role: CertificateRecord['role']): Promise<Ce
  * profile that produced its current identity and of every profile delivery it acknowledged — or, with ServerURL
  * pinning, only the former, since the MDM payload pins exactly its own profile's roots.
  */
-export async function lifecycleState(store: Store, now: Date, options: { pinning: boolean }): Promise<LifecycleState> {
+export async function lifecycleState(
+  store: Store,
+  now: Date,
+  options: { pinning: boolean; identityDays: number },
+): Promise<LifecycleState> {
   const roots = (await store.listCertificates({ role: 'root', status: 'active' })).sort(
     (a, b) => a.notBefore.getTime() - b.notBefore.getTime(),
   );
@@ -40,5 +45,6 @@ export async function lifecycleState(store: Store, now: Date, options: { pinning
     scepRa: scepRa ? fact(scepRa) : null,
     push: push ? fact(push) : null,
     devices,
+    identityLifetime: options.identityDays * DAY_MS,
   };
 }

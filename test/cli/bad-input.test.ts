@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli, snapshot, tempDir, TEST_FLAGS } from '../helpers/cli.ts';
@@ -131,6 +131,19 @@ for (const hostname of ['bad_host!', '-leading.example', 'a..b', 'x'.repeat(64) 
 test('a TLS validity over 825 days is refused', () => {
   const dataDir = join(tempDir(), 'data');
   assertRefused(runCli(['init', '--data', dataDir, ...TEST_FLAGS, '--tls-days', '900']), /exceeds 825/);
+});
+
+test('lifetimes under which identities would be cut short by their issuer are refused at start, in one line', () => {
+  const dataDir = join(tempDir(), 'data');
+  assertRefused(
+    runCli(['serve', '--port', '0', '--data', dataDir, ...TEST_FLAGS, '--intermediate-days', '120', '--identity-days', '90']),
+    /--intermediate-days 120 cannot serve --identity-days 90/,
+  );
+  assertRefused(
+    runCli(['init', '--data', dataDir, ...TEST_FLAGS, '--root-days', '150', '--intermediate-days', '150', '--identity-days', '90']),
+    /--root-days 150 cannot serve/,
+  );
+  assert.equal(existsSync(dataDir), false, 'nothing was created');
 });
 
 test('unknown options and commands are usage errors', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULT_POLICY, type CertificateFact, type DeviceFact, type LifecycleState } from '../../src/lifecycle/model.ts';
+import { unservableLifetimes } from '../../src/lifecycle/lifetimes.ts';
 import { plan } from '../../src/lifecycle/planner.ts';
 
 const DAY = 86_400_000;
@@ -31,6 +32,7 @@ function healthy(): LifecycleState {
     scepRa: cert('ra-1', 10, 730),
     push: cert('push-1', 10, 365),
     devices: [device('D1', cert('id-1', 10, 365))],
+    identityLifetime: 365 * DAY,
   };
 }
 
@@ -155,11 +157,50 @@ test('actions come soonest deadline first', () => {
 
 test('a device still lacking the successor root is named at risk before the switch deadline', () => {
   const s = healthy();
-  s.roots = [cert('root-1', 2900, 3650), cert('root-2', 1, 3650)]; // 750 of 3650 days left: 20.5%
+  // Production lifetimes: the switch is due when 1.4 identity lifetimes (511 days) of the root are left, the successor
+  // is made 20% of the root's life (730 days) before that, and devices lacking it are at risk from halfway (876 days).
+  s.roots = [cert('root-1', 2650, 3650), cert('root-2', 1, 3650)]; // 1000 days left
   s.devices = [device('lacks', cert('b', 10, 365), ['root-1'])];
   assert.deepEqual(kinds(s), ['deliver-root']);
-  s.roots = [cert('root-1', 2950, 3650), cert('root-2', 1, 3650)]; // 19%: within twice the switch deadline share
+  s.roots = [cert('root-1', 2800, 3650), cert('root-2', 1, 3650)]; // 850 days left
   const atRisk = plan(s, DEFAULT_POLICY).find((a) => a.kind === 'device-at-risk');
   assert.ok(atRisk && 'deviceId' in atRisk && atRisk.deviceId === 'lacks');
-  assert.deepEqual(atRisk.deadline, new Date(s.roots[0]!.notAfter.getTime() - 365 * DAY));
+  assert.deepEqual(atRisk.deadline, new Date(s.roots[0]!.notAfter.getTime() - 511 * DAY));
+});
+
+test('identities are never cut short: the intermediate rolls while an identity lifetime and its window are left', () => {
+  const s = healthy();
+  s.identityLifetime = 180 * DAY; // about half of a 365-day intermediate: 1.4 × 180 = 252 days must be left
+  s.tls = cert('tls', 200, 397);
+  s.intermediate = cert('int', 100, 365); // 265 days left: an identity issued now still gets its 180 days
+  assert.deepEqual(kinds(s), []);
+  s.intermediate = cert('int', 120, 365); // 245 days left: 30% alone would wait until 109
+  assert.deepEqual(kinds(s), ['rollover-intermediate']);
+});
+
+test('the root switch comes while the root can still carry a full identity, whatever its share says', () => {
+  const s = healthy();
+  s.identityLifetime = 365 * DAY;
+  // 10% of 3650 is 365 days, exactly one identity: identities issued later would be cut short. The switch is due at 511.
+  s.roots = [cert('root-1', 3100, 3650), cert('root-2', 1, 3650)]; // 550 days left
+  s.devices = [device('lacks', cert('b', 10, 365), ['root-1'])];
+  assert.ok(!kinds(s).includes('switch-tls-root'));
+  s.roots = [cert('root-1', 3140, 3650), cert('root-2', 1, 3650)]; // 510 days left
+  assert.ok(kinds(s).includes('switch-tls-root'));
+});
+
+test('lifetimes that cannot be served are named in one line', () => {
+  const days = (n: number) => n * DAY;
+  assert.equal(unservableLifetimes({ identity: days(365), intermediate: days(1825), root: days(3650) }, DEFAULT_POLICY), undefined);
+  assert.equal(unservableLifetimes({ identity: days(90), intermediate: days(365), root: days(730) }, DEFAULT_POLICY), undefined);
+  assert.match(
+    unservableLifetimes({ identity: days(90), intermediate: days(120), root: days(730) }, DEFAULT_POLICY) ?? '',
+    /^--intermediate-days 120 cannot serve --identity-days 90: .*at least 128 days/,
+  );
+  // A 240-day root serves 90-day identities now (the switch comes at 126 days left); a 150-day one cannot.
+  assert.equal(unservableLifetimes({ identity: days(90), intermediate: days(130), root: days(240) }, DEFAULT_POLICY), undefined);
+  assert.match(
+    unservableLifetimes({ identity: days(90), intermediate: days(365), root: days(150) }, DEFAULT_POLICY) ?? '',
+    /^--root-days 150 /,
+  );
 });

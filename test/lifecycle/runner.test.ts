@@ -105,7 +105,7 @@ test('the SCEP RA is re-issued in its window at production lifetimes; GetCACert 
 });
 
 test('intermediate rollover: a new intermediate issues, the leaves follow, identities from the old one still work', async (t) => {
-  const f = await mdmFixture({ 'intermediate-days': '10', 'identity-days': '9' });
+  const f = await mdmFixture({ 'intermediate-days': '10', 'identity-days': '5' });
   t.after(() => f.close());
   const runner = new LifecycleRunner({ app: f.app, pki: f.pki, profiles: f.profiles, push: createPushService(f.app) });
   const old = await enrollTestDevice(f);
@@ -114,7 +114,7 @@ test('intermediate rollover: a new intermediate issues, the leaves follow, ident
     200,
   );
   const before = f.pki.authority.intermediate;
-  f.advance(7.5 * DAY); // 2.5 of 10 days left
+  f.advance(3.5 * DAY); // 6.5 of 10 days left: less than 1.4 identity lifetimes (7)
   const report = await runner.run();
   assert.ok(report.done.includes('rolled over the intermediate'), JSON.stringify(report));
   assert.notEqual(f.pki.authority.intermediate.id, before.id);
@@ -146,7 +146,7 @@ test('intermediate rollover: a new intermediate issues, the leaves follow, ident
 });
 
 test('a renewal profile still undelivered when the intermediate rolls over is withdrawn and sent again from the new chain', async (t) => {
-  const f = await mdmFixture({ 'intermediate-days': '10', 'identity-days': '9' });
+  const f = await mdmFixture({ 'intermediate-days': '10', 'identity-days': '4.5' });
   t.after(() => f.close());
   const runner = new LifecycleRunner({ app: f.app, pki: f.pki, profiles: f.profiles, push: createPushService(f.app) });
   const device = await enrollTestDevice(f);
@@ -154,10 +154,10 @@ test('a renewal profile still undelivered when the intermediate rolls over is wi
     (await f.speak(device, { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' })).statusCode,
     200,
   );
-  f.advance(6 * DAY); // 3 of 9 days left: the renewal goes out; the intermediate (4 of 10 left) is not due yet
+  f.advance(3 * DAY); // 1.5 of 4.5 days left: the renewal goes out; the intermediate (7 of 10 left, above 6.3) is not due yet
   assert.deepEqual((await runner.run()).done, [`renew-identity ${device.udid}`]);
   const first = (await f.app.store.getEnrollment(device.udid))!.renewalCommandUuid!;
-  f.advance(1.5 * DAY); // the device stayed away; the intermediate is due now
+  f.advance(1 * DAY); // the device stayed away; the intermediate (6 left) is due now
   const report = await runner.run();
   assert.ok(report.done.includes('rolled over the intermediate'), JSON.stringify(report));
   assert.ok(report.done.includes('withdrew 1 renewal profile made before the chain changed'), JSON.stringify(report));
@@ -177,7 +177,7 @@ test('a renewal profile still undelivered when the intermediate rolls over is wi
 });
 
 test('root rollover: a successor root is delivered to every device, and the chain switches once all have it', async (t) => {
-  const f = await mdmFixture({ 'root-days': '100', 'intermediate-days': '100', 'identity-days': '60' });
+  const f = await mdmFixture({ 'root-days': '200', 'intermediate-days': '200', 'identity-days': '60' });
   t.after(() => f.close());
   const runner = new LifecycleRunner({ app: f.app, pki: f.pki, profiles: f.profiles, push: createPushService(f.app) });
   const oldRoot = f.pki.authority.root;
@@ -195,7 +195,7 @@ test('root rollover: a successor root is delivered to every device, and the chai
     [oldRoot.id],
   );
 
-  f.advance(21 * DAY); // day 71: 29% of the root's life left
+  f.advance(27 * DAY); // day 77: 123 of 200 days left, inside the successor's window (124 days)
   assert.ok((await runner.run()).done.includes('created a successor root'));
   assert.equal(f.pki.authority.root.id, oldRoot.id, 'the successor issues nothing yet');
   const delivery = await runner.run();
@@ -224,7 +224,7 @@ test('root rollover: a successor root is delivered to every device, and the chai
 });
 
 test('root rollover with ServerURL pinning: the successor reaches devices inside a new enrollment profile, pinned', async (t) => {
-  const f = await mdmFixture({ 'root-days': '100', 'intermediate-days': '100', 'identity-days': '60', 'pin-server-url': 'true' });
+  const f = await mdmFixture({ 'root-days': '200', 'intermediate-days': '200', 'identity-days': '60', 'pin-server-url': 'true' });
   t.after(() => f.close());
   const runner = new LifecycleRunner({ app: f.app, pki: f.pki, profiles: f.profiles, push: createPushService(f.app) });
   const oldRoot = f.pki.authority.root;
@@ -236,7 +236,7 @@ test('root rollover with ServerURL pinning: the successor reaches devices inside
   const authenticate = { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' };
   assert.equal((await f.speak(device, authenticate)).statusCode, 200);
 
-  f.advance(21 * DAY); // day 71: 29% of the root's life left
+  f.advance(27 * DAY); // day 77: 123 of 200 days left, inside the successor's window (124 days)
   assert.ok((await runner.run()).done.includes('created a successor root'));
   const successor = (await f.app.store.listCertificates({ role: 'root', status: 'active' })).find((r) => r.id !== oldRoot.id)!;
   assert.deepEqual((await runner.run()).done, [`deliver-root ${udid}`]);
