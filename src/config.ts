@@ -500,7 +500,8 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     pinServerUrl: boolean('pin-server-url', str('pin-server-url', 'false')),
     permissiveReenrollment: boolean('permissive-reenrollment', str('permissive-reenrollment', 'false')),
     scepAllowedSans: list(raw['scep-allowed-san']).map((rule) => {
-      if (!/^(dns|email|uri):[^\s*]*\*?[^\s*]*$/.test(rule)) throw new OperatorError(`--scep-allowed-san: '${rule}' is not dns:, email: or uri: with at most one '*'`);
+      if (!/^(dns|email|uri):[^\s*]*\*?[^\s*]*$/.test(rule))
+        throw new OperatorError(`--scep-allowed-san: '${rule}' is not dns:, email: or uri: with at most one '*'`);
       return rule;
     }),
     pkcs12Encryption: oneOf('pkcs12-encryption', str('pkcs12-encryption', 'legacy'), ['legacy', 'modern'] as const),

@@ -357,7 +357,10 @@ async function run(argv: string[]): Promise<void> {
       if (at && Number.isNaN(at.getTime())) throw new OperatorError('--at must be a date (YYYY-MM-DD or ISO 8601)', 2);
       return withApp(config, false, async (app) => {
         // --at: what will be due on that day if nothing changes until then.
-        const actions = plan(await lifecycleState(app.store, at ?? app.clock(), { pinning: app.config.pinServerUrl, identityDays: app.config.identityDays }), DEFAULT_POLICY);
+        const actions = plan(
+          await lifecycleState(app.store, at ?? app.clock(), { pinning: app.config.pinServerUrl, identityDays: app.config.identityDays }),
+          DEFAULT_POLICY,
+        );
         if (values.json) return out(JSON.stringify(actions, null, 2));
         if (actions.length === 0) return out('nothing is due: every certificate has more than its renewal window left');
         return out(

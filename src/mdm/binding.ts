@@ -17,7 +17,8 @@ export interface BindingPolicyOptions {
 export function bindingPolicy(options: BindingPolicyOptions): (facts: BindingFacts) => BindingDecision {
   return (facts) => {
     const { claimed, certificate, boundTo, enrollment } = facts;
-    if (certificate.role !== 'device-identity') return { refuse: 'not-a-device-identity', message: 'the certificate is not a device identity' };
+    if (certificate.role !== 'device-identity')
+      return { refuse: 'not-a-device-identity', message: 'the certificate is not a device identity' };
     if (boundTo !== null && boundTo !== claimed)
       return { refuse: 'bound-to-another-enrollment', message: 'the certificate is bound to another enrollment' };
     if (certificate.status !== 'active' || certificate.notAfter <= facts.now)

@@ -64,8 +64,13 @@ export function identityTemplate(csr: CertificationRequest, scope: IdentityScope
 
   const san = asked.subjectAltName;
   if (san.other > 0) throw new ScepError('the request asks for subjectAltName types other than DNS, email or URI', 'badRequest');
-  if (san.dns.length + san.email.length + san.uri.length > MAX_SAN_ENTRIES) throw new ScepError('too many subjectAltName entries', 'badRequest');
-  const names = [...san.dns.map((v) => ['dns', v] as const), ...san.email.map((v) => ['email', v] as const), ...san.uri.map((v) => ['uri', v] as const)];
+  if (san.dns.length + san.email.length + san.uri.length > MAX_SAN_ENTRIES)
+    throw new ScepError('too many subjectAltName entries', 'badRequest');
+  const names = [
+    ...san.dns.map((v) => ['dns', v] as const),
+    ...san.email.map((v) => ['email', v] as const),
+    ...san.uri.map((v) => ['uri', v] as const),
+  ];
   for (const [kind, value] of names) {
     if (value.length === 0 || value.length > MAX_VALUE_LENGTH || CONTROL.test(value) || value.includes('*'))
       throw new ScepError(`subjectAltName ${kind} is empty, too long, or holds a wildcard or control characters`, 'badRequest');

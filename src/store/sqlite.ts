@@ -440,7 +440,17 @@ export class SqliteStore implements Store {
     this.#sql(
       `INSERT INTO enrollment_links (id, secret_hash, identity_kind, enrollment_id, created_by, created_at, expires_at, used_at, profile_id)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(l.id, l.secretHash, l.identityKind, l.enrollmentId, l.createdBy, ms(l.createdAt), ms(l.expiresAt), l.usedAt && ms(l.usedAt), l.profileId);
+    ).run(
+      l.id,
+      l.secretHash,
+      l.identityKind,
+      l.enrollmentId,
+      l.createdBy,
+      ms(l.createdAt),
+      ms(l.expiresAt),
+      l.usedAt && ms(l.usedAt),
+      l.profileId,
+    );
   }
 
   async getEnrollmentLink(id: string): Promise<EnrollmentLinkRecord | undefined> {
@@ -945,8 +955,10 @@ export class SqliteStore implements Store {
     return this.#db.transaction((): string[] =>
       uuids.filter(
         (uuid) =>
-          this.#sql('UPDATE commands SET body = zeroblob(0), body_erased_at = ? WHERE uuid = ? AND body_erased_at IS NULL').run(ms(now), uuid)
-            .changes === 1,
+          this.#sql('UPDATE commands SET body = zeroblob(0), body_erased_at = ? WHERE uuid = ? AND body_erased_at IS NULL').run(
+            ms(now),
+            uuid,
+          ).changes === 1,
       ),
     )();
   }

@@ -227,9 +227,7 @@ export const BINDING_REFUSALS = [
 ] as const;
 export type BindingRefusalReason = (typeof BINDING_REFUSALS)[number];
 
-export type BindingDecision =
-  | { allow: 'fresh' | 'renewal' | 're-authenticate' }
-  | { refuse: BindingRefusalReason; message: string };
+export type BindingDecision = { allow: 'fresh' | 'renewal' | 're-authenticate' } | { refuse: BindingRefusalReason; message: string };
 
 /** The binding policy refused an Authenticate; nothing was changed. */
 export class BindingRefused extends Error {

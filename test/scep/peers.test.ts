@@ -174,7 +174,22 @@ for (const [label, ciphers, expected] of [
     run('openssl', ['genrsa', '-traditional', '-out', key, '2048']);
     const request = run(
       'getcert',
-      ['request', '-s', '-c', 'certmdm', '-k', key, '-f', cert, '-N', 'CN=certmonger-device', '-L', challenge(dataDir, 'certmonger-device'), '-w', '-v'],
+      [
+        'request',
+        '-s',
+        '-c',
+        'certmdm',
+        '-k',
+        key,
+        '-f',
+        cert,
+        '-N',
+        'CN=certmonger-device',
+        '-L',
+        challenge(dataDir, 'certmonger-device'),
+        '-w',
+        '-v',
+      ],
       { env: cm.env },
     );
     assert.equal(request.status, 0, request.stdout + request.stderr + run('getcert', ['list', '-s'], { env: cm.env }).stdout);
