@@ -11,9 +11,8 @@ import { buildHttpServer, buildScepHttpServer } from '../src/http/server.ts';
 import { createLogger } from '../src/log.ts';
 import { buildCertificate, encodeName, toPem } from '../src/pki/certificate.ts';
 import { buildCsr } from '../src/pki/csr.ts';
-import * as der from '../src/pki/der.ts';
-import { OID } from '../src/pki/oids.ts';
 import { buildPkiRequest } from '../src/scep/client.ts';
+import { berBomb } from '../test/helpers/malformed.ts';
 import type { BenchRow } from './measure.ts';
 
 /**
@@ -113,27 +112,6 @@ const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 };
-
-const indefinite = (tag: number, ...contents: Buffer[]) => Buffer.concat([Buffer.from([tag, 0x80]), ...contents, Buffer.from([0, 0])]);
-
-/** The attack: a PKIOperation whose eContent is 256 KiB of nested indefinite constructed OCTET STRINGs. */
-function berBomb(size = 256 * 1024 - 64): Buffer {
-  const levels = Math.floor(size / 4);
-  const eContent = Buffer.concat([
-    Buffer.from([0xa0, 0x80]),
-    Buffer.alloc(levels * 2).fill(Buffer.from([0x24, 0x80])),
-    der.octets(Buffer.from('x')),
-    Buffer.alloc(levels * 2, 0),
-    Buffer.from([0, 0]),
-  ]);
-  const signedData = indefinite(
-    der.TAG.SEQUENCE,
-    der.smallInteger(1),
-    der.setOf(),
-    indefinite(der.TAG.SEQUENCE, der.oid(OID.data), eContent),
-  );
-  return indefinite(der.TAG.SEQUENCE, der.oid(OID.signedData), indefinite(0xa0, signedData));
-}
 
 export async function healthzBench(options: { probeMs?: number } = {}): Promise<BenchRow[]> {
   const probeMs = options.probeMs ?? 4000;

@@ -5,23 +5,8 @@ import * as cms from '../../src/pki/cms.ts';
 import * as der from '../../src/pki/der.ts';
 import { OID } from '../../src/pki/oids.ts';
 import { envelope, makeCsr, newRequester, pkiMessage, readCertRep, type Requester } from '../helpers/scep.ts';
-import { indefinite, MALFORMED_VALIDITY, withValidity } from '../helpers/malformed.ts';
+import { berBomb, MALFORMED_VALIDITY, withValidity } from '../helpers/malformed.ts';
 import { mdmFixture } from '../mdm/fixture.ts';
-
-/** The PKIOperation: a SignedData whose eContent is 256 KiB of nested indefinite constructed OCTET STRINGs. */
-function berBomb(size = 256 * 1024): Buffer {
-  const levels = Math.floor((size - 64) / 4); // just under the default --scep-body-limit (256 KiB)
-  const opening = Buffer.alloc(levels * 2).fill(Buffer.from([0x24, 0x80]));
-  const closing = Buffer.alloc(levels * 2, 0);
-  const eContent = Buffer.concat([Buffer.from([0xa0, 0x80]), opening, der.octets(Buffer.from('x')), closing, Buffer.from([0, 0])]);
-  const signedData = indefinite(
-    der.TAG.SEQUENCE,
-    der.smallInteger(1),
-    der.setOf(),
-    indefinite(der.TAG.SEQUENCE, der.oid(OID.data), eContent),
-  );
-  return indefinite(der.TAG.SEQUENCE, der.oid(OID.signedData), indefinite(0xa0, signedData));
-}
 
 describe('SCEP refusals of malformed input through the real server', () => {
   let f: Awaited<ReturnType<typeof mdmFixture>>;
