@@ -412,6 +412,18 @@ function integer(flag: string, raw: string, min: number, max: number): number {
  * Resolves the configuration: flags over `CERTMDM_*` environment over the config file over defaults.
  * Everything is validated here, before anything touches the disk.
  */
+/** Production lifetimes: the defaults `serve` runs with, and what the fleet simulator scales. */
+export const LIFETIME_DEFAULTS = {
+  rootDays: 3650,
+  intermediateDays: 1825,
+  tlsDays: 397,
+  tlsRenewBeforeDays: 30,
+  /** The profile-signing certificate and the SCEP RA. */
+  signingDays: 730,
+  identityDays: 365,
+  challengeTtlHours: 168,
+} as const;
+
 export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
   const configFile = (flags.config as string | undefined) ?? env.CERTMDM_CONFIG ?? null;
   const fromFile = configFile ? readConfigFile(resolve(cwd, configFile)) : {};
@@ -456,15 +468,15 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
   if (!LOG_LEVELS.includes(logLevel)) throw new OperatorError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
 
   const dataDir = resolve(cwd, str('data', './data'));
-  const rootDays = int('root-days', 3650, 30, 36500);
-  const intermediateDays = int('intermediate-days', 1825, 7, 36500);
-  const tlsDays = int('tls-days', 397, 1, 100000);
+  const rootDays = int('root-days', LIFETIME_DEFAULTS.rootDays, 30, 36500);
+  const intermediateDays = int('intermediate-days', LIFETIME_DEFAULTS.intermediateDays, 7, 36500);
+  const tlsDays = int('tls-days', LIFETIME_DEFAULTS.tlsDays, 1, 100000);
   if (tlsDays > TLS_MAX_DAYS) {
     throw new OperatorError(
       `--tls-days ${tlsDays} exceeds ${TLS_MAX_DAYS}: Apple devices refuse longer TLS certificates from a private root`,
     );
   }
-  const identityDays = positiveNumber('identity-days', str('identity-days', '365'));
+  const identityDays = positiveNumber('identity-days', str('identity-days', String(LIFETIME_DEFAULTS.identityDays)));
   // One line at start rather than identities cut short by their issuer years later (lifecycle/lifetimes.ts).
   const unservable = unservableLifetimes(
     { identity: identityDays * DAY_MS, intermediate: intermediateDays * DAY_MS, root: rootDays * DAY_MS },
@@ -482,15 +494,15 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     rootDays,
     intermediateDays,
     tlsDays,
-    tlsRenewBeforeDays: int('tls-renew-before-days', 30, 0, 365),
-    signingDays: int('signing-days', 730, 1, 3650),
+    tlsRenewBeforeDays: int('tls-renew-before-days', LIFETIME_DEFAULTS.tlsRenewBeforeDays, 0, 365),
+    signingDays: int('signing-days', LIFETIME_DEFAULTS.signingDays, 1, 3650),
     masterKeyFile: resolve(cwd, str('master-key-file', join(dataDir, 'master.key'))),
     bodyLimit: int('body-limit', 1024 * 1024, 1024, 256 * 1024 * 1024),
     dbBusyTimeoutMs: int('db-busy-timeout-ms', 5000, 0, 600000),
     logLevel,
     identityDays,
     scepCiphers: ciphers(raw['scep-ciphers']),
-    challengeTtlHours: int('challenge-ttl-hours', 168, 1, 24 * 365),
+    challengeTtlHours: int('challenge-ttl-hours', LIFETIME_DEFAULTS.challengeTtlHours, 1, 24 * 365),
     scepMaxClockSkewMinutes: int('scep-max-clock-skew-minutes', 30, 1, 24 * 60),
     scepBodyLimit: int('scep-body-limit', 256 * 1024, 1024, 16 * 1024 * 1024),
     scepHttpPort: str('scep-http-port', 'off') === 'off' ? null : int('scep-http-port', 0, 0, 65535),

@@ -27,7 +27,8 @@ import { plan } from '../lifecycle/planner.ts';
 import { lifecycleState } from '../lifecycle/state.ts';
 import { simulateInProcesses } from '../lifecycle/simulation/processes.ts';
 import { formatSimulationReport } from '../lifecycle/simulation/report.ts';
-import { simulateShard, SIMULATION_DEFAULTS } from '../lifecycle/simulation/simulate.ts';
+import { simulateShard } from '../lifecycle/simulation/simulate.ts';
+import { LIFETIME_PRESETS, scaleLifetimes } from '../lifecycle/simulation/lifetimes.ts';
 import { ENROLLMENT_REF_RULE, isEnrollmentRef, mintChallenge } from '../scep/challenges.ts';
 import { ProfileError } from '../profiles/service.ts';
 import { serve } from './serve.ts';
@@ -58,12 +59,20 @@ commands:
                                 a one-time SCEP challenge password (printed once)
   lifecycle plan [--json] [--at DATE]
                                 upcoming expiries: what depends on them, the action, its deadline (read-only)
-  simulate --devices N --years Y --seed S [--json] [--no-lifecycle] [--processes N]
-                                time-travel a simulated fleet through the real server core; report devices lost
+  simulate --devices N --years Y --seed S [--json] [--no-lifecycle] [--processes N] [--lifetimes production|stress]
+                                time-travel a simulated fleet through the real server over loopback TLS; report devices lost
   audit list [--json] [--limit N]
                                 the audit log, newest first
 
 'certmdm <command> --help' lists the options every command accepts.`;
+
+const SIMULATE_USAGE = `simulate --devices N --years Y --seed S [--json] [--no-lifecycle] [--processes N]
+      [--lifetimes production|stress] [--scale F] [--pin-server-url] [--run-every-days 1]
+      [--sim-identity-days D] [--sim-tls-days D] [--sim-tls-renew-before-days D] [--sim-intermediate-days D]
+      [--sim-root-days D] [--sim-signing-days D] [--sim-challenge-ttl-hours H]
+  Lifetimes are serve's production defaults (identity 365, TLS 397 renewed 30 early, intermediate 1825, root 3650,
+  signing and RA 730 days, challenges 168 h) or the stress ratios (90/120/365/730), each multiplied by --scale;
+  a --sim-* flag overrides one`;
 
 function commandHelp(command: string): string {
   return `usage: certmdm ${command} [options]\n\noptions (flag, then CERTMDM_* environment, then --config file, then default):\n${renderOptionsHelp()}\n  CERTMDM_MASTER_KEY (env only)\n      the master key itself, 64 hex digits or base64; never put it on a command line\n`;
@@ -380,20 +389,21 @@ async function run(argv: string[]): Promise<void> {
         seed: { type: 'string' },
         json: { type: 'boolean' },
         'no-lifecycle': { type: 'boolean' },
+        lifetimes: { type: 'string' },
+        scale: { type: 'string' },
         'sim-identity-days': { type: 'string' },
         'sim-tls-days': { type: 'string' },
+        'sim-tls-renew-before-days': { type: 'string' },
         'sim-intermediate-days': { type: 'string' },
         'sim-root-days': { type: 'string' },
+        'sim-signing-days': { type: 'string' },
+        'sim-challenge-ttl-hours': { type: 'string' },
+        'pin-server-url': { type: 'boolean' },
         'run-every-days': { type: 'string' },
         processes: { type: 'string' },
         shard: { type: 'string' },
       });
-      if (values.help)
-        return out(
-          commandHelp(
-            'simulate --devices N --years Y --seed S [--json] [--no-lifecycle] [--processes N] [--sim-identity-days 90 --sim-tls-days 120 --sim-intermediate-days 365 --sim-root-days 730]',
-          ),
-        );
+      if (values.help) return out(commandHelp(SIMULATE_USAGE));
       const number = (flag: string, fallback: number, min: number, max: number) => {
         const raw = values[flag];
         const value = raw === undefined ? fallback : Number(raw);
@@ -401,16 +411,26 @@ async function run(argv: string[]): Promise<void> {
           throw new OperatorError(`--${flag} must be a number from ${min} to ${max}`, 2);
         return value;
       };
+      const preset = String(values.lifetimes ?? 'production');
+      if (!(preset in LIFETIME_PRESETS)) throw new OperatorError(`--lifetimes must be one of ${Object.keys(LIFETIME_PRESETS).join(', ')}`, 2);
+      const base = scaleLifetimes(LIFETIME_PRESETS[preset as keyof typeof LIFETIME_PRESETS], number('scale', 1, 0.01, 10));
+      const lifetimes = {
+        identityDays: number('sim-identity-days', base.identityDays, 1, 3650),
+        tlsDays: number('sim-tls-days', base.tlsDays, 1, 825),
+        tlsRenewBeforeDays: number('sim-tls-renew-before-days', base.tlsRenewBeforeDays, 0, 365),
+        intermediateDays: number('sim-intermediate-days', base.intermediateDays, 7, 36500),
+        rootDays: number('sim-root-days', base.rootDays, 30, 36500),
+        signingDays: number('sim-signing-days', base.signingDays, 1, 3650),
+        challengeTtlHours: number('sim-challenge-ttl-hours', base.challengeTtlHours, 1, 24 * 365),
+      };
       const options = {
         devices: Math.floor(number('devices', 100, 1, 1_000_000)),
         years: number('years', 1, 0.1, 50),
         seed: Math.floor(number('seed', 1, 0, 2 ** 31)),
         lifecycle: !values['no-lifecycle'],
-        identityDays: number('sim-identity-days', SIMULATION_DEFAULTS.identityDays, 7, 3650),
-        tlsDays: number('sim-tls-days', SIMULATION_DEFAULTS.tlsDays, 7, 825),
-        intermediateDays: number('sim-intermediate-days', SIMULATION_DEFAULTS.intermediateDays, 7, 36500),
-        rootDays: number('sim-root-days', SIMULATION_DEFAULTS.rootDays, 30, 36500),
-        runEveryDays: Math.floor(number('run-every-days', SIMULATION_DEFAULTS.runEveryDays, 1, 30)),
+        lifetimes,
+        pinning: Boolean(values['pin-server-url']),
+        runEveryDays: Math.floor(number('run-every-days', 1, 1, 30)),
       };
       if (values.shard !== undefined) {
         // One shard of a multi-process run: JSON on stdout, progress lines on stderr for the parent.

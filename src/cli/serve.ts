@@ -4,7 +4,7 @@ import { mintApiToken } from '../admin/tokens.ts';
 import type { Config } from '../config.ts';
 import type { AddressInfo } from 'node:net';
 import { createServices, webhookSender } from '../app/services.ts';
-import { buildHttpServer, buildScepHttpServer, secureContextOptions } from '../http/server.ts';
+import { buildHttpServer, buildScepHttpServer, swapSecureContext } from '../http/server.ts';
 import { LifecycleRunner } from '../lifecycle/runner.ts';
 import { createLogger } from '../log.ts';
 import { expiryWarning } from '../push/certificate.ts';
@@ -71,7 +71,7 @@ export async function serve(config: Config): Promise<void> {
     push: services.push,
     webhook: webhookSender(app),
     onTlsChange: (live) => {
-      server.server.setSecureContext({ ...secureContextOptions(app, live), minVersion: 'TLSv1.2' });
+      swapSecureContext(server, app, live);
       logger.info({ tls: live.tls.certificate.fingerprintSha256 }, 'TLS certificate swapped in');
     },
   });

@@ -62,6 +62,11 @@ export function secureContextOptions(app: AppContext, pki: ServerPki) {
   };
 }
 
+/** A re-issued TLS certificate (or intermediate) into the running listener: new handshakes get it, no restart. */
+export function swapSecureContext(server: FastifyInstance<Server>, app: AppContext, pki: ServerPki): void {
+  server.server.setSecureContext({ ...secureContextOptions(app, pki), minVersion: 'TLSv1.2' });
+}
+
 export async function buildHttpServer(app: AppContext, pki: ServerPki, services: Services): Promise<FastifyInstance<Server>> {
   const server = Fastify({
     loggerInstance: requestLogger(app),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BEHAVIOUR_SHARES, acceptsProfiles, advance, finish, fleetMember } from '../../src/lifecycle/simulation/fleet.ts';
-import { firstBreak } from '../../src/lifecycle/simulation/loss.ts';
+import { STRESS_LIFETIMES } from '../../src/lifecycle/simulation/lifetimes.ts';
 import { mergeShards, type ShardResult, type SimulationReport } from '../../src/lifecycle/simulation/report.ts';
 
 const onlineDays = (seed: number, index: number, horizon: number) => {
@@ -77,13 +77,25 @@ test('shards merge into one report: devices and losses add up, lead times are ex
       devices,
       years: 2,
       lifecycle: true,
+      pinning: false,
       processes: 1,
-      lifetimes: { identityDays: 90, tlsDays: 120, intermediateDays: 365, rootDays: 730 },
+      lifetimes: STRESS_LIFETIMES,
       byKind: { identity: kind(identityRenewals, leads.length), tls: kind(tls, 0), intermediate: kind(1, 0), root: kind(1, 0) },
-      lost: { total: leads.length, eligible: 0, byCause: { 'identity certificate expired': leads.length }, eligibleExamples: [] },
+      reachable: devices - leads.length,
+      lost: {
+        total: leads.length,
+        reachable: 0,
+        byCause: { 'identity expired': { devices: leads.length, reachable: 0, minAbsentDays: leads[0]!, maxAbsentDays: leads.at(-1)! } },
+        reachableExamples: [],
+      },
       atRisk: { warned: leads.length, lostAndWarned: leads.length, lostUnwarned: 0 },
+      reissued: { 'profile-signing': 1, 'scep-ra': 2 },
+      rescues: identityRenewals > 35 ? 2 : 1,
+      expiredInUse: { days: 0, first: null },
       behaviours: { daily: devices },
+      transports: { mtls: devices - 2, signature: 2 },
       messages: 10 * devices,
+      connections: 4 * devices,
       scepIssuances: devices + identityRenewals,
       wallSeconds: 1,
       deviceYearsPerSecond: 1,
@@ -96,34 +108,12 @@ test('shards merge into one report: devices and losses add up, lead times are ex
   assert.equal(merged.byKind.identity.renewals, 70, 'device renewals add up');
   assert.equal(merged.byKind.tls.renewals, 6, 'each shard had its own server: server-side rollovers are not summed');
   assert.equal(merged.lost.total, 3);
-  assert.deepEqual(merged.lost.byCause, { 'identity certificate expired': 3 });
+  assert.deepEqual(merged.lost.byCause, { 'identity expired': { devices: 3, reachable: 0, minAbsentDays: 10, maxAbsentDays: 30 } });
+  assert.equal(merged.reachable, 6);
+  assert.equal(merged.rescues, 3);
+  assert.deepEqual(merged.transports, { mtls: 5, signature: 4 });
+  assert.equal(merged.connections, 36);
   assert.equal(merged.byKind.identity.minLeadDays, 10);
   assert.equal(merged.byKind.identity.medianLeadDays, 20);
   assert.equal(merged.deviceYearsPerSecond, (9 * 2) / 4);
-});
-
-test('a lost device is lost to the dependency that broke first, dated when it broke', () => {
-  const day = (n: number) => new Date(Date.UTC(2030, 0, 1 + n));
-  const chain = {
-    rootFingerprint: 'new-root',
-    rootNotAfter: day(700),
-    intermediateNotAfter: day(300),
-    tlsNotAfter: day(100),
-    rootSince: day(50),
-  };
-  const now = day(60);
-  assert.equal(firstBreak({ anchors: new Set(['new-root']), identityNotAfter: day(90) }, chain, now), undefined, 'reachable');
-  // Silent since before the switch: its identity expired on day 20, long before the chain moved to a root it lacks.
-  assert.deepEqual(firstBreak({ anchors: new Set(['old-root']), identityNotAfter: day(20) }, chain, now), {
-    kind: 'identity',
-    cause: 'identity certificate expired',
-    at: day(20),
-  });
-  // Identity still good: the root switch is what cost it.
-  assert.deepEqual(firstBreak({ anchors: new Set(['old-root']), identityNotAfter: day(80) }, chain, now), {
-    kind: 'root',
-    cause: 'server TLS chain ends in a root the device lacks',
-    at: day(50),
-  });
-  assert.equal(firstBreak({ anchors: new Set(['new-root']), identityNotAfter: day(900) }, chain, day(150))?.kind, 'tls');
 });

@@ -66,7 +66,7 @@ export interface Availability {
   /** The next online day at or after the last `advance`; Infinity once the device is gone for good. */
   nextOnline: number;
   lastOnline: number;
-  /** Longest stretch between online days so far: a device is *eligible* when it never exceeded a renewal window. */
+  /** Longest stretch between online days so far: a device is *reachable* when it never exceeded 30 days. */
   longestGap: number;
   /** The last day a vanishing device is online. */
   stopsAt: number;

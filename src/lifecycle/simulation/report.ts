@@ -1,3 +1,5 @@
+import type { SimulatedLifetimes } from './lifetimes.ts';
+
 /** What a simulation found, per kind of certificate, and how to read, merge and print it. */
 export type CertificateKind = 'identity' | 'tls' | 'intermediate' | 'root';
 export const CERTIFICATE_KINDS: readonly CertificateKind[] = ['identity', 'tls', 'intermediate', 'root'];
@@ -16,25 +18,47 @@ export interface KindFigures {
   medianLeadDays: number | null;
 }
 
+export interface LossCause {
+  devices: number;
+  /** Of them, devices that were reachable (online at least once in every 30 days, installing profiles). */
+  reachable: number;
+  /** How long the devices had been away when they found out, shortest and longest. */
+  minAbsentDays: number;
+  maxAbsentDays: number;
+}
+
 export interface SimulationReport {
   seed: number;
   devices: number;
   years: number;
   lifecycle: boolean;
+  pinning: boolean;
   processes: number;
-  lifetimes: { identityDays: number; tlsDays: number; intermediateDays: number; rootDays: number };
+  lifetimes: SimulatedLifetimes;
   byKind: Record<CertificateKind, KindFigures>;
+  /** Devices online at least once in every 30 days that install profiles: none of them may be lost. */
+  reachable: number;
   lost: {
     total: number;
-    /** Lost devices that were online at least once in every renewal window: the figure that must be 0. */
-    eligible: number;
-    byCause: Record<string, number>;
-    /** The first few eligible losses by name, for investigation. */
-    eligibleExamples: string[];
+    /** Lost devices that were reachable: the figure that must be 0. */
+    reachable: number;
+    byCause: Record<string, LossCause>;
+    /** The first few reachable losses by name, for investigation. */
+    reachableExamples: string[];
   };
   atRisk: { warned: number; lostAndWarned: number; lostUnwarned: number };
+  /** Re-issues of the server certificates devices use without holding them (the TLS chain is in byKind). */
+  reissued: { 'profile-signing': number; 'scep-ra': number };
+  /** Identities renewed after they had expired (rescue renewal), counted on the devices. */
+  rescues: number;
+  /** Simulated days on which the server used a certificate past its notAfter (TLS chain, profile signing, RA). */
+  expiredInUse: { days: number; first: { day: number; role: string } | null };
   behaviours: Record<string, number>;
+  /** Devices by how they present their identity: mutual TLS or Mdm-Signature. */
+  transports: Record<string, number>;
   messages: number;
+  /** TLS connections devices made (each a full handshake). */
+  connections: number;
   scepIssuances: number;
   wallSeconds: number;
   deviceYearsPerSecond: number;
@@ -71,21 +95,41 @@ export function mergeShards(shards: ShardResult[], wallSeconds: number): Simulat
     devices: 0,
     processes: shards.length,
     byKind: Object.fromEntries(CERTIFICATE_KINDS.map((k) => [k, emptyKindFigures()])) as Record<CertificateKind, KindFigures>,
-    lost: { total: 0, eligible: 0, byCause: {}, eligibleExamples: [] },
+    reachable: 0,
+    lost: { total: 0, reachable: 0, byCause: {}, reachableExamples: [] },
     atRisk: { warned: 0, lostAndWarned: 0, lostUnwarned: 0 },
+    reissued: { 'profile-signing': 0, 'scep-ra': 0 },
+    rescues: 0,
+    expiredInUse: { days: 0, first: null },
     behaviours: {},
+    transports: {},
     messages: 0,
+    connections: 0,
     scepIssuances: 0,
   };
   for (const { report } of shards) {
     merged.devices += report.devices;
     merged.messages += report.messages;
+    merged.connections += report.connections;
     merged.scepIssuances += report.scepIssuances;
+    merged.rescues += report.rescues;
+    // Server-side, like the TLS chain: each shard's server re-issued the same certificates.
+    for (const role of ['profile-signing', 'scep-ra'] as const) merged.reissued[role] = Math.max(merged.reissued[role], report.reissued[role]);
+    merged.reachable += report.reachable;
     merged.lost.total += report.lost.total;
-    merged.lost.eligible += report.lost.eligible;
-    merged.lost.eligibleExamples.push(...report.lost.eligibleExamples);
-    addCounts(merged.lost.byCause, report.lost.byCause);
+    merged.lost.reachable += report.lost.reachable;
+    merged.lost.reachableExamples.push(...report.lost.reachableExamples);
+    for (const [cause, from] of Object.entries(report.lost.byCause)) {
+      const into = (merged.lost.byCause[cause] ??= { devices: 0, reachable: 0, minAbsentDays: Infinity, maxAbsentDays: 0 });
+      into.devices += from.devices;
+      into.reachable += from.reachable;
+      into.minAbsentDays = Math.min(into.minAbsentDays, from.minAbsentDays);
+      into.maxAbsentDays = Math.max(into.maxAbsentDays, from.maxAbsentDays);
+    }
+    // Each shard ran its own server: its days with an expired certificate in use are the same calendar days.
+    if (report.expiredInUse.days > merged.expiredInUse.days) merged.expiredInUse = report.expiredInUse;
     addCounts(merged.behaviours, report.behaviours);
+    addCounts(merged.transports, report.transports);
     for (const key of ['warned', 'lostAndWarned', 'lostUnwarned'] as const) merged.atRisk[key] += report.atRisk[key];
     for (const kind of CERTIFICATE_KINDS) {
       const into = merged.byKind[kind];
@@ -99,7 +143,7 @@ export function mergeShards(shards: ShardResult[], wallSeconds: number): Simulat
       merged.byKind[kind],
       shards.flatMap((s) => s.leadDays[kind]),
     );
-  merged.lost.eligibleExamples = merged.lost.eligibleExamples.sort().slice(0, 10);
+  merged.lost.reachableExamples = merged.lost.reachableExamples.sort().slice(0, 10);
   merged.wallSeconds = wallSeconds;
   merged.deviceYearsPerSecond = (merged.devices * merged.years) / wallSeconds;
   return merged;
@@ -115,19 +159,31 @@ export function formatSimulationReport(r: SimulationReport): string {
       return `  ${kind.padEnd(13)}${[f.renewals, f.lost, f.warned, f.lostAfterWarning, f.lostUnwarned, f.minLeadDays, f.medianLeadDays].map(cell).join(' ')}`;
     }),
   ];
-  const causes = Object.entries(r.lost.byCause).map(([cause, n]) => `    ${String(n).padStart(6)}  ${cause}`);
+  const causes = Object.entries(r.lost.byCause).map(
+    ([cause, c]) =>
+      `    ${String(c.devices).padStart(6)}  ${cause} (${c.reachable} reachable; away ${c.minAbsentDays}–${c.maxAbsentDays} days when they found out)`,
+  );
+  const l = r.lifetimes;
   return [
     `certmdm simulation — seed ${r.seed}, ${r.devices} devices, ${r.years} years, lifecycle ${r.lifecycle ? 'on' : 'OFF (control run)'}` +
+      (r.pinning ? ', ServerURL pinned' : '') +
       (r.processes > 1 ? `, ${r.processes} processes` : ''),
-    `  lifetimes: identity ${r.lifetimes.identityDays} d, TLS ${r.lifetimes.tlsDays} d, intermediate ${r.lifetimes.intermediateDays} d, root ${r.lifetimes.rootDays} d`,
+    `  lifetimes: identity ${+l.identityDays.toFixed(2)} d, TLS ${l.tlsDays} d (renewed ${l.tlsRenewBeforeDays} d early at start), ` +
+      `intermediate ${l.intermediateDays} d, root ${l.rootDays} d, profile signing and SCEP RA ${l.signingDays} d, challenges ${l.challengeTtlHours} h`,
     `  fleet: ${Object.entries(r.behaviours)
       .map(([b, n]) => `${n} ${b}`)
       .join(', ')}`,
     ...table,
-    `  lost: ${r.lost.total} devices, ${r.lost.eligible} of them online at least once in every renewal window` +
-      (r.lost.eligibleExamples.length ? ` (e.g. ${r.lost.eligibleExamples.slice(0, 3).join(', ')})` : ''),
+    `  reachable (online at least once in every 30 days, installing profiles): ${r.reachable} of ${r.devices}`,
+    `  lost: ${r.lost.total} devices, ${r.lost.reachable} of them reachable` +
+      (r.lost.reachableExamples.length ? ` (e.g. ${r.lost.reachableExamples.slice(0, 3).join(', ')})` : ''),
     ...causes,
     `  at risk: ${r.atRisk.warned} devices named; lost after a warning ${r.atRisk.lostAndWarned}, lost without one ${r.atRisk.lostUnwarned}`,
-    `  ${r.messages} MDM messages, ${r.scepIssuances} SCEP issuances; ${r.wallSeconds.toFixed(1)} s wall, ${r.deviceYearsPerSecond.toFixed(2)} device-years/s`,
+    `  re-issued: profile signing ${r.reissued['profile-signing']}, SCEP RA ${r.reissued['scep-ra']}`,
+    `  rescued after expiry: ${r.rescues}; days with an expired server certificate in use: ${r.expiredInUse.days}` +
+      (r.expiredInUse.first ? ` (first: day ${r.expiredInUse.first.day}, ${r.expiredInUse.first.role})` : ''),
+    `  ${r.messages} MDM messages over ${r.connections} TLS connections (${Object.entries(r.transports)
+      .map(([t, n]) => `${n} devices by ${t}`)
+      .join(', ')}), ${r.scepIssuances} SCEP issuances; ${r.wallSeconds.toFixed(1)} s wall, ${r.deviceYearsPerSecond.toFixed(2)} device-years/s`,
   ].join('\n');
 }

@@ -5,14 +5,16 @@ import { ensurePki, openApp } from '../../app/context.ts';
 import { createServices } from '../../app/services.ts';
 import { DAY_MS } from '../../clock.ts';
 import { resolveConfig } from '../../config.ts';
-import { buildHttpServer } from '../../http/server.ts';
+import { buildHttpServer, swapSecureContext } from '../../http/server.ts';
 import { createLogger } from '../../log.ts';
+import type { ServerPki } from '../../pki/server-pki.ts';
 import type { ChannelKey } from '../../store/types.ts';
 import { DEFAULT_POLICY } from '../model.ts';
 import { LifecycleRunner } from '../runner.ts';
-import { KeyPool, SimulatedDevice, type DeviceNetwork } from './device.ts';
-import { firstBreak, type Loss, type ServerChain } from './loss.ts';
+import { KeyPool, SimulatedDevice, type SessionOutcome } from './device.ts';
 import { acceptsProfiles, advance, finish, fleetMember, type FleetMember } from './fleet.ts';
+import type { SimulatedLifetimes } from './lifetimes.ts';
+import { LoopbackNetwork } from './network.ts';
 import {
   CERTIFICATE_KINDS,
   applyLeadTimes,
@@ -22,10 +24,17 @@ import {
   type ShardResult,
   type SimulationReport,
 } from './report.ts';
+import { CertificateCache } from './trust.ts';
 
 const TOPIC = 'com.apple.mgmt.External.00000000-0000-4000-8000-000000000000';
+const HOSTNAME = 'mdm.sim.test';
 /** A device that put a command off polls again later the same day when it is no longer busy, up to this many times. */
 const SESSIONS_PER_DAY = 8;
+/**
+ * Reachable, independently of any policy: online at least once in every 30 days and willing to install profiles.
+ * No reachable device may be lost.
+ */
+export const REACHABLE_GAP_DAYS = 30;
 
 export interface SimulationOptions {
   devices: number;
@@ -33,10 +42,9 @@ export interface SimulationOptions {
   seed: number;
   /** Off: the control run, where nothing renews anything. */
   lifecycle: boolean;
-  identityDays: number;
-  tlsDays: number;
-  intermediateDays: number;
-  rootDays: number;
+  lifetimes: SimulatedLifetimes;
+  /** ServerURL pinning (`--pin-server-url`). */
+  pinning?: boolean;
   /** How often (simulated days) the lifecycle engine runs. */
   runEveryDays: number;
   /** Simulate only devices i with i % count === index (one process of a fleet split across several). */
@@ -44,21 +52,34 @@ export interface SimulationOptions {
   progress?: (fraction: number) => void;
 }
 
-export const SIMULATION_DEFAULTS = { identityDays: 90, tlsDays: 120, intermediateDays: 365, rootDays: 730, runEveryDays: 1 };
-
 interface Member {
   fleet: FleetMember;
   device: SimulatedDevice;
   enrolled: boolean;
-  lost?: Loss;
+  lost?: { kind: CertificateKind; cause: string; at: Date; absentDays: number };
 }
 
+/** The server's own certificates a device depends on at every moment: the TLS chain, profile signing, the RA. */
+function liveCertificates(pki: ServerPki) {
+  return [
+    { role: 'tls', cert: pki.tls.certificate },
+    { role: 'intermediate', cert: pki.authority.intermediate },
+    { role: 'root', cert: pki.authority.root },
+    { role: 'profile-signing', cert: pki.profileSigning.certificate },
+    { role: 'scep-ra', cert: pki.scepRa.certificate },
+  ];
+}
+
+/** Refusal texts name no device or certificate, so causes group; long hex (fingerprints, serials) is elided. */
+const generalised = (text: string) => text.replace(/[0-9a-f]{12,}/gi, '…').split('\n')[0]!;
+
 /**
- * The time-travel fleet simulator. The real server core (SCEP, profiles, MDM check-in with Mdm-Signature, the
- * binding, the lifecycle runner) runs in-process on a virtual clock; simulated devices speak the real protocol to it
- * over Fastify's inject. Devices connect when a push is waiting and they are online (event-driven: a day on which
- * nothing is queued for a device costs nothing). A device is lost when a certificate it depends on expires before a
- * replacement is installed on it, or the server's TLS chain moves to a root it does not have.
+ * The time-travel fleet simulator. The real server (the HTTPS listener `serve` runs, SCEP, profiles, the MDM check-in,
+ * the binding, the lifecycle runner with its TLS hot swap) runs in-process on a virtual clock and listens on
+ * loopback; simulated devices connect to it over real TLS, decide themselves whether to trust the chain they are
+ * shown, and present their identity by mutual TLS or Mdm-Signature. Devices connect when a push is waiting and they
+ * are online (event-driven: a day on which nothing is queued for a device costs nothing). A device is lost when what
+ * it experiences says so: a handshake it does not trust, or its identity refused.
  */
 export async function simulateShard(options: SimulationOptions): Promise<ShardResult> {
   const started = performance.now();
@@ -66,22 +87,25 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
   const dir = mkdtempSync(join(tmpdir(), 'certmdm-simulate-'));
   const start = new Date(Date.UTC(2027, 0, 1));
   const horizon = Math.round(options.years * 365);
+  const lifetimes = options.lifetimes;
   let now = start;
   const config = resolveConfig(
     {
       data: join(dir, 'data'),
       'root-algorithm': 'rsa-2048',
-      hostname: ['mdm.sim.test'],
-      'public-url': 'https://mdm.sim.test',
+      hostname: [HOSTNAME],
+      listen: '127.0.0.1',
+      'public-url': `https://${HOSTNAME}`,
       'push-topic': TOPIC,
-      'root-days': String(options.rootDays),
-      'intermediate-days': String(options.intermediateDays),
-      'tls-days': String(options.tlsDays),
-      'signing-days': String(options.rootDays),
-      'identity-days': String(options.identityDays),
-      'tls-renew-before-days': '0',
-      'challenge-ttl-hours': String(24 * options.identityDays),
-      'mdm-identity-sources': ['signature'],
+      'root-days': String(lifetimes.rootDays),
+      'intermediate-days': String(lifetimes.intermediateDays),
+      'tls-days': String(lifetimes.tlsDays),
+      'tls-renew-before-days': String(lifetimes.tlsRenewBeforeDays),
+      'signing-days': String(lifetimes.signingDays),
+      'identity-days': String(lifetimes.identityDays),
+      'challenge-ttl-hours': String(lifetimes.challengeTtlHours),
+      'mdm-identity-sources': ['mtls', 'signature'],
+      'pin-server-url': String(options.pinning ?? false),
     },
     {},
   );
@@ -90,6 +114,7 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
     const pki = await ensurePki(app);
     const services = createServices(app, pki);
     const server = await buildHttpServer(app, pki, services);
+    await server.listen({ host: '127.0.0.1', port: 0 });
     const woken = new Set<string>();
     const runner = new LifecycleRunner(
       {
@@ -97,51 +122,64 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
         pki,
         profiles: services.profiles,
         push: { push: async (channels: ChannelKey[]) => channels.forEach((c) => woken.add(c.enrollmentId)) },
+        onTlsChange: (live) => swapSecureContext(server, app, live),
       },
       DEFAULT_POLICY,
     );
+    const address = server.server.address();
+    if (!address || typeof address === 'string') throw new Error('the simulated server has no port');
+    const cache = new CertificateCache();
+    const network = new LoopbackNetwork(address.port, HOSTNAME, cache);
     let messages = 0;
-    const network: DeviceNetwork = {
-      request: (r) => server.inject(r),
-      raCertificate: () => pki.scepRa.certificate.der,
-      topic: TOPIC,
-      sent: () => void messages++,
-    };
+    const link = { connect: network.connect.bind(network), now: () => now, topic: TOPIC, sent: () => void messages++ };
     const keys = new KeyPool(Math.min(16, options.devices), SimulatedDevice.requesterValidity(start, horizon));
 
     const members: Member[] = [];
     for (let i = shard.index; i < options.devices; i += shard.count) {
       const fleet = fleetMember(options.seed, i, horizon);
-      members.push({ fleet, device: new SimulatedDevice(fleet.udid, fleet.behaviour, fleet.random, network, keys), enrolled: false });
+      const transport = i % 2 === 0 ? 'mtls' : 'signature';
+      members.push({
+        fleet,
+        device: new SimulatedDevice(fleet.udid, fleet.behaviour, fleet.random, link, keys, i, transport, cache),
+        enrolled: false,
+      });
     }
     const byUdid = new Map(members.map((m) => [m.fleet.udid, m]));
     const enrollOn = new Map<number, Member[]>();
     for (const m of members) enrollOn.set(m.fleet.enrollDay, [...(enrollOn.get(m.fleet.enrollDay) ?? []), m]);
 
-    const serverChain = async (previous?: ServerChain): Promise<ServerChain> => {
-      const tls = pki.tls.certificate;
-      const intermediate = (await app.store.getCertificate(tls.issuerId!))!;
-      const root = (await app.store.getCertificate(intermediate.issuerId!))!;
-      return {
-        rootFingerprint: root.fingerprintSha256,
-        rootNotAfter: root.notAfter,
-        intermediateNotAfter: intermediate.notAfter,
-        tlsNotAfter: tls.notAfter,
-        rootSince: previous && previous.rootFingerprint === root.fingerprintSha256 ? previous.rootSince : now,
-      };
-    };
-    let chain = await serverChain();
+    // When the TLS chain last moved to another root: a device lacking that root was lost from then.
+    let tlsRoot = pki.authority.root.fingerprintSha256;
+    let tlsRootSince = now;
 
-    /** What the device finds when it tries to connect: a chain it trusts, and an identity it can still use. */
-    const reachable = (m: Member): boolean => {
-      m.lost ??= firstBreak({ anchors: m.device.anchors, identityNotAfter: m.device.notAfter }, chain, now);
-      return !m.lost;
+    /** Records what the device experienced; `day` is when it found out, after the absence that ended that day. */
+    const lose = (m: Member, outcome: Exclude<SessionOutcome, 'done' | 'not-now'>, day: number) => {
+      const absentDays = day - m.fleet.availability.lastOnline;
+      if ('untrusted' in outcome) {
+        const { kind, reason, at } = outcome.untrusted;
+        m.lost = { kind, cause: reason, at: at ?? (kind === 'root' ? tlsRootSince : now), absentDays };
+        return;
+      }
+      const expired = m.device.notAfter <= now;
+      const cause = `the server refused the identity (${outcome.refused}: ${generalised(outcome.reason)})`;
+      const failure = m.device.lastFailure ? `; the last renewal failed: ${generalised(m.device.lastFailure)}` : '';
+      m.lost = { kind: 'identity', cause: cause + (expired ? failure : ''), at: expired ? m.device.notAfter : now, absentDays };
     };
 
     const renewals: Record<Exclude<CertificateKind, 'identity'>, number> = { tls: 0, intermediate: 0, root: 0 };
-    let current = { tls: pki.tls.certificate.id, intermediate: pki.authority.intermediate.id, root: pki.authority.root.id };
+    const reissued = { 'profile-signing': 0, 'scep-ra': 0 };
+    const ids = () => ({
+      tls: pki.tls.certificate.id,
+      intermediate: pki.authority.intermediate.id,
+      root: pki.authority.root.id,
+      'profile-signing': pki.profileSigning.certificate.id,
+      'scep-ra': pki.scepRa.certificate.id,
+    });
+    let current = ids();
     /** First at-risk warning per device and certificate kind. */
     const warnings = new Map<string, Partial<Record<CertificateKind, Date>>>();
+    /** Days on which a certificate the server depends on was in use past its notAfter (the property: none). */
+    const expiredInUse: { day: number; role: string }[] = [];
 
     for (let day = 0; day <= horizon; day++) {
       now = new Date(start.getTime() + day * DAY_MS);
@@ -158,11 +196,17 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
           seen[action.dependency] ??= now;
           warnings.set(action.deviceId, seen);
         }
-        const next = { tls: pki.tls.certificate.id, intermediate: pki.authority.intermediate.id, root: pki.authority.root.id };
+        const next = ids();
         for (const kind of ['tls', 'intermediate', 'root'] as const) if (next[kind] !== current[kind]) renewals[kind]++;
-        if (next.tls !== current.tls) chain = await serverChain(chain);
+        for (const role of ['profile-signing', 'scep-ra'] as const) if (next[role] !== current[role]) reissued[role]++;
         current = next;
+        if (pki.authority.root.fingerprintSha256 !== tlsRoot) {
+          tlsRoot = pki.authority.root.fingerprintSha256;
+          tlsRootSince = now;
+        }
       }
+      for (const { role, cert } of liveCertificates(pki)) if (cert.notAfter <= now) expiredInUse.push({ day, role });
+
       // Devices with a push waiting that are online today connect; the others keep it until they are.
       for (const udid of woken) {
         const m = byUdid.get(udid);
@@ -173,16 +217,26 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
         advance(m.fleet.availability, day);
         if (m.fleet.availability.nextOnline !== day) continue;
         woken.delete(udid);
-        for (let session = 0; session < SESSIONS_PER_DAY && reachable(m); session++) {
+        for (let session = 0; session < SESSIONS_PER_DAY; session++) {
           const outcome = await m.device.session();
-          if (typeof outcome === 'object') m.lost = { kind: 'identity', cause: `server refused the device (${outcome.refused})`, at: now };
+          if (typeof outcome === 'object') {
+            lose(m, outcome, day);
+            break;
+          }
           if (outcome !== 'not-now') break;
         }
       }
       options.progress?.(day / horizon);
     }
 
-    // The end of the horizon: whoever could not connect now is lost (since the moment its dependency broke).
+    // The end of the horizon: every device still enrolled tries once more, as if it came online now.
+    for (const m of members) {
+      finish(m.fleet.availability);
+      if (m.lost || !m.enrolled) continue;
+      const outcome = await m.device.probe();
+      if (typeof outcome === 'object') lose(m, outcome, horizon);
+    }
+
     const leadDays = Object.fromEntries(CERTIFICATE_KINDS.map((k) => [k, [] as number[]])) as Record<CertificateKind, number[]>;
     const byKind = Object.fromEntries(CERTIFICATE_KINDS.map((k) => [k, emptyKindFigures()])) as Record<CertificateKind, KindFigures>;
     const report: SimulationReport = {
@@ -190,41 +244,46 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
       devices: members.length,
       years: options.years,
       lifecycle: options.lifecycle,
+      pinning: options.pinning ?? false,
       processes: 1,
-      lifetimes: {
-        identityDays: options.identityDays,
-        tlsDays: options.tlsDays,
-        intermediateDays: options.intermediateDays,
-        rootDays: options.rootDays,
-      },
+      lifetimes,
       byKind,
-      lost: { total: 0, eligible: 0, byCause: {}, eligibleExamples: [] },
+      reachable: 0,
+      lost: { total: 0, reachable: 0, byCause: {}, reachableExamples: [] },
       atRisk: { warned: 0, lostAndWarned: 0, lostUnwarned: 0 },
+      reissued,
+      rescues: 0,
+      expiredInUse: { days: new Set(expiredInUse.map((e) => e.day)).size, first: expiredInUse[0] ?? null },
       behaviours: {},
+      transports: {},
       messages,
+      connections: network.connections,
       scepIssuances: 0,
       wallSeconds: 0,
       deviceYearsPerSecond: 0,
     };
     for (const kind of ['tls', 'intermediate', 'root'] as const) byKind[kind].renewals = renewals[kind];
-    // Eligible: online at least once in every renewal window, counting the engine's run cadence (a renewal starts up
-    // to runEveryDays after the window opens), and willing to install a profile.
-    const windowDays = options.identityDays * DEFAULT_POLICY.identityRenewAt - options.runEveryDays;
     for (const m of members) {
-      finish(m.fleet.availability);
-      if (!m.lost) reachable(m);
+      const reachable = acceptsProfiles(m.fleet.behaviour) && m.fleet.availability.longestGap <= REACHABLE_GAP_DAYS;
+      if (reachable) report.reachable++;
       report.behaviours[m.fleet.behaviour] = (report.behaviours[m.fleet.behaviour] ?? 0) + 1;
+      report.transports[m.device.transport] = (report.transports[m.device.transport] ?? 0) + 1;
       byKind.identity.renewals += m.device.identityRenewals;
+      report.rescues += m.device.rescues;
       report.scepIssuances += 1 + m.device.identityRenewals;
       const warned = warnings.get(m.fleet.udid) ?? {};
       for (const kind of CERTIFICATE_KINDS) if (warned[kind]) byKind[kind].warned++;
       if (Object.keys(warned).length) report.atRisk.warned++;
       if (!m.lost) continue;
       report.lost.total++;
-      report.lost.byCause[m.lost.cause] = (report.lost.byCause[m.lost.cause] ?? 0) + 1;
-      if (acceptsProfiles(m.fleet.behaviour) && m.fleet.availability.longestGap <= windowDays) {
-        report.lost.eligible++;
-        report.lost.eligibleExamples.push(m.fleet.udid);
+      const cause = (report.lost.byCause[m.lost.cause] ??= { devices: 0, reachable: 0, minAbsentDays: Infinity, maxAbsentDays: 0 });
+      cause.devices++;
+      cause.minAbsentDays = Math.min(cause.minAbsentDays, m.lost.absentDays);
+      cause.maxAbsentDays = Math.max(cause.maxAbsentDays, m.lost.absentDays);
+      if (reachable) {
+        cause.reachable++;
+        report.lost.reachable++;
+        report.lost.reachableExamples.push(m.fleet.udid);
       }
       const figures = byKind[m.lost.kind];
       figures.lost++;
@@ -239,7 +298,7 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
       }
     }
     for (const kind of CERTIFICATE_KINDS) applyLeadTimes(byKind[kind], leadDays[kind]);
-    report.lost.eligibleExamples = report.lost.eligibleExamples.slice(0, 10);
+    report.lost.reachableExamples = report.lost.reachableExamples.slice(0, 10);
     report.wallSeconds = (performance.now() - started) / 1000;
     report.deviceYearsPerSecond = (report.devices * report.years) / report.wallSeconds;
     await server.close();
