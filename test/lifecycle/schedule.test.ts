@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DEFAULT_POLICY, type Action, type CertificateFact, type DeviceFact, type LifecycleState } from '../../src/lifecycle/model.ts';
+import { plan } from '../../src/lifecycle/planner.ts';
+import { groupByMonth, schedule, type ScheduledCertificate } from '../../src/lifecycle/schedule.ts';
+
+const DAY = 86_400_000;
+const NOW = new Date(Date.UTC(2030, 0, 1));
+/** A certificate valid from `from` days before now for `span` days. */
+const cert = (id: string, from: number, span: number): CertificateFact => ({
+  id,
+  notBefore: new Date(NOW.getTime() - from * DAY),
+  notAfter: new Date(NOW.getTime() + (span - from) * DAY),
+});
+const device = (id: string, identity: CertificateFact | null, anchors = ['root-1'], renewalStartedAt: Date | null = null): DeviceFact => ({
+  id,
+  identity,
+  anchors,
+  lastSeenAt: NOW,
+  renewalStartedAt,
+});
+
+function base(): LifecycleState {
+  return {
+    now: NOW,
+    roots: [cert('root-1', 100, 3650)],
+    intermediate: cert('int-1', 100, 1825),
+    tlsRootId: 'root-1',
+    tls: cert('tls-1', 10, 397),
+    profileSigning: cert('sign-1', 10, 730),
+    scepRa: cert('ra-1', 20, 730),
+    push: cert('push-1', 10, 365),
+    devices: [
+      device('D1', cert('id-1', 10, 365)),
+      device('D2', cert('id-2', 200, 365)),
+      device('D3', cert('id-3', 250, 365), ['root-1'], new Date(NOW.getTime() - 10 * DAY)),
+      device('D4', null),
+    ],
+    identityLifetime: 365 * DAY,
+  };
+}
+
+/** Mid-rollover: a successor root that one device still lacks; `lackerFrom` ages that device's identity. */
+function rollingRoot(lackerFrom: number): LifecycleState {
+  const s = base();
+  s.roots = [cert('root-1', 2800, 3650), cert('root-2', 1, 3650)]; // 850 days left of root-1: the switch is due at 339
+  s.devices = [device('has', cert('a', 10, 365), ['root-1', 'root-2']), device('lacks', cert('b', lackerFrom, 365), ['root-1'])];
+  return s;
+}
+
+/** Whether `plan()` at `at` takes the scheduled certificate's action (for an identity: for its device). */
+function takes(state: LifecycleState, entry: ScheduledCertificate, kind: Action['kind'], at: Date): boolean {
+  return plan({ ...state, now: at }, DEFAULT_POLICY).some(
+    (a) => a.kind === kind && (entry.deviceId === undefined || ('deviceId' in a && a.deviceId === entry.deviceId)),
+  );
+}
+
+/** Every future date the schedule shows is the day `plan()` starts taking the action: not a day, not a moment before. */
+function assertConsistent(state: LifecycleState): number {
+  const { server, identities } = schedule(state, DEFAULT_POLICY);
+  let checked = 0;
+  for (const entry of [...server, ...identities]) {
+    const due = entry.action && !entry.action.dueNow ? { kind: entry.action.kind, at: entry.action.at } : undefined;
+    // The push certificate has no action of the planner's, but its warnings are planned the same way.
+    const warning =
+      entry.warnings?.[0] && entry.warnings[0].at > state.now
+        ? { kind: 'push-certificate-expiring' as const, at: entry.warnings[0].at }
+        : undefined;
+    const check = due ?? warning;
+    if (!check) continue;
+    const label = `${entry.role} ${entry.id} ${check.kind} on ${check.at.toISOString()}`;
+    assert.equal(takes(state, entry, check.kind, new Date(check.at.getTime() - DAY)), false, `${label}: not a day before`);
+    assert.equal(takes(state, entry, check.kind, new Date(check.at.getTime() - 1)), false, `${label}: not a moment before`);
+    assert.equal(takes(state, entry, check.kind, check.at), true, `${label}: on the day`);
+    checked += 1;
+  }
+  return checked;
+}
+
+test('every certificate something depends on is scheduled, soonest expiry first, with its dependants', () => {
+  const s = base();
+  const { server, identities } = schedule(s, DEFAULT_POLICY);
+  assert.deepEqual(
+    server.map((e) => e.role),
+    ['push', 'tls', 'scep-ra', 'profile-signing', 'intermediate', 'root'],
+  );
+  const byRole = Object.fromEntries(server.map((e) => [e.role, e]));
+  assert.equal(byRole.tls!.dependants.devices, 4);
+  assert.deepEqual(byRole['profile-signing']!.dependants.profiles, ['enrollment', 'renewal', 'trust']);
+  assert.equal(byRole.intermediate!.dependants.devices, 3, 'every device with an identity');
+  assert.equal(byRole.root!.action?.kind, 'create-root-successor');
+  assert.equal(byRole.push!.action, null);
+  assert.match(byRole.push!.note, /^none — operator/);
+  assert.deepEqual(
+    byRole.push!.warnings!.map((w) => w.days),
+    [60, 30, 14, 7, 1],
+  );
+  assert.deepEqual(
+    identities.map((i) => i.deviceId),
+    ['D3', 'D2', 'D1'],
+  );
+  assert.match(identities[0]!.note, /renewal in flight since .*; at risk from/);
+  assert.equal(identities[0]!.action?.dueNow, true, 'D3 is inside its renewal window now');
+});
+
+test('each scheduled date is the day plan() takes the action', () => {
+  assert.ok(assertConsistent(base()) >= 7);
+});
+
+test('root rollover: the switch is scheduled at its deadline, or when the last device waited for is lost', () => {
+  // The lacking device is still valid at the deadline (day 339): the switch is planned at the deadline.
+  const atDeadline = rollingRoot(10);
+  const root = schedule(atDeadline, DEFAULT_POLICY).server.find((e) => e.id === 'root-1')!;
+  assert.equal(root.action?.kind, 'switch-tls-root');
+  assert.deepEqual(root.action?.at, new Date(NOW.getTime() + 339 * DAY));
+  assert.match(root.note, /1 device\(s\) still lacking/);
+  assert.ok(assertConsistent(atDeadline) >= 2);
+  // Its identity ends on day 65: from then it is not waited for, and the switch comes then.
+  const early = rollingRoot(300);
+  assert.deepEqual(schedule(early, DEFAULT_POLICY).server.find((e) => e.id === 'root-1')!.action?.at, new Date(NOW.getTime() + 65 * DAY));
+  assertConsistent(early);
+  // The successor and the intermediate (which the root rollover replaces: the root runs out first) have no action.
+  const successor = schedule(early, DEFAULT_POLICY).server.find((e) => e.id === 'root-2')!;
+  assert.equal(successor.action, null);
+  assert.equal(schedule(early, DEFAULT_POLICY).server.find((e) => e.role === 'intermediate')!.action, null);
+});
+
+test('an action already due is planned now; a TLS certificate outliving the intermediate is due at once', () => {
+  const s = base();
+  s.intermediate = cert('int', 100, 400);
+  s.tls = { id: 'tls', notBefore: NOW, notAfter: new Date(s.intermediate.notAfter.getTime() + DAY) };
+  const tls = schedule(s, DEFAULT_POLICY).server.find((e) => e.role === 'tls')!;
+  assert.deepEqual(tls.action, { kind: 'reissue-tls', at: NOW, dueNow: true });
+  assert.ok(plan(s, DEFAULT_POLICY).some((a) => a.kind === 'reissue-tls'));
+});
+
+test('device identities group by month of expiry', () => {
+  const s = base();
+  s.devices = Array.from({ length: 1000 }, (_, i) => device(`D${i}`, cert(`id-${i}`, i % 300, 365)));
+  const groups = groupByMonth(schedule(s, DEFAULT_POLICY).identities);
+  assert.ok(groups.length <= 11);
+  assert.equal(
+    groups.reduce((n, g) => n + g.identities, 0),
+    1000,
+  );
+  assert.ok(groups.every((g) => g.firstExpiry <= g.lastExpiry && g.firstRenewal < g.firstExpiry));
+});
