@@ -15,7 +15,8 @@ import { explicitOptions, renderOptionsHelp, type Config, type RawOptions } from
 import { OperatorError, messageOf } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { toPem } from '../pki/certificate.ts';
-import { formatInventoryTable, listInventory } from '../pki/inventory.ts';
+import { formatInventoryTable, listInventory, pendingEntry } from '../pki/inventory.ts';
+import { describePendingRequest, pendingPushRequests } from '../push/pending.ts';
 import { CERTIFICATE_ROLES, type CertificateRole, type IdentityKind } from '../store/types.ts';
 import { createProfileService } from '../app/services.ts';
 import { recordServerNamesIfAbsent, serverNames, withServerNames } from '../app/server-names.ts';
@@ -131,7 +132,8 @@ async function run(argv: string[]): Promise<void> {
       return withApp(config, false, async (app) => {
         if (sub === 'list') {
           const entries = await listInventory(app.store, app.clock(), { pem: Boolean(values.pem) });
-          return out(values.json ? JSON.stringify(entries, null, 2) : formatInventoryTable(entries));
+          const pending = (await pendingPushRequests(app.store)).map(pendingEntry);
+          return out(values.json ? JSON.stringify([...entries, ...pending], null, 2) : formatInventoryTable(entries, pending));
         }
         if (sub === 'export') {
           const role = values.role as string | undefined;
@@ -344,10 +346,24 @@ async function run(argv: string[]): Promise<void> {
         }
         if (sub === 'status') {
           const [current] = await app.store.listCertificates({ role: 'push', status: 'active' });
-          if (!current) return out('no push certificate: run certmdm push csr, have it signed, then certmdm push import');
+          const pending = (await pendingPushRequests(app.store)).map(describePendingRequest);
+          if (!current)
+            return out(
+              [
+                pending.length
+                  ? 'no push certificate yet'
+                  : 'no push certificate: run certmdm push csr, have it signed, then certmdm push import',
+                ...pending,
+              ].join('\n'),
+            );
           const warning = expiryWarning(current, app.clock());
           return out(
-            `topic ${topicOf(current.der)}\nvalid until ${current.notAfter.toISOString()}${warning ? `\nWARNING: ${warning.message}` : ''}`,
+            [
+              `topic ${topicOf(current.der)}`,
+              `valid until ${current.notAfter.toISOString()}`,
+              ...(warning ? [`WARNING: ${warning.message}`] : []),
+              ...pending,
+            ].join('\n'),
           );
         }
         throw new OperatorError(`unknown push command '${sub}'`, 2);
