@@ -95,12 +95,13 @@ export function formatPlanReport(report: PlanReport, options: { all: boolean }):
       name,
       String(c.dependants.devices),
       c.dependants.profiles.join(',') || '-',
-      c.action?.kind ?? 'none — operator',
-      c.action ? (c.action.dueNow ? 'now' : day(c.action.at)) : '-',
+      // No action of the planner's: the note says why (the push certificate: an operator renews it with Apple).
+      c.action?.kind ?? 'none',
+      c.action ? (c.action.dueNow ? 'now' : day(c.action.at)) : c.warnings?.[0] ? `warn ${day(c.warnings[0].at)}` : '-',
       [c.dependants.through, c.note].filter(Boolean).join('; '),
     ],
   });
-  const short = (c: ReportedCertificate) => `${c.subject || c.id} #${c.serial.slice(0, 8)}`;
+  const short = (c: ReportedCertificate) => `${c.subject || c.id}${c.serial ? ` #${c.serial.slice(0, 8)}` : ''}`;
   const rows: Row[] = report.expiries.map((c) => row(c, short(c)));
   const shown = options.all ? report.identities.entries : report.identities.entries.slice(0, SOONEST_IDENTITIES);
   rows.push(...shown.map((c) => row(c, `${c.deviceId} ${short(c)}`)));
@@ -145,14 +146,29 @@ export function formatPlanReport(report: PlanReport, options: { all: boolean }):
   const count = report.identities.count;
   if (!options.all && count > SOONEST_IDENTITIES)
     lines.push(`${count} device identities: the soonest ${SOONEST_IDENTITIES} listed, the rest per month (--all lists every one)`);
-  lines.push('', 'Due now:', formatDue(report.due));
+  lines.push('', 'Due now:', formatDue(report.due, options));
   return lines.join('\n');
 }
 
+/** Routine per-device actions listed one by one before the rest are counted (unless --all); at-risk devices always are. */
+export const ROUTINE_DEVICE_ACTIONS_SHOWN = 10;
+const ROUTINE: ReadonlySet<Action['kind']> = new Set(['renew-identity', 'deliver-root']);
+
 /** The actions due now, soonest deadline first, as `lifecycle plan` has always printed them. */
-export function formatDue(actions: Action[]): string {
+export function formatDue(actions: Action[], options: { all: boolean } = { all: true }): string {
   if (actions.length === 0) return 'nothing is due: every certificate has more than its renewal window left';
-  return actions
-    .map((a) => `${a.deadline.toISOString().slice(0, 10)}  ${a.kind.padEnd(26)} ${'deviceId' in a ? a.deviceId + '  ' : ''}${a.reason}`)
-    .join('\n');
+  const shown = new Map<Action['kind'], number>();
+  const lines: string[] = [];
+  for (const a of actions) {
+    if (!options.all && ROUTINE.has(a.kind)) {
+      const n = (shown.get(a.kind) ?? 0) + 1;
+      shown.set(a.kind, n);
+      if (n > ROUTINE_DEVICE_ACTIONS_SHOWN) continue;
+    }
+    lines.push(`${a.deadline.toISOString().slice(0, 10)}  ${a.kind.padEnd(26)} ${'deviceId' in a ? a.deviceId + '  ' : ''}${a.reason}`);
+  }
+  for (const [kind, n] of shown)
+    if (n > ROUTINE_DEVICE_ACTIONS_SHOWN)
+      lines.push(`... and ${n - ROUTINE_DEVICE_ACTIONS_SHOWN} more ${kind} (--all or --json lists every one)`);
+  return lines.join('\n');
 }

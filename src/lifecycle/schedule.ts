@@ -198,7 +198,7 @@ export function schedule(state: LifecycleState, policy: LifecyclePolicy): Schedu
         state.push,
         { devices: enrolled, profiles: CHAIN_PROFILES, through: 'every push that wakes a device' },
         null,
-        `none — operator: renew with Apple (same Apple ID and topic)${first ? `; warnings from ${day(first)}` : ''}`,
+        `none — operator: renew with Apple (same Apple ID and topic)${first ? `; warned at ${[...policy.pushWarningDays].sort((a, b) => b - a).join('/')} days left, from ${day(first)}` : ''}`,
       ),
       warnings: pushWarnings(state.push, policy),
     });

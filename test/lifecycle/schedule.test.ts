@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import { DEFAULT_POLICY, type Action, type CertificateFact, type DeviceFact, type LifecycleState } from '../../src/lifecycle/model.ts';
 import { plan } from '../../src/lifecycle/planner.ts';
 import { groupByMonth, schedule, type ScheduledCertificate } from '../../src/lifecycle/schedule.ts';
+import { formatPlanReport, planReport } from '../../src/lifecycle/schedule-report.ts';
+import type { Store } from '../../src/store/types.ts';
 
 const DAY = 86_400_000;
 const NOW = new Date(Date.UTC(2030, 0, 1));
@@ -144,4 +146,28 @@ test('device identities group by month of expiry', () => {
     1000,
   );
   assert.ok(groups.every((g) => g.firstExpiry <= g.lastExpiry && g.firstRenewal < g.firstExpiry));
+});
+
+test('the human table stays bounded for 10,000 devices: the soonest identities, then one row per month; --all lists every one', async () => {
+  const s = base();
+  s.devices = Array.from({ length: 10_000 }, (_, i) => device(`D${i}`, cert(`id-${i}`, i % 300, 365)));
+  // The report reads subjects and serials from the inventory; this one has none, so ids stand in.
+  const store = { listCertificates: async () => [], getCertificate: async () => undefined } as unknown as Store;
+  const report = await planReport(store, schedule(s, DEFAULT_POLICY), plan(s, DEFAULT_POLICY));
+  assert.equal(report.identities.entries.length, 10_000, 'JSON has every identity');
+  assert.ok(report.due.filter((a) => a.kind === 'renew-identity').length > 1000);
+  const table = formatPlanReport(report, { all: false }).split('\n');
+  assert.ok(table.length < 60, `${table.length} lines`);
+  assert.equal(
+    table.filter((l) => /^\S+\s+renew-identity\s+D\d+/.test(l)).length,
+    10,
+    'the renewals due now: the soonest 10, then a count',
+  );
+  assert.ok(table.some((l) => /^\.\.\. and \d+ more renew-identity/.test(l)));
+  const monthRows = table.filter((l) => /device-identity\s+\d+ more expiring in \d{4}-\d{2}/.test(l));
+  assert.ok(monthRows.length >= 10);
+  assert.equal(table.filter((l) => /device-identity\s+D\d+ /.test(l)).length, 5);
+  assert.ok(table.some((l) => /10000 device identities: the soonest 5 listed/.test(l)));
+  const all = formatPlanReport({ ...report, due: [] }, { all: true }).split('\n');
+  assert.equal(all.filter((l) => /device-identity\s+D\d+ /.test(l)).length, 10_000);
 });
