@@ -16,11 +16,21 @@ export function lifetime(c: CertificateFact): number {
 }
 
 /**
- * The first instant at which no more than `left` ms of the certificate remain. Rounded up: a fractional threshold
- * is first met on the next whole millisecond.
+ * The first whole millisecond at which no more than `left` ms of the certificate remain (`notAfter - now <= left`).
+ * Found from the rounded estimate and settled against that very comparison, so a fractional threshold (a share of a
+ * lifetime) gives exactly the instant the comparison first holds, whatever the floating-point rounding.
  */
 export function whenLeft(c: CertificateFact, left: number): Date {
-  return new Date(Math.ceil(c.notAfter.getTime() - left));
+  const end = c.notAfter.getTime();
+  return new Date(firstInstant(Math.ceil(end - left), (t) => end - t <= left));
+}
+
+/** The first whole millisecond from which `holds` is true, near `estimate`; `holds` must stay true once it is. */
+function firstInstant(estimate: number, holds: (t: number) => boolean): number {
+  let t = estimate;
+  while (!holds(t)) t += 1;
+  while (holds(t - 1)) t -= 1;
+  return t;
 }
 
 /** When no more than `share` of the certificate's lifetime is left. */
@@ -39,7 +49,9 @@ export function identityRenewalDue(identity: CertificateFact, policy: LifecycleP
 
 /** A renewal in flight since `startedAt` that has not completed puts the device at risk from here (strictly after its share). */
 export function renewalOverdueAt(identity: CertificateFact, startedAt: Date, policy: LifecyclePolicy): Date {
-  return new Date(Math.floor(startedAt.getTime() + lifetime(identity) * policy.renewalOverdueAfter) + 1);
+  const started = startedAt.getTime();
+  const allowed = lifetime(identity) * policy.renewalOverdueAfter;
+  return new Date(firstInstant(Math.floor(started + allowed) + 1, (t) => t - started > allowed));
 }
 
 /** The root the server's TLS chain ends in: the one whose end the CA thresholds are measured against. */
