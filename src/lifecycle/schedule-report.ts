@@ -53,9 +53,12 @@ export async function planReport(store: Store, scheduled: Schedule, due: Action[
       ...(warnings ? { warnings: warnings.map((w) => ({ days: w.days, at: w.at.toISOString() })) } : {}),
     };
   };
+  const expiries = [...scheduled.server, ...(await previousIntermediates(store, scheduled, [...records.values()]))].sort(
+    (a, b) => a.notAfter.getTime() - b.notAfter.getTime(),
+  );
   return {
     at: scheduled.at.toISOString(),
-    expiries: await Promise.all(scheduled.server.map(report)),
+    expiries: await Promise.all(expiries.map(report)),
     identities: {
       count: scheduled.identities.length,
       byMonth: groupByMonth(scheduled.identities).map((g) => ({
@@ -68,6 +71,31 @@ export async function planReport(store: Store, scheduled: Schedule, due: Action[
     },
     due,
   };
+}
+
+/**
+ * Intermediates rolled away from stay active, so the identities they issued keep working until renewed. The planner
+ * does not act on them (renewing those identities does), and its facts hold only the current one; but devices still
+ * depend on them, so they are listed with the devices whose identity they issued.
+ */
+async function previousIntermediates(store: Store, scheduled: Schedule, active: CertificateRecord[]): Promise<ScheduledCertificate[]> {
+  const listed = new Set(scheduled.server.map((e) => e.id));
+  const inUse = new Set(scheduled.identities.map((i) => i.id));
+  const previous = active.filter((r) => r.role === 'intermediate' && !listed.has(r.id));
+  return Promise.all(
+    previous.map(async (r) => ({
+      role: 'intermediate' as const,
+      id: r.id,
+      notAfter: r.notAfter,
+      dependants: {
+        devices: (await store.listIssuedBy(r.id)).filter((c) => inUse.has(c.id)).length,
+        profiles: [],
+        through: 'issued identities still in use',
+      },
+      action: null,
+      note: 'previous intermediate: issues no more; its identities are renewed from the current one',
+    })),
+  );
 }
 
 const day = (iso: string) => iso.slice(0, 10);

@@ -171,3 +171,23 @@ test('the human table stays bounded for 10,000 devices: the soonest identities, 
   const all = formatPlanReport({ ...report, due: [] }, { all: true }).split('\n');
   assert.equal(all.filter((l) => /device-identity\s+D\d+ /.test(l)).length, 10_000);
 });
+
+test('an intermediate rolled away from is listed with the devices whose identity it issued, and no action', async () => {
+  const s = base();
+  const previous = cert('int-0', 1500, 1825);
+  const record = (c: CertificateFact, role: string) => ({ ...c, role, subject: `CN=${c.id}`, serialHex: '0a0b', status: 'active' });
+  const store = {
+    listCertificates: async () => [record(previous, 'intermediate'), record(s.intermediate, 'intermediate')],
+    getCertificate: async () => undefined,
+    listIssuedBy: async (id: string) => (id === 'int-0' ? [{ id: 'id-1' }, { id: 'id-retired' }] : []),
+  } as unknown as Store;
+  const report = await planReport(store, schedule(s, DEFAULT_POLICY), []);
+  const listed = report.expiries.find((e) => e.id === 'int-0');
+  assert.ok(listed);
+  assert.equal(listed.action, null);
+  assert.equal(listed.dependants.devices, 1, 'only identities devices still use');
+  assert.match(listed.note, /previous intermediate/);
+  const notAfters = report.expiries.map((e) => e.notAfter);
+  assert.deepEqual(notAfters, [...notAfters].sort());
+  assert.equal(report.expiries.filter((e) => e.role === 'intermediate').length, 2);
+});
