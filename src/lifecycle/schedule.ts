@@ -103,12 +103,13 @@ export function schedule(state: LifecycleState, policy: LifecyclePolicy): Schedu
   const current = currentRoot(state);
   const successor = state.roots.at(-1);
   for (const root of state.roots) {
-    // A device keeps a root it installed: it depends on one when the TLS chain ends in it or its identity chains to it.
-    const dependants: Dependants = {
-      devices: state.devices.filter((d) => d.anchors.includes(root.id)).length,
-      profiles: ALL_PROFILES,
-      through: root.id === current?.id ? 'the TLS chain and every identity end in it' : 'installed as a trust anchor',
-    };
+    // Every enrolled device reaches the server through the TLS chain ending in the current root; any other root
+    // counts the devices that have installed it (for a successor: how far its delivery has come).
+    const installed = state.devices.filter((d) => d.anchors.includes(root.id)).length;
+    const dependants: Dependants =
+      root.id === current?.id
+        ? { devices: enrolled, profiles: ALL_PROFILES, through: 'the TLS chain and the identities end in it' }
+        : { devices: installed, profiles: ALL_PROFILES, through: `installed on ${installed} of ${enrolled} devices` };
     if (root.id !== current?.id) {
       const next = root.id === successor?.id;
       server.push(

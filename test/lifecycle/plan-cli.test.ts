@@ -154,6 +154,10 @@ test('certmdm lifecycle plan lists every upcoming expiry with its dependants and
   assert.match(human.stdout, /push .*none — operator/);
   assert.match(human.stdout, /device-identity\s+PLAN-DEVICE-1 /);
   assert.match(human.stdout, /Due now:\nnothing is due/);
+  assert.equal(of('root').dependants.devices, 1);
+  const all = runCli(['lifecycle', 'plan', '--all', '--data', dataDir]);
+  assert.equal(all.status, 0, all.stderr);
+  assert.match(all.stdout, /device-identity\s+PLAN-DEVICE-1 /);
 });
 
 test('certmdm lifecycle plan as of a later date: overdue actions are planned now and listed as due', () => {

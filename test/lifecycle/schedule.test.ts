@@ -124,6 +124,9 @@ test('root rollover: the switch is scheduled at its deadline, or when the last d
   // The successor and the intermediate (which the root rollover replaces: the root runs out first) have no action.
   const successor = schedule(early, DEFAULT_POLICY).server.find((e) => e.id === 'root-2')!;
   assert.equal(successor.action, null);
+  assert.equal(successor.dependants.devices, 1);
+  assert.equal(successor.dependants.through, 'installed on 1 of 2 devices');
+  assert.equal(schedule(early, DEFAULT_POLICY).server.find((e) => e.id === 'root-1')!.dependants.devices, 2);
   assert.equal(schedule(early, DEFAULT_POLICY).server.find((e) => e.role === 'intermediate')!.action, null);
 });
 
