@@ -7,6 +7,7 @@ import {
   pushWarningDue,
   pushWarnings,
   renewalOverdueAt,
+  rootDeliveryAtRiskFrom,
   rootSuccessorDue,
   rootSwitchDue,
   thresholdsOf,
@@ -82,6 +83,10 @@ function planned(kind: Action['kind'], due: Date, now: Date): PlannedAction {
   return due <= now ? { kind, at: now, dueNow: true } : { kind, at: due, dueNow: false };
 }
 
+function atRiskNote(from: Date, now: Date): string {
+  return `named at risk ${from <= now ? 'since' : 'from'} ${day(from)}`;
+}
+
 function day(d: Date): string {
   return d.toISOString().slice(0, 10);
 }
@@ -131,7 +136,7 @@ export function schedule(state: LifecycleState, policy: LifecyclePolicy): Schedu
           planned('switch-tls-root', rootSwitchDue(root, lacking, thresholds), now),
           lacking.length === 0
             ? 'every device has the successor root'
-            : `at the latest then; earlier once the ${lacking.length} device(s) still lacking the successor have it`,
+            : `at the latest then; earlier once the ${lacking.length} device(s) still lacking the successor have it (${atRiskNote(rootDeliveryAtRiskFrom(root, thresholds), now)})`,
         ),
       );
     } else {

@@ -115,7 +115,7 @@ test('root rollover: the switch is scheduled at its deadline, or when the last d
   const root = schedule(atDeadline, DEFAULT_POLICY).server.find((e) => e.id === 'root-1')!;
   assert.equal(root.action?.kind, 'switch-tls-root');
   assert.deepEqual(root.action?.at, new Date(NOW.getTime() + 339 * DAY));
-  assert.match(root.note, /1 device\(s\) still lacking/);
+  assert.match(root.note, /1 device\(s\) still lacking the successor have it \(named at risk since 2029-12-06\)/);
   assert.ok(assertConsistent(atDeadline) >= 2);
   // Its identity ends on day 65: from then it is not waited for, and the switch comes then.
   const early = rollingRoot(300);
