@@ -15,7 +15,8 @@ import { explicitOptions, renderOptionsHelp, type Config, type RawOptions } from
 import { OperatorError, messageOf } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { toPem } from '../pki/certificate.ts';
-import { formatInventoryTable, listInventory } from '../pki/inventory.ts';
+import { formatInventoryTable, listInventory, pendingEntry } from '../pki/inventory.ts';
+import { describePendingRequest, pendingPushRequests } from '../push/pending.ts';
 import { CERTIFICATE_ROLES, type CertificateRole, type IdentityKind } from '../store/types.ts';
 import { createProfileService } from '../app/services.ts';
 import { recordServerNamesIfAbsent, serverNames, withServerNames } from '../app/server-names.ts';
@@ -25,6 +26,8 @@ import { parseCommand } from './args.ts';
 import { DEFAULT_POLICY } from '../lifecycle/model.ts';
 import { plan } from '../lifecycle/planner.ts';
 import { lifecycleState } from '../lifecycle/state.ts';
+import { schedule } from '../lifecycle/schedule.ts';
+import { formatPlanReport, planReport } from '../lifecycle/schedule-report.ts';
 import { simulateInProcesses } from '../lifecycle/simulation/processes.ts';
 import { formatSimulationReport } from '../lifecycle/simulation/report.ts';
 import { simulateShard } from '../lifecycle/simulation/simulate.ts';
@@ -57,8 +60,9 @@ commands:
   push status                   topic and expiry of the push certificate
   scep challenge [--ttl-hours N] [--enrollment REF] [--json]
                                 a one-time SCEP challenge password (printed once)
-  lifecycle plan [--json] [--at DATE]
-                                upcoming expiries: what depends on them, the action, its deadline (read-only)
+  lifecycle plan [--json] [--all] [--at DATE]
+                                every upcoming expiry: what depends on it, the planned action and its date,
+                                then what is due now (read-only); --all lists every device identity
   simulate --devices N --years Y --seed S [--json] [--no-lifecycle] [--processes N] [--lifetimes production|stress]
                                 time-travel a simulated fleet through the real server over loopback TLS; report devices lost
   audit list [--json] [--limit N]
@@ -137,7 +141,8 @@ async function run(argv: string[]): Promise<void> {
       return withApp(config, false, async (app) => {
         if (sub === 'list') {
           const entries = await listInventory(app.store, app.clock(), { pem: Boolean(values.pem) });
-          return out(values.json ? JSON.stringify(entries, null, 2) : formatInventoryTable(entries));
+          const pending = (await pendingPushRequests(app.store)).map(pendingEntry);
+          return out(values.json ? JSON.stringify([...entries, ...pending], null, 2) : formatInventoryTable(entries, pending));
         }
         if (sub === 'export') {
           const role = values.role as string | undefined;
@@ -350,36 +355,42 @@ async function run(argv: string[]): Promise<void> {
         }
         if (sub === 'status') {
           const [current] = await app.store.listCertificates({ role: 'push', status: 'active' });
-          if (!current) return out('no push certificate: run certmdm push csr, have it signed, then certmdm push import');
+          const pending = (await pendingPushRequests(app.store)).map(describePendingRequest);
+          if (!current)
+            return out(
+              [
+                pending.length
+                  ? 'no push certificate yet'
+                  : 'no push certificate: run certmdm push csr, have it signed, then certmdm push import',
+                ...pending,
+              ].join('\n'),
+            );
           const warning = expiryWarning(current, app.clock());
           return out(
-            `topic ${topicOf(current.der)}\nvalid until ${current.notAfter.toISOString()}${warning ? `\nWARNING: ${warning.message}` : ''}`,
+            [
+              `topic ${topicOf(current.der)}`,
+              `valid until ${current.notAfter.toISOString()}`,
+              ...(warning ? [`WARNING: ${warning.message}`] : []),
+              ...pending,
+            ].join('\n'),
           );
         }
         throw new OperatorError(`unknown push command '${sub}'`, 2);
       });
     }
     case 'lifecycle': {
-      const { config, values } = parseCommand(rest, { json: { type: 'boolean' }, at: { type: 'string' } });
-      if (values.help || sub !== 'plan') return out(commandHelp('lifecycle plan [--json] [--at YYYY-MM-DD]'));
+      const { config, values } = parseCommand(rest, { json: { type: 'boolean' }, at: { type: 'string' }, all: { type: 'boolean' } });
+      if (values.help || sub !== 'plan') return out(commandHelp('lifecycle plan [--json] [--all] [--at YYYY-MM-DD]'));
       const at = values.at === undefined ? undefined : new Date(String(values.at));
       if (at && Number.isNaN(at.getTime())) throw new OperatorError('--at must be a date (YYYY-MM-DD or ISO 8601)', 2);
       return withApp(config, false, async (app) => {
         // --at: what will be due on that day if nothing changes until then.
-        const actions = plan(
-          await lifecycleState(app.store, at ?? app.clock(), { pinning: app.config.pinServerUrl, identityDays: app.config.identityDays }),
-          DEFAULT_POLICY,
-        );
-        if (values.json) return out(JSON.stringify(actions, null, 2));
-        if (actions.length === 0) return out('nothing is due: every certificate has more than its renewal window left');
-        return out(
-          actions
-            .map(
-              (a) =>
-                `${a.deadline.toISOString().slice(0, 10)}  ${a.kind.padEnd(26)} ${'deviceId' in a ? a.deviceId + '  ' : ''}${a.reason}`,
-            )
-            .join('\n'),
-        );
+        const state = await lifecycleState(app.store, at ?? app.clock(), {
+          pinning: app.config.pinServerUrl,
+          identityDays: app.config.identityDays,
+        });
+        const report = await planReport(app.store, schedule(state, DEFAULT_POLICY), plan(state, DEFAULT_POLICY));
+        return out(values.json ? JSON.stringify(report, null, 2) : formatPlanReport(report, { all: Boolean(values.all) }));
       });
     }
     case 'simulate': {

@@ -1,15 +1,21 @@
 import { DAY_MS } from '../clock.ts';
-import { caThresholds } from './lifetimes.ts';
+import {
+  currentRoot,
+  identityRenewalDue,
+  intermediateRolloverCloses,
+  intermediateRolloverDue,
+  lackingSuccessor,
+  reached,
+  renewalOverdueAt,
+  rootDeliveryAtRiskFrom,
+  rootSuccessorDue,
+  rootSwitchDue,
+  pushWarningDue,
+  thresholdsOf,
+  tlsReissueDue,
+  whenShareLeft,
+} from './due.ts';
 import type { Action, CertificateFact, LifecyclePolicy, LifecycleState } from './model.ts';
-
-function lifetime(c: CertificateFact): number {
-  return c.notAfter.getTime() - c.notBefore.getTime();
-}
-
-/** True once no more than `share` of the certificate's lifetime is left at `now`. */
-function due(c: CertificateFact, share: number, now: Date): boolean {
-  return c.notAfter.getTime() - now.getTime() <= lifetime(c) * share;
-}
 
 function days(ms: number): string {
   return `${Math.max(0, Math.round(ms / DAY_MS))} days`;
@@ -24,17 +30,14 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
   const actions: Action[] = [];
   const left = (c: CertificateFact) => days(c.notAfter.getTime() - now.getTime());
 
-  const root = state.roots.find((r) => r.id === state.tlsRootId) ?? state.roots[0];
-  const remaining = (c: CertificateFact) => c.notAfter.getTime() - now.getTime();
+  // Every rule below asks due.ts when it falls due, the same dates `lifecycle plan` shows as the schedule.
   // Thresholds as time left (lifetimes.ts): an identity is never cut short by an intermediate or root near its end.
-  const thresholds = caThresholds(
-    { identity: state.identityLifetime, intermediate: lifetime(state.intermediate), root: root ? lifetime(root) : 0 },
-    policy,
-  );
+  const thresholds = thresholdsOf(state, policy);
 
   // Leaves never outlive the intermediate: roll it while it still has an identity lifetime and window left, under a
   // root with more than that left (when the root is what runs out, that is the root rollover's job).
-  if (root && remaining(root) > thresholds.intermediateRollover && remaining(state.intermediate) <= thresholds.intermediateRollover) {
+  const root = currentRoot(state);
+  if (root && reached(now, intermediateRolloverDue(state, thresholds)) && now < intermediateRolloverCloses(root, thresholds)) {
     actions.push({
       kind: 'rollover-intermediate',
       deadline: state.intermediate.notAfter,
@@ -45,7 +48,7 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
   const current = root;
   const successor = state.roots.at(-1);
   if (current && successor) {
-    if (successor.id === current.id && remaining(current) <= thresholds.rootSuccessor) {
+    if (successor.id === current.id && reached(now, rootSuccessorDue(current, thresholds))) {
       actions.push({
         kind: 'create-root-successor',
         deadline: current.notAfter,
@@ -54,11 +57,11 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
     }
     if (successor.id !== current.id) {
       // Devices whose identity has already expired cannot connect again (they are reported at risk): not waited for.
-      const lacking = state.devices.filter((d) => !d.anchors.includes(successor.id) && d.identity !== null && d.identity.notAfter > now);
+      const lacking = lackingSuccessor(state.devices, successor.id).filter((d) => d.identity!.notAfter > now);
       // The switch happens at the latest when the current root can no longer carry an intermediate for a full identity.
       const switchBy = new Date(current.notAfter.getTime() - thresholds.rootSwitch);
       // Devices still lacking the successor halfway through the delivery window are named at risk.
-      const atRiskFrom = thresholds.rootSwitch + (thresholds.rootSuccessor - thresholds.rootSwitch) / 2;
+      const atRisk = reached(now, rootDeliveryAtRiskFrom(current, thresholds));
       for (const d of lacking) {
         actions.push({
           kind: 'deliver-root',
@@ -67,7 +70,7 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
           deadline: switchBy,
           reason: 'the successor root is not on the device yet',
         });
-        if (remaining(current) <= atRiskFrom) {
+        if (atRisk) {
           actions.push({
             kind: 'device-at-risk',
             deviceId: d.id,
@@ -77,7 +80,7 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
           });
         }
       }
-      if (lacking.length === 0 || remaining(current) <= thresholds.rootSwitch) {
+      if (reached(now, rootSwitchDue(current, lacking, thresholds))) {
         actions.push({
           kind: 'switch-tls-root',
           rootId: successor.id,
@@ -92,10 +95,10 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
     }
   }
 
-  if (state.tls && (due(state.tls, policy.tlsRenewAt, now) || state.tls.notAfter > state.intermediate.notAfter)) {
+  if (state.tls && reached(now, tlsReissueDue(state.tls, state.intermediate, policy))) {
     actions.push({ kind: 'reissue-tls', deadline: state.tls.notAfter, reason: `the server TLS certificate has ${left(state.tls)} left` });
   }
-  if (state.profileSigning && due(state.profileSigning, policy.profileSigningRenewAt, now)) {
+  if (state.profileSigning && reached(now, whenShareLeft(state.profileSigning, policy.profileSigningRenewAt))) {
     actions.push({
       kind: 'reissue-profile-signing',
       deadline: state.profileSigning.notAfter,
@@ -103,31 +106,26 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
     });
   }
   // A device enrolling or renewing fetches the RA by GetCACert and refuses an expired one: no SCEP, no new identity.
-  if (state.scepRa && due(state.scepRa, policy.scepRaRenewAt, now)) {
+  if (state.scepRa && reached(now, whenShareLeft(state.scepRa, policy.scepRaRenewAt))) {
     actions.push({
       kind: 'reissue-scep-ra',
       deadline: state.scepRa.notAfter,
       reason: `the SCEP RA certificate has ${left(state.scepRa)} left`,
     });
   }
-  if (state.push) {
-    const remaining = (state.push.notAfter.getTime() - now.getTime()) / DAY_MS;
-    if (policy.pushWarningDays.some((d) => remaining <= d)) {
-      actions.push({
-        kind: 'push-certificate-expiring',
-        deadline: state.push.notAfter,
-        reason: `the APNs certificate has ${left(state.push)} left: renew it with the same Apple ID`,
-      });
-    }
+  if (state.push && reached(now, pushWarningDue(state.push, policy))) {
+    actions.push({
+      kind: 'push-certificate-expiring',
+      deadline: state.push.notAfter,
+      reason: `the APNs certificate has ${left(state.push)} left: renew it with the same Apple ID`,
+    });
   }
 
   for (const device of state.devices) {
     const identity = device.identity;
     if (!identity) continue;
-    if (!due(identity, policy.identityRenewAt, now)) continue;
-    const overdue =
-      device.renewalStartedAt !== null &&
-      now.getTime() - device.renewalStartedAt.getTime() > lifetime(identity) * policy.renewalOverdueAfter;
+    if (!reached(now, identityRenewalDue(identity, policy))) continue;
+    const overdue = device.renewalStartedAt !== null && reached(now, renewalOverdueAt(identity, device.renewalStartedAt, policy));
     if (overdue || identity.notAfter <= now) {
       actions.push({
         kind: 'device-at-risk',

@@ -1,4 +1,5 @@
 import { DAY_MS } from '../clock.ts';
+import type { PendingPushRequest } from '../push/pending.ts';
 import type { CertificateRecord, CertificateStatus, Store } from '../store/types.ts';
 import { toPem } from './certificate.ts';
 
@@ -18,6 +19,34 @@ export interface InventoryEntry {
   supersededBy: string | null;
   dependants: { kind: string; ref: string }[];
   pem?: string;
+}
+
+/**
+ * A CSR whose certificate is not issued yet (the push certificate, until Apple signs it and it is imported): listed
+ * with the inventory because its key is already held, and the certificate to come depends on it.
+ */
+export interface PendingRequestEntry {
+  id: string;
+  role: 'push';
+  status: 'pending';
+  subject: string;
+  awaiting: string;
+  createdAt: string;
+  keyId: string;
+  keySealed: boolean;
+}
+
+export function pendingEntry(p: PendingPushRequest): PendingRequestEntry {
+  return {
+    id: p.id,
+    role: 'push',
+    status: 'pending',
+    subject: p.subject,
+    awaiting: "CSR awaiting Apple's signature",
+    createdAt: p.createdAt.toISOString(),
+    keyId: p.keyId,
+    keySealed: p.keySealed,
+  };
 }
 
 export function effectiveStatus(record: CertificateRecord, now: Date): CertificateStatus {
@@ -54,7 +83,7 @@ export async function listInventory(store: Store, now: Date, options: { pem?: bo
   );
 }
 
-export function formatInventoryTable(entries: InventoryEntry[]): string {
+export function formatInventoryTable(entries: InventoryEntry[], pending: PendingRequestEntry[] = []): string {
   const rows = entries.map((e) => [
     e.role,
     e.status,
@@ -64,6 +93,17 @@ export function formatInventoryTable(entries: InventoryEntry[]): string {
     String(e.dependants.length),
     e.subject,
   ]);
+  // Pending requests last: they expire never, and no certificate exists yet.
+  for (const p of pending)
+    rows.push([
+      p.role,
+      p.status,
+      '-',
+      '-',
+      '-',
+      '-',
+      `${p.subject} (${p.awaiting}; created ${p.createdAt.slice(0, 10)}, key ${p.keyId}${p.keySealed ? ' sealed' : ' MISSING'})`,
+    ]);
   const header = ['ROLE', 'STATUS', 'NOT AFTER', 'DAYS', 'SHA-256', 'DEPENDANTS', 'SUBJECT'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [header, ...rows]
