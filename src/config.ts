@@ -306,7 +306,7 @@ export const OPTIONS: OptionSpec[] = [
     env: 'CERTMDM_RESCUE_GRACE_DAYS',
     kind: 'integer',
     defaultText: '30',
-    help: "a device whose current identity expired less than this many days ago (bound, never revoked or superseded) is accepted only to receive its renewal profile; nothing else is delivered or stored until the new identity authenticates. 0 turns rescue off",
+    help: 'a device whose current identity expired less than this many days ago (bound, never revoked or superseded) is accepted only to receive its renewal profile; nothing else is delivered or stored until the new identity authenticates. 0 turns rescue off',
   },
   {
     flag: 'signing-time-skew-minutes',

@@ -358,7 +358,11 @@ async function run(argv: string[]): Promise<void> {
       return withApp(config, false, async (app) => {
         // --at: what will be due on that day if nothing changes until then.
         const actions = plan(
-          await lifecycleState(app.store, at ?? app.clock(), { pinning: app.config.pinServerUrl, identityDays: app.config.identityDays }),
+          await lifecycleState(app.store, at ?? app.clock(), {
+            pinning: app.config.pinServerUrl,
+            identityDays: app.config.identityDays,
+            rescueGraceDays: app.config.rescueGraceDays,
+          }),
           DEFAULT_POLICY,
         );
         if (values.json) return out(JSON.stringify(actions, null, 2));

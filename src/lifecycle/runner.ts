@@ -69,7 +69,10 @@ export class LifecycleRunner {
     const { app } = this.deps;
     const now = app.clock();
     const pinning = app.config.pinServerUrl;
-    const planned = plan(await lifecycleState(app.store, now, { pinning, identityDays: app.config.identityDays }), this.policy);
+    const planned = plan(
+      await lifecycleState(app.store, now, { pinning, identityDays: app.config.identityDays, rescueGraceDays: app.config.rescueGraceDays }),
+      this.policy,
+    );
     const report: RunReport = { at: now, planned, done: [], attention: [] };
     await this.#eraseExpiredCommands(now, report);
     const force: Partial<Record<CertificateRole, string>> = {};

@@ -42,8 +42,16 @@ export function rescueDecision(facts: RescueFacts): RescueDecision {
   const graceEndsAt = new Date(certificate.notAfter.getTime() + graceMs);
   if (now >= graceEndsAt) return { refuse: `it expired more than ${Math.round(graceMs / DAY_MS)} days ago (--rescue-grace-days)` };
   if (boundTo === null) return { refuse: 'it never authenticated' };
-  if (!enrollment || enrollment.id !== boundTo || enrollment.status !== 'enrolled')
-    return { refuse: 'its enrollment is not enrolled' };
+  if (!enrollment || enrollment.id !== boundTo || enrollment.status !== 'enrolled') return { refuse: 'its enrollment is not enrolled' };
   if (enrollment.identityCertificateId !== certificate.id) return { refuse: "it is not its enrollment's current identity" };
   return { grant: { enrollmentId: boundTo, expiredAt: certificate.notAfter, graceEndsAt } };
+}
+
+/**
+ * Where a device stands with its identity: `valid`; `rescued` (expired less than the grace ago: served only its
+ * renewal profile); `lost` (expired beyond the grace, or rescue is off). The admin API shows it per device.
+ */
+export function identityStanding(notAfter: Date, now: Date, graceMs: number): 'valid' | 'rescued' | 'lost' {
+  if (notAfter > now) return 'valid';
+  return now.getTime() - notAfter.getTime() < graceMs ? 'rescued' : 'lost';
 }
