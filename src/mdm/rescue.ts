@@ -4,7 +4,7 @@ import { IMMEDIATE_RETRIES, renewalStep, type IdentityRenewal } from '../lifecyc
 import { deviceChannel, type EnrollmentRecord, type Store } from '../store/types.ts';
 import type { CommandQueue } from './command-queue.ts';
 import { RESULT_STATUS } from './core.ts';
-import type { CheckIn, CommandReport } from './messages.ts';
+import type { Channel, CheckIn, CommandReport } from './messages.ts';
 import type { RescueGrant } from './rescue-policy.ts';
 import { OK, PolicyRefusal, type MdmResult, type MdmService, type RequestContext } from './service.ts';
 
@@ -63,7 +63,7 @@ export class RescueService implements MdmService {
     if (expired) {
       const after = await this.deps.store.getEnrollment(message.channel.deviceId);
       if (after?.identityCertificateId === ctx.certificate.id && after.previousIdentityCertificateId === expired.id)
-        await this.#announce(ctx, message.channel.deviceId, 'completed', {
+        await this.#announce(ctx, message.channel, 'completed', {
           expiredAt: expired.notAfter.toISOString(),
           retired: expired.fingerprintSha256,
         });
@@ -98,7 +98,7 @@ export class RescueService implements MdmService {
       if (retried) enrollment = (await store.getEnrollment(grant.enrollmentId))!;
       // NotNow waits for the next Idle, as in any session.
       const body = await this.#deliverable(enrollment, false, ctx.now);
-      await this.#announce(ctx, grant.enrollmentId, 'report', {
+      await this.#announce(ctx, report.channel, 'report', {
         status: report.status,
         command: report.commandUuid,
         retried,
@@ -109,16 +109,15 @@ export class RescueService implements MdmService {
     let body = await this.#deliverable(enrollment, true, ctx.now);
     let started = false;
     if (!body && this.deps.renewal) {
-      const identity = (await store.getCertificate(ctx.certificate.id))!;
       // The runner's rule: a profile waiting but no longer deliverable (its challenge expired) is replaced; one that
       // was installed or failed a moment ago is given its backoff.
-      if ((await renewalStep(store, enrollment, identity, ctx.now)).next !== 'back-off') {
+      if ((await renewalStep(store, enrollment, ctx.certificate, ctx.now)).next !== 'back-off') {
         started = await this.deps.renewal.send(enrollment, ctx.now, 'rescue');
         enrollment = (await store.getEnrollment(grant.enrollmentId))!;
         body = await this.#deliverable(enrollment, true, ctx.now);
       }
     }
-    await this.#announce(ctx, grant.enrollmentId, 'session', {
+    await this.#announce(ctx, report.channel, 'session', {
       renewalStarted: started,
       delivered: body ? enrollment.renewalCommandUuid : null,
     });
@@ -148,7 +147,12 @@ export class RescueService implements MdmService {
     return expired && ctx.now.getTime() - identity.notAfter.getTime() < this.deps.graceMs ? identity : undefined;
   }
 
-  async #announce(ctx: RequestContext, enrollmentId: string, step: RescueStep, detail: Record<string, unknown>): Promise<void> {
+  async #announce(
+    ctx: RequestContext,
+    { deviceId: enrollmentId, kind }: Pick<Channel, 'deviceId' | 'kind'>,
+    step: RescueStep,
+    detail: Record<string, unknown>,
+  ): Promise<void> {
     const grant: RescueGrant | null | undefined = ctx.rescue;
     await this.deps.audit.record({
       actor: `device:${enrollmentId}`,
@@ -169,7 +173,8 @@ export class RescueService implements MdmService {
     });
     this.deps.webhook?.send(RESCUE_WEBHOOK_TOPIC, ctx.now, {
       rescue_event: {
-        udid: enrollmentId,
+        udid: kind === 'device' ? enrollmentId : '',
+        enrollment_id: kind === 'user-enrollment' ? enrollmentId : '',
         step,
         certificate_sha256: ctx.certificate.fingerprintSha256,
         expired_at: grant?.expiredAt.toISOString() ?? detail.expiredAt ?? null,

@@ -5,14 +5,18 @@ import { test } from 'node:test';
 import { createPushService } from '../../src/app/services.ts';
 import { LifecycleRunner } from '../../src/lifecycle/runner.ts';
 import { completedRescues, RESCUE_AUDIT_ACTION } from '../../src/mdm/rescue.ts';
+import { readCertificate } from '../../src/pki/certificate.ts';
 import { deviceChannel } from '../../src/store/types.ts';
+import { auditSince, lastAuditId } from '../helpers/audit.ts';
 import { enrollTestDevice, type TestDevice } from '../helpers/device.ts';
+import { mtlsServer, scepIdentity } from '../helpers/mtls.ts';
 import { openSigned, plistlibPlain } from '../helpers/profile.ts';
 import { newRequester } from '../helpers/scep.ts';
 import { mdmFixture } from './fixture.ts';
 
 const DAY = 86_400_000;
 const TOPIC = 'com.apple.mgmt.External.5f3c0d1e-test';
+const MTLS_TOPIC = 'com.apple.mgmt.External.rescue-test';
 
 type Fixture = Awaited<ReturnType<typeof mdmFixture>>;
 
@@ -253,4 +257,38 @@ test('the runner keeps a rescuable device renewing and names it in rescue; past 
     lost.attention.some((a) => a.startsWith(`device-at-risk ${udid}: its identity certificate has expired`)),
     lost.attention.join('\n'),
   );
+});
+
+test('over mutual TLS (certmdm serve, curl, scepclient): an expired identity gets its renewal profile and nothing else', async (t) => {
+  // 0.0039 days is 337 s: the identity, backdated five minutes, is valid for about half a minute after issuance.
+  const { dataDir, server, root, state, admin, say, authenticate } = await mtlsServer(MTLS_TOPIC, [
+    '--identity-days',
+    '0.0039',
+    '--lifecycle-interval-minutes',
+    '0',
+  ]);
+  t.after(() => server.stop());
+  const udid = 'RESCUE-MTLS-1';
+  const device = scepIdentity(dataDir, server.port, root, udid);
+  assert.equal(say(device, authenticate(udid)).status, 200, 'authenticated while valid');
+  const queued = admin('POST', '/v1/commands', { devices: [udid], command: { RequestType: 'ProfileList' }, priority: 90, push: false });
+  assert.equal(queued.status, 201, queued.body);
+  const notAfter = readCertificate(device.der).notAfter;
+  await new Promise((r) => setTimeout(r, Math.max(0, notAfter.getTime() - Date.now()) + 1500));
+
+  const before = state();
+  const mark = lastAuditId(dataDir);
+  const token = say(device, { MessageType: 'TokenUpdate', UDID: udid, Topic: MTLS_TOPIC, Token: { $data: 'AAAA' }, PushMagic: 'x' });
+  assert.equal(token.status, 403, token.body);
+  const [refusal] = auditSince(dataDir, mark);
+  assert.equal(refusal!.detail?.refusal, 'rescue-checkin-refused');
+  assert.deepEqual(refusal!.detail?.certificates, { mtls: createHash('sha256').update(device.der).digest('hex') });
+  assert.deepEqual(state(), before, 'nothing stored');
+
+  const idle = say(device, { UDID: udid, Status: 'Idle' });
+  assert.equal(idle.status, 200, idle.body);
+  const offered = plistlibPlain(idle.raw);
+  assert.equal(offered.Command.RequestType, 'InstallProfile', 'the renewal profile, not the waiting ProfileList');
+  assert.notEqual(offered.CommandUUID, JSON.parse(queued.body).command_uuid);
+  assert.ok(auditSince(dataDir, mark).some((e) => e.action === RESCUE_AUDIT_ACTION && e.detail?.step === 'session'));
 });
