@@ -3,6 +3,9 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { test } from 'node:test';
 import { createPushService } from '../../src/app/services.ts';
+import { resolveConfig, renderOptionsHelp } from '../../src/config.ts';
+import { DEFAULT_POLICY, type LifecycleState } from '../../src/lifecycle/model.ts';
+import { plan } from '../../src/lifecycle/planner.ts';
 import { LifecycleRunner } from '../../src/lifecycle/runner.ts';
 import { completedRescues, RESCUE_AUDIT_ACTION } from '../../src/mdm/rescue.ts';
 import { readCertificate } from '../../src/pki/certificate.ts';
@@ -291,4 +294,60 @@ test('over mutual TLS (certmdm serve, curl, scepclient): an expired identity get
   assert.equal(offered.Command.RequestType, 'InstallProfile', 'the renewal profile, not the waiting ProfileList');
   assert.notEqual(offered.CommandUUID, JSON.parse(queued.body).command_uuid);
   assert.ok(auditSince(dataDir, mark).some((e) => e.action === RESCUE_AUDIT_ACTION && e.detail?.step === 'session'));
+});
+
+test('the plan: a device expired within the grace is renewed and at risk "in rescue" until the grace ends; after it, only at risk', () => {
+  const now = new Date(Date.UTC(2030, 0, 1));
+  const fact = (id: string, fromDays: number, spanDays: number) => ({
+    id,
+    notBefore: new Date(now.getTime() - fromDays * DAY),
+    notAfter: new Date(now.getTime() + (spanDays - fromDays) * DAY),
+  });
+  const state: LifecycleState = {
+    now,
+    roots: [fact('root', 100, 3650)],
+    intermediate: fact('int', 100, 1825),
+    tlsRootId: 'root',
+    tls: null,
+    profileSigning: null,
+    scepRa: null,
+    push: null,
+    devices: [
+      { id: 'RESCUABLE', identity: fact('a', 100, 90), anchors: ['root'], lastSeenAt: now, renewalStartedAt: null },
+      { id: 'LOST', identity: fact('b', 130, 90), anchors: ['root'], lastSeenAt: now, renewalStartedAt: null },
+    ],
+    identityLifetime: 90 * DAY,
+    rescueGrace: 30 * DAY,
+  };
+  const actions = plan(state, DEFAULT_POLICY).map((a) => [a.kind, 'deviceId' in a ? a.deviceId : '', a.deadline.toISOString(), a.reason]);
+  const graceEnds = new Date(now.getTime() + 20 * DAY).toISOString(); // expired 10 days ago, 30 days of grace
+  assert.deepEqual(
+    actions.filter(([, id]) => id === 'RESCUABLE').map(([kind, , deadline]) => [kind, deadline]),
+    [
+      ['device-at-risk', graceEnds],
+      ['renew-identity', graceEnds],
+    ],
+  );
+  assert.ok(
+    actions.some(([kind, id, , reason]) => kind === 'device-at-risk' && id === 'RESCUABLE' && String(reason).includes('in rescue until')),
+  );
+  assert.deepEqual(
+    actions.filter(([, id]) => id === 'LOST').map(([kind, , , reason]) => [kind, reason]),
+    [['device-at-risk', 'its identity certificate has expired']],
+  );
+  // Without a grace (rescue off, or a state built before it existed), an expired identity is only at risk, as before.
+  delete state.rescueGrace;
+  assert.deepEqual(
+    plan(state, DEFAULT_POLICY).map((a) => a.kind),
+    ['device-at-risk', 'device-at-risk'],
+  );
+});
+
+test('--rescue-grace-days: default 30, 0 turns it off, documented in --help', () => {
+  const base = { data: '/tmp/certmdm-rescue-config', hostname: ['localhost'] };
+  assert.equal(resolveConfig(base, {}).rescueGraceDays, 30);
+  assert.equal(resolveConfig({ ...base, 'rescue-grace-days': '0' }, {}).rescueGraceDays, 0);
+  assert.equal(resolveConfig(base, { CERTMDM_RESCUE_GRACE_DAYS: '7' }).rescueGraceDays, 7);
+  assert.throws(() => resolveConfig({ ...base, 'rescue-grace-days': '-1' }, {}), /rescue-grace-days/);
+  assert.match(renderOptionsHelp(), /--rescue-grace-days <value>\n.*renewal profile.*0 turns rescue off/);
 });
