@@ -81,7 +81,11 @@ export class RescueService implements MdmService {
         'rescue-other-channel' satisfies RescueRefusal,
       );
     const { store } = this.deps;
-    let enrollment = (await store.getEnrollment(grant.enrollmentId))!;
+    const current = await store.getEnrollment(grant.enrollmentId);
+    // The grant was read before this request: a new identity may have authenticated since.
+    if (current?.status !== 'enrolled' || current.identityCertificateId !== ctx.certificate.id)
+      throw new PolicyRefusal("the expired identity is no longer its enrollment's current identity", 403, 'identity-retired');
+    let enrollment = current;
     if (report.status !== 'Idle') {
       if (!report.commandUuid || report.commandUuid !== enrollment.renewalCommandUuid)
         throw new PolicyRefusal(
