@@ -42,6 +42,11 @@ export interface Config {
   pinServerUrl: boolean;
   /** Any fresh identity may take over an enrolled UDID (other servers' behaviour; weaker). Off by default. */
   permissiveReenrollment: boolean;
+  /**
+   * Days after its expiry that an enrollment's current, never-retired identity is still accepted for one purpose: to
+   * receive its renewal profile (src/mdm/rescue.ts). 0 turns rescue off.
+   */
+  rescueGraceDays: number;
   /** subjectAltName values SCEP may put in an identity, as `dns:`/`email:`/`uri:` patterns; none by default. */
   scepAllowedSans: string[];
   pkcs12Encryption: 'legacy' | 'modern';
@@ -297,6 +302,13 @@ export const OPTIONS: OptionSpec[] = [
     help: "format of that header: nginx-escaped-pem (nginx $ssl_client_escaped_cert), rfc9440 (:base64 DER:), go-query-escape (Go url.QueryEscape of the PEM, '+' for space)",
   },
   {
+    flag: 'rescue-grace-days',
+    env: 'CERTMDM_RESCUE_GRACE_DAYS',
+    kind: 'integer',
+    defaultText: '30',
+    help: 'a device whose current identity expired less than this many days ago (bound, never revoked or superseded) is accepted only to receive its renewal profile; nothing else is delivered or stored until the new identity authenticates. 0 turns rescue off',
+  },
+  {
     flag: 'signing-time-skew-minutes',
     env: 'CERTMDM_SIGNING_TIME_SKEW_MINUTES',
     kind: 'integer',
@@ -511,6 +523,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     signMessage: boolean('sign-message', str('sign-message', 'true')),
     pinServerUrl: boolean('pin-server-url', str('pin-server-url', 'false')),
     permissiveReenrollment: boolean('permissive-reenrollment', str('permissive-reenrollment', 'false')),
+    rescueGraceDays: int('rescue-grace-days', 30, 0, 365),
     scepAllowedSans: list(raw['scep-allowed-san']).map((rule) => {
       if (!/^(dns|email|uri):[^\s*]*\*?[^\s*]*$/.test(rule))
         throw new OperatorError(`--scep-allowed-san: '${rule}' is not dns:, email: or uri: with at most one '*'`);

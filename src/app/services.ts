@@ -9,6 +9,8 @@ import { CoreMdmService } from '../mdm/core.ts';
 import type { IdentitySettings } from '../mdm/identity.ts';
 import type { MdmService } from '../mdm/service.ts';
 import { WebhookService } from '../mdm/webhook.ts';
+import { RescueService } from '../mdm/rescue.ts';
+import { DAY_MS } from '../clock.ts';
 import { WebhookSender } from '../admin/webhook.ts';
 import { PushService } from '../push/service.ts';
 import { IdentityRenewal } from '../lifecycle/renewal.ts';
@@ -96,7 +98,8 @@ export interface MdmServices {
 
 /**
  * The MDM service stack: storage behaviour, wrapped by the immediate retry of a failed renewal (when the profiles are
- * at hand), by the certificate-binding policy, then by the webhook.
+ * at hand), by the certificate-binding policy, by the rescue of expired identities (unless `--rescue-grace-days 0`),
+ * then by the webhook.
  */
 export function createMdmServices(app: AppContext, renewal?: IdentityRenewal): MdmServices {
   const deps = { store: app.store, audit: app.audit };
@@ -108,17 +111,24 @@ export function createMdmServices(app: AppContext, renewal?: IdentityRenewal): M
   });
   const bound = new CertAuthService(renewal ? new RenewalRetryService(core, { store: app.store, renewal }) : core, deps);
   const sender = webhookSender(app);
-  const webhook = sender ? new WebhookService(bound, sender) : undefined;
+  const rescueGraceMs = app.config.rescueGraceDays * DAY_MS;
+  // Outside the binding policy: a rescued request never reaches what stores a device's messages (mdm/rescue.ts).
+  const rescued =
+    rescueGraceMs > 0
+      ? new RescueService(bound, { ...deps, commands: app.commands, renewal, webhook: sender, graceMs: rescueGraceMs })
+      : bound;
+  const webhook = sender ? new WebhookService(rescued, sender) : undefined;
   return {
-    service: webhook ?? bound,
+    service: webhook ?? rescued,
     webhook,
-    verifier: new CertificateVerifier(app.store),
+    verifier: new CertificateVerifier(app.store, { rescueGraceMs }),
     identity: {
       sources: app.config.mdmIdentitySources,
       trustedProxies: app.config.trustedProxies,
       proxyHeader: app.config.proxyCertHeader,
       proxyFormat: app.config.proxyCertFormat,
       signingTimeSkewMs: app.config.signingTimeSkewMinutes * 60_000,
+      rescueGraceMs,
     },
   };
 }

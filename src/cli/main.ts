@@ -388,6 +388,7 @@ async function run(argv: string[]): Promise<void> {
         const state = await lifecycleState(app.store, at ?? app.clock(), {
           pinning: app.config.pinServerUrl,
           identityDays: app.config.identityDays,
+          rescueGraceDays: app.config.rescueGraceDays,
         });
         const report = await planReport(app.store, schedule(state, DEFAULT_POLICY), plan(state, DEFAULT_POLICY));
         return out(values.json ? JSON.stringify(report, null, 2) : formatPlanReport(report, { all: Boolean(values.all) }));

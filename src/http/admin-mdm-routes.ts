@@ -7,6 +7,7 @@ import { importPushCertificate } from '../push/certificate.ts';
 import { OperatorError } from '../errors.ts';
 import { ChannelIdError, channelFromId, channelFromParts } from '../mdm/channel-id.ts';
 import { ConflictError, type ChannelKey } from '../store/types.ts';
+import { identityStanding } from '../mdm/rescue-policy.ts';
 
 /** Channels per request and characters per id: beyond these a request is refused, not looked up and echoed. */
 const MAX_DEVICES = 1000;
@@ -51,6 +52,8 @@ export async function adminMdmRoutes(admin: FastifyInstance, options: { app: App
                 notAfter: identity.notAfter.toISOString(),
                 daysLeft: Math.floor((identity.notAfter.getTime() - now.getTime()) / DAY_MS),
                 status: identity.status,
+                // `rescued`: expired within --rescue-grace-days, served only its renewal profile (mdm/rescue.ts).
+                standing: identityStanding(identity.notAfter, now, app.config.rescueGraceDays * DAY_MS),
               }
             : null,
           renewingFrom: e.previousIdentityCertificateId,

@@ -81,10 +81,10 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
         { headers: request.headers, headerLines: request.raw.rawHeaders, body, peer: request.ip, tlsCertificate },
         options.identity,
       );
-      const certificate = await options.verifier.verify(presented.certificate, now);
+      const { certificate, rescue } = await options.verifier.verify(presented.certificate, now);
       if (parseError || !message) throw new MessageError(`malformed property list: ${parseError?.message ?? 'empty'}`);
       const parsed = readMessage(message);
-      const ctx = { certificate, sources: presented.sources, peer: request.ip, now, raw: body };
+      const ctx = { certificate, sources: presented.sources, peer: request.ip, now, raw: body, rescue };
       const result =
         'checkIn' in parsed ? await options.service.checkIn(ctx, parsed.checkIn) : await options.service.report(ctx, parsed.report);
       reply.code(result.status);

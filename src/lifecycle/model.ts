@@ -36,6 +36,11 @@ export interface LifecycleState {
   devices: DeviceFact[];
   /** The nominal lifetime of an identity issued now (ms): the CA must never cut one short. */
   identityLifetime: number;
+  /**
+   * `--rescue-grace-days` in ms (absent or 0: off). A device whose identity expired less than this ago is rescuable:
+   * the MDM edge still hands it its renewal profile (src/mdm/rescue.ts), so the plan keeps renewing it.
+   */
+  rescueGrace?: number;
 }
 
 /** When to act, as a share of each certificate's lifetime left (so short simulated lifetimes scale). */

@@ -125,25 +125,33 @@ export function plan(state: LifecycleState, policy: LifecyclePolicy): Action[] {
     const identity = device.identity;
     if (!identity) continue;
     if (!reached(now, identityRenewalDue(identity, policy))) continue;
+    const expired = identity.notAfter <= now;
+    // Expired less than the rescue grace ago: the edge still hands the device its renewal profile, so the renewal is
+    // kept pending (and pushed) until the grace ends, the date the device is really lost.
+    const rescueEnds = new Date(identity.notAfter.getTime() + (state.rescueGrace ?? 0));
+    const rescuable = expired && rescueEnds > now;
     const overdue = device.renewalStartedAt !== null && reached(now, renewalOverdueAt(identity, device.renewalStartedAt, policy));
-    if (overdue || identity.notAfter <= now) {
+    if (overdue || expired) {
       actions.push({
         kind: 'device-at-risk',
         deviceId: device.id,
         dependency: 'identity',
-        deadline: identity.notAfter,
-        reason:
-          identity.notAfter <= now
+        deadline: rescuable ? rescueEnds : identity.notAfter,
+        reason: rescuable
+          ? `its identity certificate expired ${days(now.getTime() - identity.notAfter.getTime())} ago; in rescue until ${rescueEnds.toISOString()}: it is served only its renewal profile`
+          : expired
             ? 'its identity certificate has expired'
             : `its identity renewal started ${days(now.getTime() - device.renewalStartedAt!.getTime())} ago and has not completed; last seen ${device.lastSeenAt.toISOString()}`,
       });
     }
-    if (identity.notAfter > now) {
+    if (!expired || rescuable) {
       actions.push({
         kind: 'renew-identity',
         deviceId: device.id,
-        deadline: identity.notAfter,
-        reason: `its identity certificate has ${left(identity)} left`,
+        deadline: rescuable ? rescueEnds : identity.notAfter,
+        reason: rescuable
+          ? `in rescue: its identity certificate expired ${days(now.getTime() - identity.notAfter.getTime())} ago, ${days(rescueEnds.getTime() - now.getTime())} of grace left`
+          : `its identity certificate has ${left(identity)} left`,
       });
     }
   }

@@ -3,10 +3,40 @@ import type { CommandQueue } from '../mdm/command-queue.ts';
 import { commandFromJson } from '../mdm/commands.ts';
 import { certificateParts, nameAttributes } from '../pki/certificate.ts';
 import type { ProfileService } from '../profiles/service.ts';
-import { deviceChannel, type EnrollmentRecord, type Store } from '../store/types.ts';
+import { deviceChannel, type CertificateRecord, type EnrollmentRecord, type QueueEntry, type Store } from '../store/types.ts';
 
 /** Attempts after which a failed renewal waits for the runner's backoff instead of being retried at once. */
 export const IMMEDIATE_RETRIES = 3;
+
+/**
+ * After a renewal profile was installed or failed without producing a new identity, a fresh one is sent after this
+ * share of the identity's lifetime, doubling with each attempt up to the maximum (the first few failures are
+ * retried at once by RenewalRetryService, while the device is still online).
+ */
+export const RENEWAL_RETRY_SHARE = 0.02;
+export const RENEWAL_RETRY_MAX_SHARE = 0.08;
+
+/**
+ * What a device's renewal needs now: its profile still waits in the queue (`pending`: wake the device, send no
+ * other), one was installed or failed too recently (`back-off`), or a fresh one is due (`send`). The runner and the
+ * rescue of an expired identity (src/mdm/rescue.ts) follow the same rule, so neither sends profiles the other would not.
+ */
+export async function renewalStep(
+  store: Store,
+  enrollment: EnrollmentRecord,
+  identity: Pick<CertificateRecord, 'notBefore' | 'notAfter'>,
+  now: Date,
+): Promise<{ next: 'pending'; sent: QueueEntry } | { next: 'back-off' } | { next: 'send' }> {
+  if (!enrollment.renewalCommandUuid) return { next: 'send' };
+  const sent = (await store.listQueue(deviceChannel(enrollment.id))).find((q) => q.commandUuid === enrollment.renewalCommandUuid);
+  if (sent && (sent.status === 'queued' || sent.status === 'not-now')) return { next: 'pending', sent };
+  // Installed or failed without a new identity yet: wait, longer after each attempt, before a fresh profile. A
+  // profile that expired undelivered was never tried: a fresh one goes at once.
+  const lifetime = identity.notAfter.getTime() - identity.notBefore.getTime();
+  const wait = lifetime * Math.min(RENEWAL_RETRY_MAX_SHARE, RENEWAL_RETRY_SHARE * 2 ** Math.max(0, enrollment.renewalAttempts - 1));
+  if (sent && sent.status !== 'expired' && now.getTime() - sent.updatedAt.getTime() < wait) return { next: 'back-off' };
+  return { next: 'send' };
+}
 
 /**
  * Sends a device a renewal: InstallProfile of a fresh enrollment profile (same PayloadIdentifier, ServerURL and Topic;

@@ -7,7 +7,7 @@ import type { ProfileService } from '../profiles/service.ts';
 import { deviceChannel, type CertificateRole, type ChannelKey } from '../store/types.ts';
 import { DEFAULT_POLICY, type Action, type LifecyclePolicy } from './model.ts';
 import { plan } from './planner.ts';
-import { IdentityRenewal } from './renewal.ts';
+import { IdentityRenewal, renewalStep } from './renewal.ts';
 import { lifecycleState } from './state.ts';
 
 export interface RunReport {
@@ -18,14 +18,6 @@ export interface RunReport {
   /** Actions that need an administrator (not automated yet) or are waiting (a renewal in flight). */
   attention: string[];
 }
-
-/**
- * After a renewal profile was installed or failed without producing a new identity, a fresh one is sent after this
- * share of the identity's lifetime, doubling with each attempt up to the maximum (the first few failures are
- * retried at once by RenewalRetryService, while the device is still online).
- */
-const RENEWAL_RETRY_SHARE = 0.02;
-const RENEWAL_RETRY_MAX_SHARE = 0.08;
 
 /** Actions on the server's own certificates: carried out, and swapped in, before any device is sent a profile. */
 const SERVER_ACTIONS: ReadonlySet<Action['kind']> = new Set([
@@ -77,7 +69,10 @@ export class LifecycleRunner {
     const { app } = this.deps;
     const now = app.clock();
     const pinning = app.config.pinServerUrl;
-    const planned = plan(await lifecycleState(app.store, now, { pinning, identityDays: app.config.identityDays }), this.policy);
+    const planned = plan(
+      await lifecycleState(app.store, now, { pinning, identityDays: app.config.identityDays, rescueGraceDays: app.config.rescueGraceDays }),
+      this.policy,
+    );
     const report: RunReport = { at: now, planned, done: [], attention: [] };
     await this.#eraseExpiredCommands(now, report);
     const force: Partial<Record<CertificateRole, string>> = {};
@@ -253,19 +248,13 @@ export class LifecycleRunner {
     const enrollment = await app.store.getEnrollment(deviceId);
     const identity = enrollment?.identityCertificateId ? await app.store.getCertificate(enrollment.identityCertificateId) : undefined;
     if (!enrollment || !identity) return false;
-    const lifetime = identity.notAfter.getTime() - identity.notBefore.getTime();
-    if (enrollment.renewalCommandUuid) {
-      const sent = (await app.store.listQueue(deviceChannel(deviceId))).find((q) => q.commandUuid === enrollment.renewalCommandUuid);
-      if (sent && (sent.status === 'queued' || sent.status === 'not-now')) {
-        // The profile is still waiting for the device: wake it again rather than send another.
-        await push.push([deviceChannel(deviceId)], 'lifecycle');
-        return false;
-      }
-      // Installed or failed without a new identity yet: wait, longer after each attempt, before a fresh profile. A
-      // profile that expired undelivered was never tried: a fresh one goes at once.
-      const wait = lifetime * Math.min(RENEWAL_RETRY_MAX_SHARE, RENEWAL_RETRY_SHARE * 2 ** Math.max(0, enrollment.renewalAttempts - 1));
-      if (sent && sent.status !== 'expired' && now.getTime() - sent.updatedAt.getTime() < wait) return false;
+    const step = await renewalStep(app.store, enrollment, identity, now);
+    if (step.next === 'pending') {
+      // The profile is still waiting for the device: wake it again rather than send another.
+      await push.push([deviceChannel(deviceId)], 'lifecycle');
+      return false;
     }
+    if (step.next === 'back-off') return false;
     if (!(await this.#renewal.send(enrollment, now))) return false;
     await push.push([deviceChannel(deviceId)], 'lifecycle');
     return true;

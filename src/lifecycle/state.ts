@@ -17,7 +17,7 @@ async function newest(store: Store, role: CertificateRecord['role']): Promise<Ce
 export async function lifecycleState(
   store: Store,
   now: Date,
-  options: { pinning: boolean; identityDays: number },
+  options: { pinning: boolean; identityDays: number; rescueGraceDays?: number },
 ): Promise<LifecycleState> {
   const roots = (await store.listCertificates({ role: 'root', status: 'active' })).sort(
     (a, b) => a.notBefore.getTime() - b.notBefore.getTime(),
@@ -46,5 +46,6 @@ export async function lifecycleState(
     push: push ? fact(push) : null,
     devices,
     identityLifetime: options.identityDays * DAY_MS,
+    rescueGrace: (options.rescueGraceDays ?? 0) * DAY_MS,
   };
 }

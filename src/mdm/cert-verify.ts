@@ -5,6 +5,7 @@ import { SIGNATURE_DIGEST } from '../pki/oids.ts';
 import { publicKeyFromSpki } from '../pki/public-keys.ts';
 import type { CertificateRecord, Store } from '../store/types.ts';
 import { IdentityError } from './identity.ts';
+import { rescueDecision, type RescueGrant } from './rescue-policy.ts';
 
 const EKU_OID = '2.5.29.37';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
@@ -22,18 +23,28 @@ function extendedKeyUsage(certificate: Buffer): string[] | undefined {
   return undefined;
 }
 
+/** An accepted identity; `rescue` when it is expired and accepted only to receive its renewal (rescue-policy.ts). */
+export interface VerifiedIdentity {
+  certificate: CertificateRecord;
+  rescue: RescueGrant | null;
+}
+
 /**
  * Decides whether a presented certificate is a device identity certmdm accepts: it chains to one of certmdm's CA
  * certificates that is still valid (including ones being rotated out), carries clientAuth (or no EKU), is within
  * its validity, is not revoked, and was issued by certmdm to an enrollment. The signature check is remembered per
- * certificate; status and validity are checked on every request.
+ * certificate; status and validity are checked on every request. One narrow exception to validity: an enrollment's
+ * current identity that expired less than `rescueGraceMs` ago is accepted as a rescue.
  */
 export class CertificateVerifier {
   readonly #chained = new Map<string, string>();
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly options: { rescueGraceMs: number } = { rescueGraceMs: 0 },
+  ) {}
 
-  async verify(certificate: Buffer, now: Date): Promise<CertificateRecord> {
+  async verify(certificate: Buffer, now: Date): Promise<VerifiedIdentity> {
     const fingerprint = createHash('sha256').update(certificate).digest('hex');
     let parts: ReturnType<typeof certificateParts>;
     try {
@@ -58,9 +69,19 @@ export class CertificateVerifier {
     if (!record || record.role !== 'device-identity')
       throw new IdentityError('the certificate was never issued by certmdm to an enrollment', 403, { refusal: 'not-a-device-identity' });
     if (record.status === 'revoked') throw new IdentityError('the certificate is revoked', 403, { refusal: 'certificate-revoked' });
-    if (record.notAfter <= now) throw new IdentityError('the certificate has expired', 403, { refusal: 'certificate-expired' });
+    if (record.notAfter <= now) return { certificate: record, rescue: await this.#rescue(record, now) };
     if (record.notBefore > now) throw new IdentityError('the certificate is not yet valid', 403, { refusal: 'certificate-not-yet-valid' });
-    return record;
+    return { certificate: record, rescue: null };
+  }
+
+  /** An expired identity: a rescue grant, or refused as expired exactly as without rescue (the message says why). */
+  async #rescue(record: CertificateRecord, now: Date): Promise<RescueGrant> {
+    const { rescueGraceMs: graceMs } = this.options;
+    const boundTo = graceMs > 0 ? ((await this.store.getBinding(record.id)) ?? null) : null;
+    const enrollment = boundTo ? ((await this.store.getEnrollment(boundTo)) ?? null) : null;
+    const decision = rescueDecision({ certificate: record, boundTo, enrollment, now, graceMs });
+    if ('grant' in decision) return decision.grant;
+    throw new IdentityError(`the certificate has expired (no rescue: ${decision.refuse})`, 403, { refusal: 'certificate-expired' });
   }
 
   /** An intermediate (or root) of ours, not revoked and within validity, whose key signed the certificate. */

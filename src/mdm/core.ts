@@ -8,7 +8,7 @@ import { OK, PolicyRefusal, type MdmResult, type MdmService, type RequestContext
 
 const PLIST = 'application/xml';
 
-const RESULT_STATUS: Record<Exclude<ReportStatus, 'Idle'>, Exclude<QueueStatus, 'queued' | 'expired'>> = {
+export const RESULT_STATUS: Record<Exclude<ReportStatus, 'Idle'>, Exclude<QueueStatus, 'queued' | 'expired'>> = {
   Acknowledged: 'acknowledged',
   Error: 'error',
   CommandFormatError: 'command-format-error',

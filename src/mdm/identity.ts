@@ -29,6 +29,11 @@ export interface IdentitySettings {
   proxyFormat: ProxyCertFormat;
   /** Tolerance around the certificate's validity for Mdm-Signature's signingTime. */
   signingTimeSkewMs: number;
+  /**
+   * `--rescue-grace-days` in ms: a signature made after the certificate expired, within this grace, is read (the
+   * verifier then decides whether the identity is rescued or refused as expired).
+   */
+  rescueGraceMs?: number;
 }
 
 export interface PresentedIdentity {
@@ -85,7 +90,8 @@ function fromSignature(input: IdentityInput, settings: IdentitySettings): Buffer
       });
     }
     const t = verified.signingTime.getTime();
-    if (t < validity.notBefore.getTime() - settings.signingTimeSkewMs || t > validity.notAfter.getTime() + settings.signingTimeSkewMs) {
+    const latest = validity.notAfter.getTime() + settings.signingTimeSkewMs + (settings.rescueGraceMs ?? 0);
+    if (t < validity.notBefore.getTime() - settings.signingTimeSkewMs || t > latest) {
       throw new IdentityError(
         `Mdm-Signature signingTime ${verified.signingTime.toISOString()} is outside the certificate's validity`,
         403,

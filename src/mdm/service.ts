@@ -1,6 +1,7 @@
 import type { CertificateRecord } from '../store/types.ts';
 import type { IdentitySource } from './identity.ts';
 import type { CheckIn, CommandReport } from './messages.ts';
+import type { RescueGrant } from './rescue-policy.ts';
 
 /** What the edge established about a request before the service sees it. */
 export interface RequestContext {
@@ -10,6 +11,8 @@ export interface RequestContext {
   now: Date;
   /** The raw body, for stored results and webhooks. */
   raw: Buffer;
+  /** Set when the identity expired within the rescue grace: the request may only fetch and report its renewal. */
+  rescue?: RescueGrant | null;
 }
 
 export interface MdmResult {

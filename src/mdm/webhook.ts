@@ -36,6 +36,8 @@ export class WebhookService implements MdmService {
 
   async checkIn(ctx: RequestContext, message: CheckIn): Promise<MdmResult> {
     const result = await this.#refused(ctx, message.channel, message.type, () => this.next.checkIn(ctx, message));
+    // A rescued request is announced by the rescue itself (`mdm.Rescue`): nothing it says is passed on as data.
+    if (ctx.rescue) return result;
     this.sender.send(`mdm.${message.type}`, ctx.now, {
       checkin_event: {
         udid: message.channel.kind === 'device' ? message.channel.deviceId : '',
@@ -49,6 +51,7 @@ export class WebhookService implements MdmService {
 
   async report(ctx: RequestContext, report: CommandReport): Promise<MdmResult> {
     const result = await this.#refused(ctx, report.channel, report.status, () => this.next.report(ctx, report));
+    if (ctx.rescue) return result;
     this.sender.send('mdm.Connect', ctx.now, {
       acknowledge_event: {
         udid: report.channel.kind === 'device' ? report.channel.deviceId : '',
