@@ -71,7 +71,7 @@ commands:
 'certmdm <command> --help' lists the options every command accepts.`;
 
 const SIMULATE_USAGE = `simulate --devices N --years Y --seed S [--json] [--no-lifecycle] [--processes N]
-      [--lifetimes production|stress] [--scale F] [--pin-server-url] [--run-every-days 1]
+      [--lifetimes production|stress] [--scale F] [--pin-server-url] [--rescue-grace-days 30] [--run-every-days 1]
       [--sim-identity-days D] [--sim-tls-days D] [--sim-tls-renew-before-days D] [--sim-intermediate-days D]
       [--sim-root-days D] [--sim-signing-days D] [--sim-challenge-ttl-hours H]
   Lifetimes are serve's production defaults (identity 365, TLS 397 renewed 30 early, intermediate 1825, root 3650,
@@ -411,6 +411,7 @@ async function run(argv: string[]): Promise<void> {
         'sim-signing-days': { type: 'string' },
         'sim-challenge-ttl-hours': { type: 'string' },
         'pin-server-url': { type: 'boolean' },
+        'rescue-grace-days': { type: 'string' },
         'run-every-days': { type: 'string' },
         processes: { type: 'string' },
         shard: { type: 'string' },
@@ -442,6 +443,7 @@ async function run(argv: string[]): Promise<void> {
         lifecycle: !values['no-lifecycle'],
         lifetimes,
         pinning: Boolean(values['pin-server-url']),
+        rescueGraceDays: number('rescue-grace-days', 30, 0, 365),
         runEveryDays: Math.floor(number('run-every-days', 1, 1, 30)),
       };
       if (values.shard !== undefined) {

@@ -94,6 +94,7 @@ export class SimulatedDevice {
   /** Why the last profile installation failed, for the loss report. */
   lastFailure?: string;
   #idleSignature?: { certificate: Buffer; value: string };
+  #scepUntrusted?: Untrusted;
 
   constructor(
     readonly udid: string,
@@ -151,7 +152,10 @@ export class SimulatedDevice {
    */
   async #scep(payload: PlistDict, trust: DeviceTrust): Promise<DeviceIdentity | string> {
     const opened = await this.link.connect(trust, this.link.now());
-    if ('untrusted' in opened) return `SCEP server not trusted: ${opened.untrusted.reason}`;
+    if ('untrusted' in opened) {
+      this.#scepUntrusted = opened.untrusted;
+      return `SCEP server not trusted: ${opened.untrusted.reason}`;
+    }
     const connection = opened.connection;
     try {
       const caCert = await connection.request('GET', '/scep?operation=GetCACert', undefined, {});
@@ -248,16 +252,21 @@ export class SimulatedDevice {
     );
   }
 
-  /** Enrollment: the enrollment profile installed, then Authenticate with the identity it produced. */
-  async enroll(profile: Buffer): Promise<void> {
+  /**
+   * Enrollment: the enrollment profile installed, then Authenticate with the identity it produced. A device that
+   * cannot enroll (a server it does not trust, SCEP refused) says why, as a session would.
+   */
+  async enroll(profile: Buffer): Promise<SessionOutcome> {
+    this.#scepUntrusted = undefined;
     const outcome = await this.installProfile(profile);
-    if (typeof outcome === 'string') throw new Error(`simulated enrollment of ${this.udid} failed: ${this.lastFailure ?? outcome}`);
+    if (this.#scepUntrusted) return { untrusted: this.#scepUntrusted };
+    if (typeof outcome === 'string') return { refused: 0, reason: `enrollment failed: ${this.lastFailure ?? outcome}` };
     this.identity = outcome;
     const opened = await this.#connect();
-    if ('untrusted' in opened) throw new Error(`simulated enrollment of ${this.udid}: ${opened.untrusted.reason}`);
+    if ('untrusted' in opened) return { untrusted: opened.untrusted };
     try {
       const r = await this.#authenticate(opened.connection);
-      if (r.statusCode !== 200) throw new Error(`simulated Authenticate refused: ${r.statusCode} ${r.body.toString()}`);
+      return r.statusCode === 200 ? 'done' : { refused: r.statusCode, reason: r.body.toString().trim() };
     } finally {
       opened.connection.close();
     }

@@ -21,6 +21,7 @@ export function shardArguments(options: SimulationOptions, index: number, count:
     '--sim-signing-days', String(options.lifetimes.signingDays),
     '--sim-challenge-ttl-hours', String(options.lifetimes.challengeTtlHours),
     ...(options.pinning ? ['--pin-server-url'] : []),
+    '--rescue-grace-days', String(options.rescueGraceDays ?? 30),
     '--run-every-days', String(options.runEveryDays),
     '--shard', `${index}/${count}`,
   ]; // prettier-ignore

@@ -45,6 +45,8 @@ export interface SimulationOptions {
   lifetimes: SimulatedLifetimes;
   /** ServerURL pinning (`--pin-server-url`). */
   pinning?: boolean;
+  /** `--rescue-grace-days` (default 30; the control run has none). */
+  rescueGraceDays?: number;
   /** How often (simulated days) the lifecycle engine runs. */
   runEveryDays: number;
   /** Simulate only devices i with i % count === index (one process of a fleet split across several). */
@@ -106,14 +108,18 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
       'challenge-ttl-hours': String(lifetimes.challengeTtlHours),
       'mdm-identity-sources': ['mtls', 'signature'],
       'pin-server-url': String(options.pinning ?? false),
+      // The control run is the server without what certmdm adds: no lifecycle engine and no rescue renewal.
+      'rescue-grace-days': String(options.lifecycle ? (options.rescueGraceDays ?? 30) : 0),
     },
     {},
   );
   const app = await openApp(config, { logger: createLogger('silent'), clock: () => now, create: true });
+  let closeServer = async () => {};
   try {
     const pki = await ensurePki(app);
     const services = createServices(app, pki);
     const server = await buildHttpServer(app, pki, services);
+    closeServer = () => server.close();
     await server.listen({ host: '127.0.0.1', port: 0 });
     const woken = new Set<string>();
     const runner = new LifecycleRunner(
@@ -153,17 +159,25 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
     let tlsRootSince = now;
 
     /** Records what the device experienced; `day` is when it found out, after the absence that ended that day. */
+    const rescueGraceMs = (options.lifecycle ? (options.rescueGraceDays ?? 30) : 0) * DAY_MS;
     const lose = (m: Member, outcome: Exclude<SessionOutcome, 'done' | 'not-now'>, day: number) => {
       const absentDays = day - m.fleet.availability.lastOnline;
+      const identityEnd = m.device.notAfter;
+      // Past its rescue grace, the identity was gone whatever the handshake finds now: that is what lost the device.
+      const identityGone = m.enrolled && identityEnd.getTime() + rescueGraceMs <= now.getTime();
       if ('untrusted' in outcome) {
         const { kind, reason, at } = outcome.untrusted;
-        m.lost = { kind, cause: reason, at: at ?? (kind === 'root' ? tlsRootSince : now), absentDays };
+        const brokeAt = at ?? (kind === 'root' ? tlsRootSince : now);
+        m.lost =
+          identityGone && identityEnd < brokeAt
+            ? { kind: 'identity', cause: `identity certificate expired while away (then: ${reason})`, at: identityEnd, absentDays }
+            : { kind, cause: reason, at: brokeAt, absentDays };
         return;
       }
-      const expired = m.device.notAfter <= now;
       const cause = `the server refused the identity (${outcome.refused}: ${generalised(outcome.reason)})`;
       const failure = m.device.lastFailure ? `; the last renewal failed: ${generalised(m.device.lastFailure)}` : '';
-      m.lost = { kind: 'identity', cause: cause + (expired ? failure : ''), at: expired ? m.device.notAfter : now, absentDays };
+      const expired = identityEnd <= now;
+      m.lost = { kind: 'identity', cause: cause + (expired ? failure : ''), at: expired ? identityEnd : now, absentDays };
     };
 
     const renewals: Record<Exclude<CertificateKind, 'identity'>, number> = { tls: 0, intermediate: 0, root: 0 };
@@ -185,8 +199,9 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
       now = new Date(start.getTime() + day * DAY_MS);
       for (const m of enrollOn.get(day) ?? []) {
         const generated = await services.profiles.enrollment({ identity: 'scep', createdBy: 'simulator' });
-        await m.device.enroll(generated.body);
-        m.enrolled = true;
+        const outcome = await m.device.enroll(generated.body);
+        if (typeof outcome === 'object') lose(m, outcome, day);
+        else m.enrolled = true;
       }
       if (options.lifecycle && day > 0 && day % options.runEveryDays === 0) {
         const run = await runner.run();
@@ -301,9 +316,9 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
     report.lost.reachableExamples = report.lost.reachableExamples.slice(0, 10);
     report.wallSeconds = (performance.now() - started) / 1000;
     report.deviceYearsPerSecond = (report.devices * report.years) / report.wallSeconds;
-    await server.close();
     return { report, leadDays };
   } finally {
+    await closeServer();
     await app.close();
     rmSync(dir, { recursive: true, force: true });
   }
