@@ -37,3 +37,14 @@ test('certmdm simulate --processes 2 splits the same fleet across processes and 
   assert.equal(two.lost.reachable, 0);
   assert.ok(two.byKind.identity.renewals > 0);
 });
+
+test('rescue renewal brings back devices whose identity expired while they were away; without it the same fleet loses them', async () => {
+  // Seed 1301's forty devices at the stress ratios include wanderers back within 30 days of their identity's expiry.
+  const fleet = { devices: 40, years: 1, seed: 1301, lifecycle: true, lifetimes: STRESS_LIFETIMES, runEveryDays: 1 };
+  const rescued = await simulate(fleet);
+  const without = await simulate({ ...fleet, rescueGraceDays: 0 });
+  assert.ok(rescued.rescues > 0, `rescues: ${JSON.stringify(rescued.lost)}`);
+  assert.equal(without.rescues, 0);
+  assert.equal(without.lost.total, rescued.lost.total + rescued.rescues, 'each device rescued is lost without rescue');
+  assert.equal(rescued.lost.reachable, 0);
+});
