@@ -70,7 +70,12 @@ export class LifecycleRunner {
     const now = app.clock();
     const pinning = app.config.pinServerUrl;
     const planned = plan(
-      await lifecycleState(app.store, now, { pinning, identityDays: app.config.identityDays, rescueGraceDays: app.config.rescueGraceDays }),
+      await lifecycleState(app.store, now, {
+        pinning,
+        identityDays: app.config.identityDays,
+        rescueGraceDays: app.config.rescueGraceDays,
+        onlyRenewalDue: this.policy.identityRenewAt,
+      }),
       this.policy,
     );
     const report: RunReport = { at: now, planned, done: [], attention: [] };

@@ -653,7 +653,13 @@ export class SqliteStore implements Store {
     return rows.map((r) => String(r.certificate_id));
   }
 
-  async listEnrolledDevices(): Promise<EnrolledDevice[]> {
+  async listEnrolledDevices(filter?: { renewalWindowOpenBy: { at: Date; share: number } }): Promise<EnrolledDevice[]> {
+    // The renewal window opens at notAfter - share × lifetime: one primary-key lookup per enrolled device.
+    const due = filter ? { at: filter.renewalWindowOpenBy.at.getTime(), share: filter.renewalWindowOpenBy.share } : undefined;
+    const dueEnrollments = due
+      ? `AND (SELECT w.not_after - @share * (w.not_after - w.not_before) FROM certificates w WHERE w.id = e.identity_certificate_id) <= @at`
+      : '';
+    const dueDeliveries = due ? `AND d.enrollment_id IN (SELECT id FROM enrollments e WHERE e.status = 'enrolled' ${dueEnrollments})` : '';
     // The same three sources as installedAnchors, for the whole fleet at once (one pass, indexed joins); the first
     // two (the identity's own enrollment profile) are also its profile anchors.
     const anchors = new Map<string, string[]>();
@@ -669,18 +675,18 @@ export class SqliteStore implements Store {
          JOIN scep_challenges ch ON ch.certificate_id = e.identity_certificate_id
          JOIN profiles p ON p.challenge_id = ch.id
          JOIN profile_certificates pc ON pc.profile_id = p.id AND pc.role = 'anchor'
-       WHERE e.status = 'enrolled'
+       WHERE e.status = 'enrolled' ${dueEnrollments}
        UNION
        SELECT e.id, pc.certificate_id, 1 FROM enrollments e
          JOIN profile_certificates pi ON pi.certificate_id = e.identity_certificate_id AND pi.role = 'identity'
          JOIN profile_certificates pc ON pc.profile_id = pi.profile_id AND pc.role = 'anchor'
-       WHERE e.status = 'enrolled'
+       WHERE e.status = 'enrolled' ${dueEnrollments}
        UNION
        SELECT d.enrollment_id, pc.certificate_id, 0 FROM profile_deliveries d
          JOIN profile_certificates pc ON pc.profile_id = d.profile_id AND pc.role = 'anchor'
-       WHERE d.acknowledged_at IS NOT NULL
+       WHERE d.acknowledged_at IS NOT NULL ${dueDeliveries}
        ORDER BY 1, 2`,
-    ).all() as Row[]) {
+    ).all(due ?? {}) as Row[]) {
       const id = String(r.enrollment_id);
       const root = String(r.certificate_id);
       add(anchors, id, root);
@@ -689,8 +695,8 @@ export class SqliteStore implements Store {
     const rows = this.#sql(
       `SELECT e.id, e.last_seen_at, e.renewal_started_at, c.id AS certificate_id, c.not_before, c.not_after
        FROM enrollments e LEFT JOIN certificates c ON c.id = e.identity_certificate_id
-       WHERE e.status = 'enrolled' ORDER BY e.enrolled_at, e.id`,
-    ).all() as Row[];
+       WHERE e.status = 'enrolled' ${dueEnrollments} ORDER BY e.enrolled_at, e.id`,
+    ).all(due ?? {}) as Row[];
     return rows.map((r) => ({
       id: String(r.id),
       identity: r.certificate_id ? { id: String(r.certificate_id), notBefore: date(r.not_before), notAfter: date(r.not_after) } : null,

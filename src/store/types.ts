@@ -419,8 +419,11 @@ export interface Store {
   /**
    * Every enrolled device as the lifecycle planner sees it, in one read: its identity's validity, the roots it has
    * installed (as `installedAnchors`), when it was last seen and when a renewal in flight started. Enrollment order.
+   * With `renewalWindowOpenBy`, only the devices whose identity has entered its renewal window (its last `share` of
+   * lifetime) by `at`: what the planner needs on a day without a root rollover, so a daily run reads a few devices,
+   * not the fleet.
    */
-  listEnrolledDevices(): Promise<EnrolledDevice[]>;
+  listEnrolledDevices(filter?: { renewalWindowOpenBy: { at: Date; share: number } }): Promise<EnrolledDevice[]>;
   /**
    * Records that a renewal profile was queued for the device (keeping the first start of a renewal in flight, and
    * counting the attempts); cleared when a renewed identity authenticates.

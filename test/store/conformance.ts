@@ -301,6 +301,11 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
       const enrollment = (await store.getEnrollment(d.id))!;
       assert.deepEqual(await store.installedAnchors(d.id, enrollment.identityCertificateId), d.anchors);
     }
+    // Only devices whose identity entered its last 40% by then: P12-DEV's 181 days open on 20 April, SCEP-DEV's 365 on 8 August.
+    const due = async (at: Date) => store.listEnrolledDevices({ renewalWindowOpenBy: { at, share: 0.4 } });
+    assert.deepEqual(await due(new Date(Date.UTC(2026, 3, 19))), []);
+    assert.deepEqual(await due(new Date(Date.UTC(2026, 3, 21))), [byId.get('P12-DEV')], 'the same facts as the full read');
+    assert.deepEqual(await due(new Date(Date.UTC(2026, 7, 9))), devices);
   });
 
   withStore('binding: an identity serves only the enrollment it was minted for; refusals change nothing', async (store) => {

@@ -1,5 +1,5 @@
 import { Agent, request as httpRequest } from 'node:http';
-import { connect, type TLSSocket } from 'node:tls';
+import { connect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { evaluateServerTrust, type CertificateCache, type TrustVerdict } from './trust.ts';
 
 export interface HttpResponse {
@@ -31,11 +31,9 @@ export type ConnectOutcome = { connection: DeviceConnection } | { untrusted: Ext
 /** The certificates the server sent, leaf first, as the handshake delivered them. */
 function presentedChain(socket: TLSSocket): Buffer[] {
   const chain: Buffer[] = [];
-  let cert = socket.getPeerCertificate(true);
-  while (cert && cert.raw && chain.length < 8) {
-    if (chain.some((c) => c.equals(cert.raw))) break;
+  for (let cert = socket.getPeerX509Certificate(); cert && chain.length < 8; cert = cert.issuerCertificate) {
+    if (chain.some((c) => c.equals(cert!.raw))) break;
     chain.push(cert.raw);
-    cert = cert.issuerCertificate;
   }
   return chain;
 }
@@ -47,6 +45,12 @@ function presentedChain(socket: TLSSocket): Buffer[] {
  */
 export class LoopbackNetwork {
   connections = 0;
+  /**
+   * A device keeps its TLS client context as long as its identity (a real device does not rebuild its keychain item
+   * per connection); devices without an identity on the wire share one.
+   */
+  readonly #contexts = new WeakMap<ClientIdentity, SecureContext>();
+  #anonymous?: SecureContext;
 
   constructor(
     private readonly port: number,
@@ -63,7 +67,7 @@ export class LoopbackNetwork {
         servername: this.hostname,
         // The device checks the chain itself below, at the simulated time; OpenSSL would check it at today's.
         rejectUnauthorized: false,
-        ...(identity ?? {}),
+        secureContext: this.#context(identity),
       });
       // Requests are written as header and body: without this, Nagle and delayed ACKs add 40 ms to each.
       s.setNoDelay(true);
@@ -79,6 +83,13 @@ export class LoopbackNetwork {
       return { untrusted: verdict };
     }
     return { connection: this.#http(socket) };
+  }
+
+  #context(identity: ClientIdentity | undefined): SecureContext {
+    if (!identity) return (this.#anonymous ??= createSecureContext({}));
+    let context = this.#contexts.get(identity);
+    if (!context) this.#contexts.set(identity, (context = createSecureContext(identity)));
+    return context;
   }
 
   #http(socket: TLSSocket): DeviceConnection {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensurePki, openApp } from '../../app/context.ts';
+import { ensurePki, openApp, type AppContext } from '../../app/context.ts';
 import { createServices } from '../../app/services.ts';
 import { DAY_MS } from '../../clock.ts';
 import { resolveConfig } from '../../config.ts';
@@ -28,6 +28,20 @@ import { CertificateCache } from './trust.ts';
 
 const TOPIC = 'com.apple.mgmt.External.00000000-0000-4000-8000-000000000000';
 const HOSTNAME = 'mdm.sim.test';
+/**
+ * Devices in session at once: the server is in this process, so while one device waits for the loopback the server
+ * and other devices work (each device draws from its own random stream, so the order does not change what happens).
+ */
+const CONCURRENT_SESSIONS = 4;
+
+async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
 /** A device that put a command off polls again later the same day when it is no longer busy, up to this many times. */
 const SESSIONS_PER_DAY = 8;
 /**
@@ -52,6 +66,8 @@ export interface SimulationOptions {
   /** Simulate only devices i with i % count === index (one process of a fleet split across several). */
   shard?: { index: number; count: number };
   progress?: (fraction: number) => void;
+  /** Called on each lifecycle day before the runner, with the server's store: tests check the store's facts there. */
+  observe?: (server: { app: AppContext; now: Date }) => Promise<void>;
 }
 
 interface Member {
@@ -151,6 +167,20 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
       });
     }
     const byUdid = new Map(members.map((m) => [m.fleet.udid, m]));
+    /** The devices a push woke that are online today (taken out of `woken`); the others keep their push. */
+    const onlineToday = (pushed: Set<string>, day: number): Member[] => {
+      const online: Member[] = [];
+      for (const udid of pushed) {
+        const m = byUdid.get(udid);
+        if (m && !m.lost && m.enrolled) {
+          advance(m.fleet.availability, day);
+          if (m.fleet.availability.nextOnline !== day) continue;
+          online.push(m);
+        }
+        pushed.delete(udid);
+      }
+      return online;
+    };
     const enrollOn = new Map<number, Member[]>();
     for (const m of members) enrollOn.set(m.fleet.enrollDay, [...(enrollOn.get(m.fleet.enrollDay) ?? []), m]);
 
@@ -204,6 +234,7 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
         else m.enrolled = true;
       }
       if (options.lifecycle && day > 0 && day % options.runEveryDays === 0) {
+        await options.observe?.({ app, now });
         const run = await runner.run();
         for (const action of run.planned) {
           if (action.kind !== 'device-at-risk') continue;
@@ -222,24 +253,19 @@ export async function simulateShard(options: SimulationOptions): Promise<ShardRe
       }
       for (const { role, cert } of liveCertificates(pki)) if (cert.notAfter <= now) expiredInUse.push({ day, role });
 
-      // Devices with a push waiting that are online today connect; the others keep it until they are.
-      for (const udid of woken) {
-        const m = byUdid.get(udid);
-        if (!m || m.lost || !m.enrolled) {
-          woken.delete(udid);
-          continue;
-        }
-        advance(m.fleet.availability, day);
-        if (m.fleet.availability.nextOnline !== day) continue;
-        woken.delete(udid);
-        for (let session = 0; session < SESSIONS_PER_DAY; session++) {
-          const outcome = await m.device.session();
-          if (typeof outcome === 'object') {
-            lose(m, outcome, day);
-            break;
+      // Devices with a push waiting that are online today connect; the others keep it until they are. A push that
+      // arrives during today's sessions is answered today by a device that is online.
+      for (let batch = onlineToday(woken, day); batch.length > 0; batch = onlineToday(woken, day)) {
+        await inParallel(batch, CONCURRENT_SESSIONS, async (m) => {
+          for (let session = 0; session < SESSIONS_PER_DAY; session++) {
+            const outcome = await m.device.session();
+            if (typeof outcome === 'object') {
+              lose(m, outcome, day);
+              break;
+            }
+            if (outcome !== 'not-now') break;
           }
-          if (outcome !== 'not-now') break;
-        }
+        });
       }
       options.progress?.(day / horizon);
     }
