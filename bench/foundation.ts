@@ -9,7 +9,7 @@ import { EKU } from '../src/pki/certificate.ts';
 import { Keyring } from '../src/pki/keyring.ts';
 import { MasterKey } from '../src/pki/master-key.ts';
 import { ensureServerPki } from '../src/pki/server-pki.ts';
-import { SqliteStore } from '../src/store/sqlite.ts';
+import { SqliteStore } from '../src/store/sqlite/index.ts';
 import { rate, type BenchRow } from './measure.ts';
 
 /** Certificate issuance: build, sign with the intermediate and record in the SQLite inventory. */

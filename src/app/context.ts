@@ -8,7 +8,7 @@ import { loadMasterKey, type MasterKey } from '../pki/master-key.ts';
 import { CommandQueue } from '../mdm/command-queue.ts';
 import { DeviceTokens } from '../mdm/device-tokens.ts';
 import { ensureServerPki, type PkiSettings, type ServerPki } from '../pki/server-pki.ts';
-import { SqliteStore } from '../store/sqlite.ts';
+import { SqliteStore } from '../store/sqlite/index.ts';
 import type { CertificateRole, Store } from '../store/types.ts';
 import { prepareDataDir, type DataDirectory } from './data-dir.ts';
 

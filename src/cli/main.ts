@@ -462,8 +462,15 @@ async function run(argv: string[]): Promise<void> {
         });
         return out(JSON.stringify(result));
       }
+      let percent = -1;
       const bar = (fraction: number) => {
-        if (values.json || !process.stderr.isTTY) return;
+        if (!process.stderr.isTTY) {
+          // A long run under a supervisor or in a log: a line per whole percent.
+          if (Math.floor(fraction * 100) === percent) return;
+          percent = Math.floor(fraction * 100);
+          return void process.stderr.write(`simulated ${percent}%\n`);
+        }
+        if (values.json) return;
         const width = 40;
         const done = Math.round(fraction * width);
         process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${(fraction * 100).toFixed(0)}%`);

@@ -327,24 +327,25 @@ export interface UserChannelRecord extends Omit<UserChannelInput, 'now'> {
   lastSeenAt: Date;
 }
 
-export interface Store {
+/** The database itself: its schema and a few settings. */
+export interface MetaStore {
   readonly backend: string;
   close(): Promise<void>;
-
   /** Highest applied migration; 0 for an empty database. */
   schemaVersion(): Promise<number>;
   /** Applies pending numbered migrations, each in its own transaction. */
   migrate(): Promise<void>;
-
   getMeta(key: string): Promise<string | undefined>;
   /** Sets a value only if the key is absent; returns whether it was set. */
   setMetaIfAbsent(key: string, value: string): Promise<boolean>;
   /** Sets a value, replacing any. */
   setMeta(key: string, value: string): Promise<void>;
+}
 
+/** Keys and certificates: the inventory every lifecycle decision reads, and certificate requests awaiting a vendor. */
+export interface InventoryStore {
   getSealedKey(id: string): Promise<SealedKeyRecord | undefined>;
   listSealedKeys(): Promise<SealedKeyRecord[]>;
-
   /** Inserts certificates with their keys and dependants, all or nothing. */
   insertCertificates(entries: NewCertificate[]): Promise<void>;
   /**
@@ -362,7 +363,14 @@ export interface Store {
   listDependants(certificateId: string): Promise<Dependant[]>;
   /** Certificates whose issuerId is `certificateId`. */
   listIssuedBy(certificateId: string): Promise<CertificateRecord[]>;
+  insertCertificateRequest(request: CertificateRequestRecord, key: SealedKeyRecord): Promise<void>;
+  listCertificateRequests(purpose: CertificateRequestRecord['purpose']): Promise<CertificateRequestRecord[]>;
+  /** Stores an imported certificate (superseding `supersedes`) and marks the request it answers fulfilled, atomically. */
+  importCertificate(entry: NewCertificate, options: { supersedes: string[]; fulfils?: string }): Promise<void>;
+}
 
+/** One-time SCEP challenges, enrollment links and the profiles made with them. */
+export interface EnrollmentLinkStore {
   insertChallenge(challenge: ChallengeRecord): Promise<void>;
   getChallenge(id: string): Promise<ChallengeRecord | undefined>;
   /**
@@ -370,7 +378,6 @@ export interface Store {
    * nothing. Throws ConflictError, changing nothing, if the challenge is already consumed or expired at `now`.
    */
   insertCertificateConsumingChallenge(entry: NewCertificate, challengeId: string, now: Date): Promise<void>;
-
   /**
    * Stores a profile with everything made for it, all or nothing; the embedded certificates get the profile as a
    * dependant. Throws ConflictError, storing nothing, if the link it consumes is already used or expired.
@@ -381,7 +388,10 @@ export interface Store {
   listProfiles(query?: { kind?: ProfileRecord['kind']; enrollmentRef?: string }): Promise<ProfileRecord[]>;
   insertEnrollmentLink(link: EnrollmentLinkRecord): Promise<void>;
   getEnrollmentLink(id: string): Promise<EnrollmentLinkRecord | undefined>;
+}
 
+/** Enrollments and the certificate bindings that identify them. */
+export interface EnrollmentStore {
   getEnrollment(id: string): Promise<EnrollmentRecord | undefined>;
   listEnrollments(): Promise<EnrollmentRecord[]>;
   /** The enrollment a certificate is bound to; a certificate binds once and to one enrollment only. */
@@ -398,12 +408,27 @@ export interface Store {
       Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt' | 'pushTokenInvalidAt'>
     >,
   ): Promise<void>;
+  /**
+   * Records that a renewal profile was queued for the device (keeping the first start of a renewal in flight, and
+   * counting the attempts); cleared when a renewed identity authenticates.
+   */
+  markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void>;
+  /** The new identity was seen on a later message: the previous one is marked superseded by it. Returns it. */
+  promoteIdentity(id: string): Promise<string | null>;
+  checkOutEnrollment(id: string, now: Date): Promise<void>;
+  /** Seals, in one transaction, the escrowed tokens of enrollments stored before tokens were sealed; returns how many. */
+  sealEnrollmentTokens(seal: (enrollmentId: string, kind: 'unlock-token' | 'bootstrap-token', token: Buffer) => Buffer): Promise<number>;
+}
+
+/** Push channels beyond the device one: user channels and their tokens. */
+export interface PushStore {
+  upsertUserChannel(channel: UserChannelInput): Promise<void>;
   getUserChannel(enrollmentId: string, userId: string): Promise<UserChannelRecord | undefined>;
   markUserChannelTokenInvalid(enrollmentId: string, userId: string, at: Date): Promise<void>;
-  insertCertificateRequest(request: CertificateRequestRecord, key: SealedKeyRecord): Promise<void>;
-  listCertificateRequests(purpose: CertificateRequestRecord['purpose']): Promise<CertificateRequestRecord[]>;
-  /** Stores an imported certificate (superseding `supersedes`) and marks the request it answers fulfilled, atomically. */
-  importCertificate(entry: NewCertificate, options: { supersedes: string[]; fulfils?: string }): Promise<void>;
+}
+
+/** Lifecycle deliveries: which profile reached which device, and the facts the planner reads. */
+export interface DeliveryStore {
   /** Records that a profile was sent to a device by an InstallProfile command; its Acknowledged report marks it installed. */
   insertProfileDelivery(delivery: { commandUuid: string; enrollmentId: string; profileId: string; createdAt: Date }): Promise<void>;
   /** The newest delivery of a profile kind to a device that has not been acknowledged, if any. */
@@ -424,16 +449,10 @@ export interface Store {
    * not the fleet.
    */
   listEnrolledDevices(filter?: { renewalWindowOpenBy: { at: Date; share: number } }): Promise<EnrolledDevice[]>;
-  /**
-   * Records that a renewal profile was queued for the device (keeping the first start of a renewal in flight, and
-   * counting the attempts); cleared when a renewed identity authenticates.
-   */
-  markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void>;
-  /** The new identity was seen on a later message: the previous one is marked superseded by it. Returns it. */
-  promoteIdentity(id: string): Promise<string | null>;
-  checkOutEnrollment(id: string, now: Date): Promise<void>;
-  upsertUserChannel(channel: UserChannelInput): Promise<void>;
+}
 
+/** The command queue and its results. */
+export interface CommandStore {
   /** Stores a command and queues it for each channel, all or nothing. */
   enqueueCommand(command: CommandRecord, channels: ChannelKey[]): Promise<void>;
   getCommand(uuid: string): Promise<CommandRecord | undefined>;
@@ -463,22 +482,47 @@ export interface Store {
    * `seal(uuid, body)`; returns how many.
    */
   sealCommandBodies(seal: (uuid: string, body: Buffer) => Buffer): Promise<number>;
-  /** Seals, in one transaction, the escrowed tokens of enrollments stored before tokens were sealed; returns how many. */
-  sealEnrollmentTokens(seal: (enrollmentId: string, kind: 'unlock-token' | 'bootstrap-token', token: Buffer) => Buffer): Promise<number>;
   /** Erases the bodies of commands whose secrets expired at `now` and were not erased yet; returns their UUIDs. */
   eraseExpiredCommandBodies(now: Date): Promise<string[]>;
   /** Erases these commands' bodies now (not yet erased ones); they are delivered to no one after. Returns those erased. */
   eraseCommandBodies(uuids: string[], now: Date): Promise<string[]>;
+}
 
+/** Admin API tokens and the audit log. */
+export interface AdminStore {
   insertApiToken(token: ApiTokenRecord): Promise<void>;
   getApiToken(id: string): Promise<ApiTokenRecord | undefined>;
   listApiTokens(): Promise<ApiTokenRecord[]>;
   touchApiToken(id: string, at: Date): Promise<void>;
   revokeApiToken(id: string, at: Date): Promise<boolean>;
-
   appendAudit(event: AuditEvent): Promise<number>;
   /** Newest first. */
   listAudit(query?: { action?: string; limit?: number }): Promise<StoredAuditEvent[]>;
+}
+
+/**
+ * Everything certmdm stores, by concern. Each backend implements every part (and passes the part of the conformance
+ * suite for it); services take the parts they use.
+ */
+export type Store = MetaStore &
+  InventoryStore &
+  EnrollmentLinkStore &
+  EnrollmentStore &
+  PushStore &
+  DeliveryStore &
+  CommandStore &
+  AdminStore;
+
+/** The parts, each implemented on its own: composeStore joins them into one Store. */
+export interface StoreParts {
+  meta: MetaStore;
+  inventory: InventoryStore;
+  enrollmentLinks: EnrollmentLinkStore;
+  enrollments: EnrollmentStore;
+  push: PushStore;
+  deliveries: DeliveryStore;
+  commands: CommandStore;
+  admin: AdminStore;
 }
 
 /** A write that would break a uniqueness or state rule (already used, already exists); nothing was changed. */

@@ -9,7 +9,7 @@ import { randomSerial, toPem } from '../../src/pki/certificate.ts';
 import { Keyring } from '../../src/pki/keyring.ts';
 import { MasterKey } from '../../src/pki/master-key.ts';
 import { ensureServerPki, type PkiSettings } from '../../src/pki/server-pki.ts';
-import { SqliteStore } from '../../src/store/sqlite.ts';
+import { SqliteStore } from '../../src/store/sqlite/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { run, tempDir } from '../helpers/cli.ts';
 

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { SQLITE_MIGRATIONS } from '../../src/store/sqlite-migrations.ts';
+import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
 import { CommandQueue } from '../../src/mdm/command-queue.ts';
 import { DeviceTokens } from '../../src/mdm/device-tokens.ts';
 import { MasterKey } from '../../src/pki/master-key.ts';
 import { deviceChannel } from '../../src/store/types.ts';
-import { SqliteStore } from '../../src/store/sqlite.ts';
+import { SqliteStore } from '../../src/store/sqlite/index.ts';
 import { tempDir } from '../helpers/cli.ts';
 import { storeConformance } from './conformance.ts';
 

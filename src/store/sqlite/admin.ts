@@ -1,0 +1,64 @@
+import { SqliteConcern, onlyGiven } from './connection.ts';
+import { ms, date, tokenFromRow, type Row } from '../rows.ts';
+import { type ApiTokenRecord, type AuditEvent, type StoredAuditEvent, type AdminStore } from '../types.ts';
+
+export class SqliteAdmin extends SqliteConcern implements AdminStore {
+  async insertApiToken(t: ApiTokenRecord): Promise<void> {
+    this.sql('INSERT INTO api_tokens (id, name, secret_hash, created_at, last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+      t.id,
+      t.name,
+      t.secretHash,
+      ms(t.createdAt),
+      t.lastUsedAt && ms(t.lastUsedAt),
+      t.revokedAt && ms(t.revokedAt),
+    );
+  }
+
+  async getApiToken(id: string): Promise<ApiTokenRecord | undefined> {
+    const r = this.sql('SELECT * FROM api_tokens WHERE id = ?').get(id) as Row | undefined;
+    return r ? tokenFromRow(r) : undefined;
+  }
+
+  async listApiTokens(): Promise<ApiTokenRecord[]> {
+    return (this.sql('SELECT * FROM api_tokens ORDER BY created_at, id').all() as Row[]).map(tokenFromRow);
+  }
+
+  async touchApiToken(id: string, at: Date): Promise<void> {
+    this.sql('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(ms(at), id);
+  }
+
+  async revokeApiToken(id: string, at: Date): Promise<boolean> {
+    return this.sql('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(ms(at), id).changes === 1;
+  }
+
+  async appendAudit(e: AuditEvent): Promise<number> {
+    const result = this.sql('INSERT INTO audit_log (at, actor, action, target, outcome, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+      ms(e.at),
+      e.actor,
+      e.action,
+      e.target ?? null,
+      e.outcome,
+      e.reason ?? null,
+      e.detail ? JSON.stringify(e.detail) : null,
+    );
+    return Number(result.lastInsertRowid);
+  }
+
+  async listAudit(query: { action?: string; limit?: number } = {}): Promise<StoredAuditEvent[]> {
+    const { where, params } = onlyGiven({ action: query.action });
+    const rows = this.sql(`SELECT * FROM audit_log ${where} ORDER BY id DESC LIMIT @limit`).all({
+      ...params,
+      limit: query.limit ?? 100,
+    }) as Row[];
+    return rows.map((r) => ({
+      id: Number(r.id),
+      at: date(r.at),
+      actor: String(r.actor),
+      action: String(r.action),
+      target: (r.target as string | null) ?? null,
+      outcome: r.outcome as AuditEvent['outcome'],
+      reason: (r.reason as string | null) ?? null,
+      detail: r.detail ? (JSON.parse(String(r.detail)) as Record<string, unknown>) : null,
+    }));
+  }
+}
