@@ -9,7 +9,7 @@ import { MasterKey } from '../../src/pki/master-key.ts';
 import { deviceChannel } from '../../src/store/types.ts';
 import { SqliteStore } from '../../src/store/sqlite/index.ts';
 import { tempDir } from '../helpers/cli.ts';
-import { storeConformance } from './conformance.ts';
+import { storeConformance } from './conformance/index.ts';
 
 storeConformance('sqlite', async () => SqliteStore.open(join(tempDir(), 'store.db')));
 
