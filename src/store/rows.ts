@@ -1,4 +1,21 @@
-import type { ApiTokenRecord, CertificateRecord, CertificateStatus, EnrollmentRecord, QueueEntry, QueueStatus } from './types.ts';
+import type {
+  ApiTokenRecord,
+  AuditEvent,
+  CertificateRecord,
+  CertificateRequestRecord,
+  CertificateStatus,
+  ChallengeRecord,
+  CommandRecord,
+  EnrolledDevice,
+  EnrollmentLinkRecord,
+  EnrollmentRecord,
+  ProfileRecord,
+  QueueEntry,
+  QueueStatus,
+  SealedKeyRecord,
+  StoredAuditEvent,
+  UserChannelRecord,
+} from './types.ts';
 
 /**
  * Rows as both backends return them (timestamps as epoch milliseconds, binary as bytes) turned into records: one
@@ -80,4 +97,135 @@ export function queueEntryFromRow(r: Row): QueueEntry {
     result: r.result ? Buffer.from(r.result as Uint8Array) : null,
     updatedAt: date(r.updated_at),
   };
+}
+
+export function sealedKeyFromRow(r: Row): SealedKeyRecord {
+  return { id: String(r.id), algorithm: String(r.algorithm), sealed: bytes(r.sealed), createdAt: date(r.created_at) };
+}
+
+export function challengeFromRow(r: Row): ChallengeRecord {
+  return {
+    id: String(r.id),
+    secretHash: bytes(r.secret_hash),
+    purpose: String(r.purpose),
+    enrollmentRef: maybeString(r.enrollment_ref),
+    enrollmentId: maybeString(r.enrollment_id),
+    createdBy: String(r.created_by),
+    createdAt: date(r.created_at),
+    expiresAt: date(r.expires_at),
+    consumedAt: maybeDate(r.consumed_at),
+    certificateId: maybeString(r.certificate_id),
+  };
+}
+
+export function enrollmentLinkFromRow(r: Row): EnrollmentLinkRecord {
+  return {
+    id: String(r.id),
+    secretHash: bytes(r.secret_hash),
+    identityKind: r.identity_kind as EnrollmentLinkRecord['identityKind'],
+    enrollmentId: maybeString(r.enrollment_id),
+    createdBy: String(r.created_by),
+    createdAt: date(r.created_at),
+    expiresAt: date(r.expires_at),
+    usedAt: maybeDate(r.used_at),
+    profileId: maybeString(r.profile_id),
+  };
+}
+
+/** A profile row with its certificate rows, in the order they were stored. */
+export function profileFromRows(r: Row, certificates: Row[]): ProfileRecord {
+  return {
+    id: String(r.id),
+    kind: r.kind as ProfileRecord['kind'],
+    payloadIdentifier: String(r.payload_identifier),
+    payloadUuid: String(r.payload_uuid),
+    enrollmentRef: maybeString(r.enrollment_ref),
+    identityKind: (r.identity_kind as ProfileRecord['identityKind']) ?? null,
+    challengeId: maybeString(r.challenge_id),
+    signerCertificateId: maybeString(r.signer_certificate_id),
+    createdBy: String(r.created_by),
+    createdAt: date(r.created_at),
+    effectiveExpiry: date(r.effective_expiry),
+    certificates: certificates.map((c) => ({
+      certificateId: String(c.certificate_id),
+      role: c.role as ProfileRecord['certificates'][number]['role'],
+    })),
+  };
+}
+
+export function userChannelFromRow(r: Row): UserChannelRecord {
+  return {
+    enrollmentId: String(r.enrollment_id),
+    userId: String(r.user_id),
+    userShortName: maybeString(r.user_short_name),
+    pushToken: r.push_token ? bytes(r.push_token) : null,
+    pushMagic: maybeString(r.push_magic),
+    pushTokenInvalidAt: maybeDate(r.push_token_invalid_at),
+    lastSeenAt: date(r.last_seen_at),
+  };
+}
+
+export function certificateRequestFromRow(r: Row): CertificateRequestRecord {
+  return {
+    id: String(r.id),
+    purpose: r.purpose as CertificateRequestRecord['purpose'],
+    subject: String(r.subject),
+    keyId: String(r.key_id),
+    der: bytes(r.der),
+    createdAt: date(r.created_at),
+    fulfilledBy: maybeString(r.fulfilled_by),
+  };
+}
+
+export function commandFromRow(r: Row): CommandRecord {
+  return {
+    uuid: String(r.uuid),
+    requestType: String(r.request_type),
+    body: bytes(r.body),
+    priority: Number(r.priority),
+    createdBy: String(r.created_by),
+    createdAt: date(r.created_at),
+    sealed: Number(r.body_sealed) === 1,
+    secretsExpireAt: maybeDate(r.secrets_expire_at),
+    bodyErasedAt: maybeDate(r.body_erased_at),
+  };
+}
+
+export function auditFromRow(r: Row): StoredAuditEvent {
+  return {
+    id: Number(r.id),
+    at: date(r.at),
+    actor: String(r.actor),
+    action: String(r.action),
+    target: maybeString(r.target),
+    outcome: r.outcome as AuditEvent['outcome'],
+    reason: maybeString(r.reason),
+    detail: r.detail ? (JSON.parse(String(r.detail)) as Record<string, unknown>) : null,
+  };
+}
+
+/** The enrolled devices as the planner sees them, from the device rows and the (device, root, from profile) rows. */
+export function enrolledDevicesFromRows(devices: Row[], anchorRows: Row[]): EnrolledDevice[] {
+  const anchors = new Map<string, string[]>();
+  const profileAnchors = new Map<string, string[]>();
+  // Rows come sorted by device and root, and a root from both sources comes once per source: a repeat is the last.
+  const add = (map: Map<string, string[]>, id: string, root: string) => {
+    const list = map.get(id) ?? [];
+    if (list.at(-1) !== root) list.push(root);
+    map.set(id, list);
+  };
+  for (const r of anchorRows) {
+    const id = String(r.enrollment_id);
+    const root = String(r.certificate_id);
+    add(anchors, id, root);
+    if (Number(r.from_profile) === 1) add(profileAnchors, id, root);
+  }
+  return devices.map((r) => ({
+    id: String(r.id),
+    identity: r.certificate_id ? { id: String(r.certificate_id), notBefore: date(r.not_before), notAfter: date(r.not_after) } : null,
+    anchors: anchors.get(String(r.id)) ?? [],
+    profileAnchors: profileAnchors.get(String(r.id)) ?? [],
+    lastSeenAt: date(r.last_seen_at),
+    renewalStartedAt: maybeDate(r.renewal_started_at),
+  }));
 }

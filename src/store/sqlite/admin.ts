@@ -1,5 +1,5 @@
 import { SqliteConcern, onlyGiven } from './connection.ts';
-import { ms, date, tokenFromRow, type Row } from '../rows.ts';
+import { ms, tokenFromRow, type Row, auditFromRow } from '../rows.ts';
 import { type ApiTokenRecord, type AuditEvent, type StoredAuditEvent, type AdminStore } from '../types.ts';
 
 export class SqliteAdmin extends SqliteConcern implements AdminStore {
@@ -50,15 +50,6 @@ export class SqliteAdmin extends SqliteConcern implements AdminStore {
       ...params,
       limit: query.limit ?? 100,
     }) as Row[];
-    return rows.map((r) => ({
-      id: Number(r.id),
-      at: date(r.at),
-      actor: String(r.actor),
-      action: String(r.action),
-      target: (r.target as string | null) ?? null,
-      outcome: r.outcome as AuditEvent['outcome'],
-      reason: (r.reason as string | null) ?? null,
-      detail: r.detail ? (JSON.parse(String(r.detail)) as Record<string, unknown>) : null,
-    }));
+    return rows.map(auditFromRow);
   }
 }

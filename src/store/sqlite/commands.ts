@@ -1,5 +1,5 @@
 import { SqliteConcern } from './connection.ts';
-import { ms, date, maybeDate, queueEntryFromRow, type Row } from '../rows.ts';
+import { ms, queueEntryFromRow, type Row, commandFromRow } from '../rows.ts';
 import { ConflictError, type ChannelKey, type CommandRecord, type QueueEntry, type QueueStatus, type CommandStore } from '../types.ts';
 
 export class SqliteCommands extends SqliteConcern implements CommandStore {
@@ -35,19 +35,7 @@ export class SqliteCommands extends SqliteConcern implements CommandStore {
 
   async getCommand(uuid: string): Promise<CommandRecord | undefined> {
     const r = this.sql('SELECT * FROM commands WHERE uuid = ?').get(uuid) as Row | undefined;
-    return r
-      ? {
-          uuid: String(r.uuid),
-          requestType: String(r.request_type),
-          body: Buffer.from(r.body as Uint8Array),
-          priority: Number(r.priority),
-          createdBy: String(r.created_by),
-          createdAt: date(r.created_at),
-          sealed: r.body_sealed === 1,
-          secretsExpireAt: maybeDate(r.secrets_expire_at),
-          bodyErasedAt: maybeDate(r.body_erased_at),
-        }
-      : undefined;
+    return r ? commandFromRow(r) : undefined;
   }
 
   async nextCommand(

@@ -1,6 +1,6 @@
 import { insertCertificate } from './inventory.ts';
 import { SqliteConcern, onlyGiven } from './connection.ts';
-import { ms, date, maybeDate, type Row } from '../rows.ts';
+import { ms, challengeFromRow, enrollmentLinkFromRow, profileFromRows, type Row } from '../rows.ts';
 import {
   ConflictError,
   type ChallengeRecord,
@@ -18,20 +18,7 @@ export class SqliteEnrollmentLinks extends SqliteConcern implements EnrollmentLi
 
   async getChallenge(id: string): Promise<ChallengeRecord | undefined> {
     const r = this.sql('SELECT * FROM scep_challenges WHERE id = ?').get(id) as Row | undefined;
-    return r
-      ? {
-          id: String(r.id),
-          secretHash: Buffer.from(r.secret_hash as Uint8Array),
-          purpose: String(r.purpose),
-          enrollmentRef: (r.enrollment_ref as string | null) ?? null,
-          enrollmentId: (r.enrollment_id as string | null) ?? null,
-          createdBy: String(r.created_by),
-          createdAt: date(r.created_at),
-          expiresAt: date(r.expires_at),
-          consumedAt: maybeDate(r.consumed_at),
-          certificateId: (r.certificate_id as string | null) ?? null,
-        }
-      : undefined;
+    return r ? challengeFromRow(r) : undefined;
   }
 
   async insertCertificateConsumingChallenge(entry: NewCertificate, challengeId: string, now: Date): Promise<void> {
@@ -104,26 +91,10 @@ export class SqliteEnrollmentLinks extends SqliteConcern implements EnrollmentLi
   }
 
   #profileFromRow(r: Row): ProfileRecord {
-    const certificates = (
-      this.sql('SELECT certificate_id, role FROM profile_certificates WHERE profile_id = ? ORDER BY rowid').all(r.id) as Row[]
-    ).map((c) => ({
-      certificateId: String(c.certificate_id),
-      role: c.role as ProfileRecord['certificates'][number]['role'],
-    }));
-    return {
-      id: String(r.id),
-      kind: r.kind as ProfileRecord['kind'],
-      payloadIdentifier: String(r.payload_identifier),
-      payloadUuid: String(r.payload_uuid),
-      enrollmentRef: (r.enrollment_ref as string | null) ?? null,
-      identityKind: (r.identity_kind as ProfileRecord['identityKind']) ?? null,
-      challengeId: (r.challenge_id as string | null) ?? null,
-      signerCertificateId: (r.signer_certificate_id as string | null) ?? null,
-      createdBy: String(r.created_by),
-      createdAt: date(r.created_at),
-      effectiveExpiry: date(r.effective_expiry),
-      certificates,
-    };
+    return profileFromRows(
+      r,
+      this.sql('SELECT certificate_id, role FROM profile_certificates WHERE profile_id = ? ORDER BY rowid').all(r.id) as Row[],
+    );
   }
 
   async getProfile(id: string): Promise<ProfileRecord | undefined> {
@@ -156,18 +127,6 @@ export class SqliteEnrollmentLinks extends SqliteConcern implements EnrollmentLi
 
   async getEnrollmentLink(id: string): Promise<EnrollmentLinkRecord | undefined> {
     const r = this.sql('SELECT * FROM enrollment_links WHERE id = ?').get(id) as Row | undefined;
-    return r
-      ? {
-          id: String(r.id),
-          secretHash: Buffer.from(r.secret_hash as Uint8Array),
-          identityKind: r.identity_kind as EnrollmentLinkRecord['identityKind'],
-          enrollmentId: (r.enrollment_id as string | null) ?? null,
-          createdBy: String(r.created_by),
-          createdAt: date(r.created_at),
-          expiresAt: date(r.expires_at),
-          usedAt: maybeDate(r.used_at),
-          profileId: (r.profile_id as string | null) ?? null,
-        }
-      : undefined;
+    return r ? enrollmentLinkFromRow(r) : undefined;
   }
 }

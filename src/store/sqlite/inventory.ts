@@ -1,5 +1,5 @@
 import { SqliteConcern, SqliteDb, onlyGiven } from './connection.ts';
-import { ms, date, certificateFromRow, type Row } from '../rows.ts';
+import { ms, certificateFromRow, certificateRequestFromRow, sealedKeyFromRow, type Row } from '../rows.ts';
 import {
   ConflictError,
   type CertificateQuery,
@@ -37,18 +37,11 @@ export function insertCertificate(db: SqliteDb, entry: NewCertificate): void {
 export class SqliteInventory extends SqliteConcern implements InventoryStore {
   async getSealedKey(id: string): Promise<SealedKeyRecord | undefined> {
     const r = this.sql('SELECT * FROM sealed_keys WHERE id = ?').get(id) as Row | undefined;
-    return r
-      ? { id: String(r.id), algorithm: String(r.algorithm), sealed: Buffer.from(r.sealed as Uint8Array), createdAt: date(r.created_at) }
-      : undefined;
+    return r ? sealedKeyFromRow(r) : undefined;
   }
 
   async listSealedKeys(): Promise<SealedKeyRecord[]> {
-    return (this.sql('SELECT * FROM sealed_keys ORDER BY created_at, id').all() as Row[]).map((r) => ({
-      id: String(r.id),
-      algorithm: String(r.algorithm),
-      sealed: Buffer.from(r.sealed as Uint8Array),
-      createdAt: date(r.created_at),
-    }));
+    return (this.sql('SELECT * FROM sealed_keys ORDER BY created_at, id').all() as Row[]).map(sealedKeyFromRow);
   }
 
   async insertCertificates(entries: NewCertificate[]): Promise<void> {
@@ -132,15 +125,7 @@ export class SqliteInventory extends SqliteConcern implements InventoryStore {
   async listCertificateRequests(purpose: CertificateRequestRecord['purpose']): Promise<CertificateRequestRecord[]> {
     return (
       this.sql('SELECT * FROM certificate_requests WHERE purpose = ? ORDER BY created_at DESC, rowid DESC').all(purpose) as Row[]
-    ).map((r) => ({
-      id: String(r.id),
-      purpose: r.purpose as CertificateRequestRecord['purpose'],
-      subject: String(r.subject),
-      keyId: String(r.key_id),
-      der: Buffer.from(r.der as Uint8Array),
-      createdAt: date(r.created_at),
-      fulfilledBy: (r.fulfilled_by as string | null) ?? null,
-    }));
+    ).map(certificateRequestFromRow);
   }
 
   async importCertificate(entry: NewCertificate, options: { supersedes: string[]; fulfils?: string }): Promise<void> {

@@ -1,5 +1,5 @@
 import { SqliteConcern } from './connection.ts';
-import { ms, date, maybeDate, type Row } from '../rows.ts';
+import { ms, userChannelFromRow, type Row } from '../rows.ts';
 import { type UserChannelInput, type UserChannelRecord, type PushStore } from '../types.ts';
 
 export class SqlitePush extends SqliteConcern implements PushStore {
@@ -13,17 +13,7 @@ export class SqlitePush extends SqliteConcern implements PushStore {
 
   async getUserChannel(enrollmentId: string, userId: string): Promise<UserChannelRecord | undefined> {
     const r = this.sql('SELECT * FROM user_channels WHERE enrollment_id = ? AND user_id = ?').get(enrollmentId, userId) as Row | undefined;
-    return r
-      ? {
-          enrollmentId: String(r.enrollment_id),
-          userId: String(r.user_id),
-          userShortName: (r.user_short_name as string | null) ?? null,
-          pushToken: r.push_token ? Buffer.from(r.push_token as Uint8Array) : null,
-          pushMagic: (r.push_magic as string | null) ?? null,
-          pushTokenInvalidAt: maybeDate(r.push_token_invalid_at),
-          lastSeenAt: date(r.last_seen_at),
-        }
-      : undefined;
+    return r ? userChannelFromRow(r) : undefined;
   }
 
   async markUserChannelTokenInvalid(enrollmentId: string, userId: string, at: Date): Promise<void> {
