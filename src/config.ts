@@ -10,8 +10,12 @@ import { DAY_MS } from './clock.ts';
 import { unservableLifetimes } from './lifecycle/lifetimes.ts';
 import { DEFAULT_POLICY } from './lifecycle/model.ts';
 
+/** Where certmdm stores its state: the data directory's SQLite file, or a PostgreSQL database several instances share. */
+export type StoreLocation = { kind: 'sqlite' } | { kind: 'postgres'; url: string };
+
 export interface Config {
   dataDir: string;
+  store: StoreLocation;
   configFile: string | null;
   listen: string;
   port: number;
@@ -77,6 +81,12 @@ interface OptionSpec {
   defaultText: string;
 }
 
+export function storeLocation(value: string): StoreLocation {
+  if (value === 'sqlite') return { kind: 'sqlite' };
+  if (/^postgres(ql)?:\/\/[^\s]+$/.test(value)) return { kind: 'postgres', url: value };
+  throw new OperatorError("--store must be 'sqlite' or a postgres://… connection string");
+}
+
 /** Every option of `certmdm serve` (and the other commands that open the data directory). */
 export const OPTIONS: OptionSpec[] = [
   {
@@ -85,6 +95,13 @@ export const OPTIONS: OptionSpec[] = [
     kind: 'string',
     defaultText: './data',
     help: 'data directory (database, master key file); created 0700 on first run',
+  },
+  {
+    flag: 'store',
+    env: 'CERTMDM_STORE',
+    kind: 'string',
+    defaultText: 'sqlite',
+    help: "'sqlite' (a file in the data directory) or postgres://user@host/db (several instances may share it; the master key must be the same on each)",
   },
   {
     flag: 'config',
@@ -497,6 +514,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
   if (unservable) throw new OperatorError(unservable);
   return {
     dataDir,
+    store: storeLocation(str('store', 'sqlite')),
     configFile: configFile ? resolve(cwd, configFile) : null,
     listen,
     port: int('port', 8443, 0, 65535),

@@ -8,6 +8,8 @@ import { loadMasterKey, type MasterKey } from '../pki/master-key.ts';
 import { CommandQueue } from '../mdm/command-queue.ts';
 import { DeviceTokens } from '../mdm/device-tokens.ts';
 import { ensureServerPki, type PkiSettings, type ServerPki } from '../pki/server-pki.ts';
+import { redacted } from '../store/postgres/connection.ts';
+import { PostgresStore } from '../store/postgres/index.ts';
 import { SqliteStore } from '../store/sqlite/index.ts';
 import type { CertificateRole, Store } from '../store/types.ts';
 import { prepareDataDir, type DataDirectory } from './data-dir.ts';
@@ -38,6 +40,17 @@ async function checkMasterKey(store: Store, master: MasterKey): Promise<void> {
   }
 }
 
+/** The database as an operator knows it: the file, or the connection string without its password. */
+export function storeName(config: Config): string {
+  return config.store.kind === 'postgres' ? redacted(config.store.url) : `${config.dataDir}/certmdm.db`;
+}
+
+export function openStore(config: Config, dataDir: DataDirectory): Store {
+  return config.store.kind === 'postgres'
+    ? PostgresStore.open(config.store.url)
+    : SqliteStore.open(dataDir.databasePath, { busyTimeoutMs: config.dbBusyTimeoutMs });
+}
+
 /**
  * Opens the data directory, database and PKI, creating them on first run when `create` is true. The order matters
  * for "nothing is overwritten": every check that can fail (directory, master key, database, key check value) runs
@@ -45,13 +58,25 @@ async function checkMasterKey(store: Store, master: MasterKey): Promise<void> {
  */
 export async function openApp(config: Config, options: { logger: Logger; clock?: Clock; create: boolean }): Promise<AppContext> {
   const clock = options.clock ?? systemClock;
-  const dataDir = prepareDataDir(config.dataDir, { create: options.create });
-  const { key: master } = loadMasterKey({
-    envValue: process.env.CERTMDM_MASTER_KEY,
-    file: config.masterKeyFile,
-    create: dataDir.fresh,
-  });
-  const store = SqliteStore.open(dataDir.databasePath, { busyTimeoutMs: config.dbBusyTimeoutMs });
+  const external = config.store.kind !== 'sqlite';
+  const dataDir = prepareDataDir(config.dataDir, { create: options.create, databaseFile: !external });
+  const masterKey = (create: boolean) => loadMasterKey({ envValue: process.env.CERTMDM_MASTER_KEY, file: config.masterKeyFile, create }).key;
+  // SQLite: the key first, so a refusal leaves no database file behind. PostgreSQL: the database says whether the
+  // deployment is fresh (no schema yet); every instance after the first brings the same master key.
+  const early = external ? undefined : masterKey(dataDir.fresh);
+  const store = openStore(config, dataDir);
+  let master: MasterKey;
+  try {
+    if (early) master = early;
+    else {
+      const fresh = (await store.schemaVersion()) === 0;
+      if (fresh && !options.create) throw new OperatorError(`no certmdm database in ${storeName(config)}; run 'certmdm init' first`);
+      master = masterKey(fresh);
+    }
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   try {
     await checkMasterKey(store, master);
     await store.migrate();

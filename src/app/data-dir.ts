@@ -8,8 +8,12 @@ export interface DataDirectory {
   fresh: boolean;
 }
 
-/** Makes sure the data directory exists (0700), is a directory and is writable, without touching its contents. */
-export function prepareDataDir(path: string, options: { create: boolean }): DataDirectory {
+/**
+ * Makes sure the data directory exists (0700), is a directory and is writable, without touching its contents. With
+ * `databaseFile: false` (the database is PostgreSQL) the directory holds the master key only, and whether the
+ * deployment is fresh is the database's to say, not the directory's.
+ */
+export function prepareDataDir(path: string, options: { create: boolean; databaseFile?: boolean }): DataDirectory {
   const databasePath = `${path}/certmdm.db`;
   if (!existsSync(path)) {
     if (!options.create) throw new OperatorError(`no certmdm data directory at ${path}; run 'certmdm init' first`);
@@ -27,11 +31,11 @@ export function prepareDataDir(path: string, options: { create: boolean }): Data
   } catch (err) {
     throw new OperatorError(`data directory ${path} is not writable: ${messageOf(err)}`);
   }
-  const fresh = !existsSync(databasePath);
+  const fresh = options.databaseFile !== false && !existsSync(databasePath);
   if (!fresh || options.create) {
     // Keys live here, sealed or not: nobody else has any business reading the directory.
     if ((stat.mode & 0o077) !== 0) chmodSync(path, 0o700);
   }
-  if (fresh && !options.create) throw new OperatorError(`no certmdm database in ${path}; run 'certmdm init' first`);
+  if (options.databaseFile !== false && fresh && !options.create) throw new OperatorError(`no certmdm database in ${path}; run 'certmdm init' first`);
   return { path, databasePath, fresh };
 }
