@@ -6,26 +6,34 @@ import { after, before, describe, test } from 'node:test';
 import { runCli, startServer, tempDir, type RunningServer } from '../helpers/cli.ts';
 import { startPostgres, type ThrowawayPostgres } from '../helpers/postgres.ts';
 import { envelope, makeCsr, newRequester, pkiMessage, readCertRep } from '../helpers/scep.ts';
+import { enrollTestDevice, mdmSignature, plistBody, type TestDevice } from '../helpers/device.ts';
 
-function post(url: string, body: Buffer, caFile: string): Promise<{ status: number; body: Buffer }> {
+function send(
+  method: 'POST' | 'PUT',
+  url: string,
+  body: Buffer,
+  caFile: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { method: 'POST', ca: readFileSync(caFile), headers: { 'content-type': 'application/x-pki-message' } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-      },
-    );
+    const req = request(url, { method, ca: readFileSync(caFile), headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+    });
     req.on('error', reject);
     req.end(body);
   });
 }
 
+const post = (url: string, body: Buffer, caFile: string) =>
+  send('POST', url, body, caFile, { 'content-type': 'application/x-pki-message' });
+const TOPIC = 'com.apple.mgmt.External.instances-test';
+
 /**
  * Several `certmdm serve` processes on one PostgreSQL database (issue 14): what one instance decides, the others
- * honour on their next request, and a race between instances has one winner. Real processes, Debian's scepclient.
+ * honour on their next request, and a race between instances has one winner. Real processes; SCEP messages and
+ * Mdm-Signature made by openssl, bodies by Python's plistlib.
  */
 describe('two instances on one PostgreSQL database', () => {
   let cluster: ThrowawayPostgres;
@@ -83,5 +91,42 @@ describe('two instances on one PostgreSQL database', () => {
     );
     assert.equal(statuses.filter((s) => s === '0').length, 1, `one SUCCESS among ${statuses.join(', ')}`);
     assert.equal(identities(), before + 1, 'one certificate in the inventory');
+  });
+
+  test('what one instance decides about a binding, the other honours on the next request', async () => {
+    const ra = join(tempDir(), 'ra.pem');
+    cli(['certs', 'export', '--role', 'scep-ra', '--out', ra]);
+    const scep = {
+      ra,
+      root,
+      challenge: async () => ({ challenge: cli(['scep', 'challenge']).trim() }),
+      post: async (body: Buffer) => ({
+        rawPayload: (await post(`https://localhost:${servers[0]!.port}/scep?operation=PKIOperation`, body, root)).body,
+      }),
+    };
+    const speak = (instance: number, device: TestDevice, message: Record<string, unknown>, udid = device.udid) => {
+      const body = plistBody({ UDID: udid, ...message });
+      const path = 'MessageType' in message ? '/mdm/checkin' : '/mdm/server';
+      return send('PUT', `https://localhost:${servers[instance]!.port}${path}`, body, root, {
+        'content-type': 'application/x-apple-aspen-mdm',
+        'mdm-signature': mdmSignature(body, device),
+      });
+    };
+    const authenticate = { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' };
+    const device = await enrollTestDevice(scep, 'INSTANCES-DEVICE-1');
+    assert.equal((await speak(0, device, authenticate)).status, 200, 'enrolled on the first instance');
+    assert.equal((await speak(1, device, { Status: 'Idle' })).status, 200, 'known to the second at once');
+
+    // Another device's identity claims this device's UDID on the second instance: refused there, nothing moved.
+    const intruder = await enrollTestDevice(scep, 'INSTANCES-INTRUDER');
+    const takeover = await speak(1, intruder, authenticate, device.udid);
+    assert.ok([403, 409].includes(takeover.status), `the takeover is refused (${takeover.status}: ${takeover.body})`);
+    assert.equal((await speak(0, device, { Status: 'Idle' })).status, 200, 'the device keeps its binding on the first instance');
+
+    // CheckOut on the second instance: the first refuses the device's next message.
+    assert.equal((await speak(1, device, { MessageType: 'CheckOut', Topic: TOPIC })).status, 200);
+    const after = await speak(0, device, { Status: 'Idle' });
+    assert.notEqual(after.status, 200, 'a checked-out enrollment is served by no instance');
+    assert.notEqual(after.status, 401, 'never 401: a real device would unenroll');
   });
 });
