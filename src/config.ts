@@ -384,9 +384,9 @@ export const OPTIONS: OptionSpec[] = [
   {
     flag: 'lifecycle-interval-minutes',
     env: 'CERTMDM_LIFECYCLE_INTERVAL_MINUTES',
-    kind: 'integer',
+    kind: 'string',
     defaultText: '60',
-    help: 'how often the lifecycle engine plans and acts (renewals, re-issues); 0 turns it off',
+    help: 'how often the lifecycle engine plans and acts (renewals, re-issues), minutes (fractions allowed); 0 turns it off. With several instances, one runs it (a PostgreSQL advisory lock) and another takes over within one interval',
   },
   { flag: 'log-level', env: 'CERTMDM_LOG_LEVEL', kind: 'string', defaultText: 'info', help: 'fatal, error, warn, info, debug or trace' },
 ];
@@ -563,7 +563,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     apnsCaFile: str('apns-ca-file', '') ? resolve(cwd, str('apns-ca-file', '')) : null,
     pushConcurrency: int('push-concurrency', 100, 1, 1000),
     pushExpirationDays: int('push-expiration-days', 30, 0, 365),
-    lifecycleIntervalMinutes: int('lifecycle-interval-minutes', 60, 0, 7 * 24 * 60),
+    lifecycleIntervalMinutes: minutes('lifecycle-interval-minutes', str('lifecycle-interval-minutes', '60'), 7 * 24 * 60),
   };
 }
 
@@ -648,6 +648,12 @@ function deviceUrls(publicRaw: string, scepRaw: string, hostname: string, port: 
   };
   const publicUrl = parse('public-url', publicRaw || fallback, ['https:']);
   return { publicUrl, scepUrl: parse('scep-url', scepRaw || `${publicUrl}/scep`, ['https:', 'http:']) };
+}
+
+function minutes(flag: string, raw: string, max: number): number {
+  const value = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw) || value > max) throw new OperatorError(`--${flag} must be a number of minutes from 0 to ${max}, got '${raw}'`);
+  return value;
 }
 
 function positiveNumber(flag: string, raw: string): number {

@@ -75,11 +75,21 @@ export async function serve(config: Config): Promise<void> {
       logger.info({ tls: live.tls.certificate.fingerprintSha256 }, 'TLS certificate swapped in');
     },
   });
-  const runLifecycle = () =>
-    runner.run().then(
-      (report) => logger.info({ planned: report.planned.length, done: report.done, attention: report.attention.length }, 'lifecycle run'),
-      (err: unknown) => logger.error({ err: (err as Error).message }, 'lifecycle run failed'),
-    );
+  // With several instances on one database, the one holding the lifecycle lease runs the engine; the others try
+  // again every interval, so when the leader dies another takes over within one interval.
+  let leader: boolean | undefined;
+  const runLifecycle = async () => {
+    try {
+      const held = await app.store.holdLease('lifecycle');
+      if (held !== leader) logger.info({ leader: held }, held ? 'lifecycle leader: this instance' : 'lifecycle leader: another instance');
+      leader = held;
+      if (!held) return;
+      const report = await runner.run();
+      logger.info({ planned: report.planned.length, done: report.done, attention: report.attention.length }, 'lifecycle run');
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'lifecycle run failed');
+    }
+  };
   let lifecycleTimer: NodeJS.Timeout | undefined;
   if (config.lifecycleIntervalMinutes > 0) {
     await runLifecycle();

@@ -340,6 +340,12 @@ export interface MetaStore {
   setMetaIfAbsent(key: string, value: string): Promise<boolean>;
   /** Sets a value, replacing any. */
   setMeta(key: string, value: string): Promise<void>;
+  /**
+   * Whether this process holds the named lease, taking it when free: the one instance that runs the lifecycle engine.
+   * Held until the process closes the store or dies (PostgreSQL: a session advisory lock on a connection of its own,
+   * released by the server when that connection ends). SQLite serves one process: always held.
+   */
+  holdLease(name: string): Promise<boolean>;
 }
 
 /** Keys and certificates: the inventory every lifecycle decision reads, and certificate requests awaiting a vendor. */

@@ -49,6 +49,8 @@ export interface RunningServer {
   stderr: () => string;
   stdout: () => string;
   stop: () => Promise<void>;
+  /** Kills the process without letting it shut down (SIGKILL): a crashed instance. */
+  crash: () => Promise<void>;
 }
 
 export async function startServer(dataDir: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<RunningServer> {
@@ -87,9 +89,15 @@ export async function startServer(dataDir: string, extraArgs: string[] = [], env
     stdout: () => stdout,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
+      }),
+    crash: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
       }),
   };
 }

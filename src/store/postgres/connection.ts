@@ -113,7 +113,28 @@ export class PgDb {
     }
   }
 
+  readonly #leases = new Map<string, pg.Client>();
+
+  /** A session advisory lock on a connection outside the pool, kept open while the lease is held. */
+  async holdLease(name: string): Promise<boolean> {
+    if (this.#leases.has(name)) return true;
+    const client = new pg.Client({ connectionString: this.url });
+    // The connection lost (the database restarted): the lease is gone with it; the next call competes again.
+    client.on('error', () => this.#leases.delete(name));
+    client.on('end', () => this.#leases.delete(name));
+    await client.connect();
+    const row = (await client.query('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS held', [`lease:${name}`])).rows[0] as Row;
+    if (row.held === true) {
+      this.#leases.set(name, client);
+      return true;
+    }
+    await client.end();
+    return false;
+  }
+
   async close(): Promise<void> {
+    for (const client of this.#leases.values()) await client.end().catch(() => {});
+    this.#leases.clear();
     await this.pool.end();
   }
 }
@@ -178,6 +199,10 @@ export class PgMeta extends PgConcern {
     } catch (err) {
       throw explain(this.db.url, err);
     }
+  }
+
+  holdLease(name: string): Promise<boolean> {
+    return this.db.holdLease(name);
   }
 
   async getMeta(key: string): Promise<string | undefined> {

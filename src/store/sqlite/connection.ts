@@ -147,6 +147,10 @@ export class SqliteMeta extends SqliteConcern {
     }
   }
 
+  async holdLease(_name: string): Promise<boolean> {
+    return true;
+  }
+
   async getMeta(key: string): Promise<string | undefined> {
     const row = this.sql('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
     return row ? String(row.value) : undefined;

@@ -21,4 +21,9 @@ export function metaConformance(withStore: WithStore): void {
     await store.setMeta('k', 'c');
     assert.equal(await store.getMeta('k'), 'c');
   });
+
+  withStore('the lifecycle lease: the first holder keeps it', async (store) => {
+    assert.equal(await store.holdLease('lifecycle'), true);
+    assert.equal(await store.holdLease('lifecycle'), true);
+  });
 }
