@@ -11,7 +11,10 @@ import {
 } from '../push/certificate.ts';
 import { ensurePki, openApp, type AppContext } from '../app/context.ts';
 import { mintApiToken } from '../admin/tokens.ts';
-import { explicitOptions, renderOptionsHelp, type Config, type RawOptions } from '../config.ts';
+import { explicitOptions, renderOptionsHelp, storeLocation, type Config, type RawOptions } from '../config.ts';
+import { copySqliteToPostgres } from '../store/copy.ts';
+import { redacted } from '../store/postgres/connection.ts';
+import { resolve } from 'node:path';
 import { OperatorError, messageOf } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { toPem } from '../pki/certificate.ts';
@@ -67,6 +70,9 @@ commands:
                                 time-travel a simulated fleet through the real server over loopback TLS; report devices lost
   audit list [--json] [--limit N]
                                 the audit log, newest first
+  store migrate --from DATA_DIR --to postgres://…
+                                copy a SQLite deployment into an empty PostgreSQL database, verified by row counts and
+                                certificate fingerprints (the master key stays with you: give every instance the same)
 
 'certmdm <command> --help' lists the options every command accepts.`;
 
@@ -425,7 +431,8 @@ async function run(argv: string[]): Promise<void> {
         return value;
       };
       const preset = String(values.lifetimes ?? 'production');
-      if (!(preset in LIFETIME_PRESETS)) throw new OperatorError(`--lifetimes must be one of ${Object.keys(LIFETIME_PRESETS).join(', ')}`, 2);
+      if (!(preset in LIFETIME_PRESETS))
+        throw new OperatorError(`--lifetimes must be one of ${Object.keys(LIFETIME_PRESETS).join(', ')}`, 2);
       const base = scaleLifetimes(LIFETIME_PRESETS[preset as keyof typeof LIFETIME_PRESETS], number('scale', 1, 0.01, 10));
       const lifetimes = {
         identityDays: number('sim-identity-days', base.identityDays, 1, 3650),
@@ -478,6 +485,20 @@ async function run(argv: string[]): Promise<void> {
       const report = await simulateInProcesses({ ...options, progress: bar }, Math.floor(number('processes', 1, 1, 64)));
       if (!values.json && process.stderr.isTTY) process.stderr.write('\n');
       return out(values.json ? JSON.stringify(report, null, 2) : formatSimulationReport(report));
+    }
+    case 'store': {
+      const { values } = parseCommand(rest, { from: { type: 'string' }, to: { type: 'string' } });
+      if (values.help || sub !== 'migrate') return out(commandHelp('store migrate'));
+      if (!values.from || !values.to) throw new OperatorError('store migrate needs --from DATA_DIR and --to postgres://…', 2);
+      const target = storeLocation(String(values.to));
+      if (target.kind !== 'postgres') throw new OperatorError('store migrate --to takes a postgres://… connection string', 2);
+      const report = await copySqliteToPostgres(resolve(String(values.from)), target.url);
+      const rows = Object.entries(report.tables)
+        .map(([table, n]) => `  ${table.padEnd(24)} ${n}`)
+        .join('\n');
+      return out(
+        `copied into ${redacted(target.url)}, verified:\n${rows}\n  ${report.certificates} certificates, each matching its SHA-256 fingerprint`,
+      );
     }
     case 'audit': {
       const { config, values } = parseCommand(rest, { json: { type: 'boolean' }, limit: { type: 'string' } });
