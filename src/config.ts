@@ -69,6 +69,7 @@ export interface Config {
   pushConcurrency: number;
   pushExpirationDays: number;
   lifecycleIntervalMinutes: number;
+  pkiPollSeconds: number;
 }
 
 type Kind = 'string' | 'integer' | 'list';
@@ -388,6 +389,13 @@ export const OPTIONS: OptionSpec[] = [
     defaultText: '60',
     help: 'how often the lifecycle engine plans and acts (renewals, re-issues), minutes (fractions allowed); 0 turns it off. With several instances, one runs it (a PostgreSQL advisory lock) and another takes over within one interval',
   },
+  {
+    flag: 'pki-poll-seconds',
+    env: 'CERTMDM_PKI_POLL_SECONDS',
+    kind: 'integer',
+    defaultText: '10',
+    help: 'how often serve checks the database for server certificates another instance replaced (TLS, RA, profile signing, intermediate); 0 turns it off',
+  },
   { flag: 'log-level', env: 'CERTMDM_LOG_LEVEL', kind: 'string', defaultText: 'info', help: 'fatal, error, warn, info, debug or trace' },
 ];
 
@@ -563,6 +571,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     apnsCaFile: str('apns-ca-file', '') ? resolve(cwd, str('apns-ca-file', '')) : null,
     pushConcurrency: int('push-concurrency', 100, 1, 1000),
     pushExpirationDays: int('push-expiration-days', 30, 0, 365),
+    pkiPollSeconds: int('pki-poll-seconds', 10, 0, 3600),
     lifecycleIntervalMinutes: minutes('lifecycle-interval-minutes', str('lifecycle-interval-minutes', '60'), 7 * 24 * 60),
   };
 }
@@ -652,7 +661,8 @@ function deviceUrls(publicRaw: string, scepRaw: string, hostname: string, port: 
 
 function minutes(flag: string, raw: string, max: number): number {
   const value = Number(raw);
-  if (!/^\d+(\.\d+)?$/.test(raw) || value > max) throw new OperatorError(`--${flag} must be a number of minutes from 0 to ${max}, got '${raw}'`);
+  if (!/^\d+(\.\d+)?$/.test(raw) || value > max)
+    throw new OperatorError(`--${flag} must be a number of minutes from 0 to ${max}, got '${raw}'`);
   return value;
 }
 

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { createServices, webhookSender } from '../app/services.ts';
 import { buildHttpServer, buildScepHttpServer, swapSecureContext } from '../http/server.ts';
 import { LifecycleRunner } from '../lifecycle/runner.ts';
+import { followServerPki } from '../pki/watch.ts';
 import { createLogger } from '../log.ts';
 import { expiryWarning } from '../push/certificate.ts';
 
@@ -62,6 +63,10 @@ export async function serve(config: Config): Promise<void> {
   ];
   process.stderr.write(lines.join('\n') + '\n');
 
+  const swapTls = (live: typeof pki) => {
+    swapSecureContext(server, app, live);
+    logger.info({ tls: live.tls.certificate.fingerprintSha256 }, 'TLS certificate swapped in');
+  };
   // The lifecycle engine: at start, then every --lifecycle-interval-minutes. A re-issued TLS certificate is swapped
   // into the listener without a restart.
   const runner = new LifecycleRunner({
@@ -70,10 +75,7 @@ export async function serve(config: Config): Promise<void> {
     profiles: services.profiles,
     push: services.push,
     webhook: webhookSender(app),
-    onTlsChange: (live) => {
-      swapSecureContext(server, app, live);
-      logger.info({ tls: live.tls.certificate.fingerprintSha256 }, 'TLS certificate swapped in');
-    },
+    onTlsChange: (live) => swapTls(live),
   });
   // With several instances on one database, the one holding the lifecycle lease runs the engine; the others try
   // again every interval, so when the leader dies another takes over within one interval.
@@ -91,6 +93,23 @@ export async function serve(config: Config): Promise<void> {
     }
   };
   let lifecycleTimer: NodeJS.Timeout | undefined;
+  // Server certificates another instance replaced reach this one within --pki-poll-seconds.
+  const pkiTimer =
+    config.pkiPollSeconds > 0
+      ? setInterval(
+          () =>
+            void followServerPki(app, pki, swapTls).then(
+              (changed) =>
+                changed &&
+                logger.info(
+                  { intermediate: pki.authority.intermediate.fingerprintSha256 },
+                  'server certificates changed by another instance: loaded',
+                ),
+              (err: unknown) => logger.error({ err: (err as Error).message }, 'reading the server certificates failed'),
+            ),
+          config.pkiPollSeconds * 1000,
+        )
+      : undefined;
   if (config.lifecycleIntervalMinutes > 0) {
     await runLifecycle();
     lifecycleTimer = setInterval(() => void runLifecycle(), config.lifecycleIntervalMinutes * 60_000);
@@ -99,6 +118,7 @@ export async function serve(config: Config): Promise<void> {
   const stop = async (signal: string) => {
     logger.info({ signal }, 'certmdm stopping');
     clearInterval(lifecycleTimer);
+    clearInterval(pkiTimer);
     await server.close();
     await scepHttp?.close();
     services.push.close();

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runCli, startServer, tempDir, type RunningServer } from '../helpers/cli.ts';
+import { run, runCli, startServer, tempDir, type RunningServer } from '../helpers/cli.ts';
 import { startPostgres, type ThrowawayPostgres } from '../helpers/postgres.ts';
 import { envelope, makeCsr, newRequester, pkiMessage, readCertRep } from '../helpers/scep.ts';
 import { enrollTestDevice, mdmSignature, plistBody, type TestDevice } from '../helpers/device.ts';
@@ -29,6 +30,16 @@ function send(
 const post = (url: string, body: Buffer, caFile: string) =>
   send('POST', url, body, caFile, { 'content-type': 'application/x-pki-message' });
 const TOPIC = 'com.apple.mgmt.External.instances-test';
+const FLAGS = (store: string) => [
+  '--store',
+  store,
+  '--lifecycle-interval-minutes',
+  '0',
+  '--scep-ciphers',
+  'aes,des3,des',
+  '--pki-poll-seconds',
+  '1',
+];
 
 /**
  * Several `certmdm serve` processes on one PostgreSQL database (issue 14): what one instance decides, the others
@@ -51,10 +62,10 @@ describe('two instances on one PostgreSQL database', () => {
     cluster = await startPostgres();
     store = await cluster.createDatabase();
     // The first instance creates the CA and the master key; the second shares the database and that key.
-    servers.push(await startServer(dirs[0]!, ['--store', store, '--lifecycle-interval-minutes', '0', '--scep-ciphers', 'aes,des3,des']));
+    servers.push(await startServer(dirs[0]!, FLAGS(store)));
     mkdirSync(dirs[1]!, { mode: 0o700 });
     copyFileSync(join(dirs[0]!, 'master.key'), join(dirs[1]!, 'master.key'));
-    servers.push(await startServer(dirs[1]!, ['--store', store, '--lifecycle-interval-minutes', '0', '--scep-ciphers', 'aes,des3,des']));
+    servers.push(await startServer(dirs[1]!, FLAGS(store)));
     root = join(tempDir(), 'root.pem');
     cli(['certs', 'export', '--role', 'root', '--out', root]);
   });
@@ -128,5 +139,31 @@ describe('two instances on one PostgreSQL database', () => {
     const after = await speak(0, device, { Status: 'Idle' });
     assert.notEqual(after.status, 200, 'a checked-out enrollment is served by no instance');
     assert.notEqual(after.status, 401, 'never 401: a real device would unenroll');
+  });
+
+  test('a TLS certificate re-issued through one instance reaches the other without a restart', async () => {
+    const presented = (port: number) => {
+      const r = run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost'], { input: '' });
+      const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(r.stdout)?.[0];
+      assert.ok(pem, r.stderr);
+      return new X509Certificate(pem);
+    };
+    const before = presented(servers[1]!.port);
+    assert.ok(!before.subjectAltName?.includes('mdm2.test'));
+    // The first instance restarts with another hostname: its start re-issues the TLS certificate for it.
+    await servers[0]!.stop();
+    servers[0] = await startServer(dirs[0]!, [...FLAGS(store), '--hostname', 'localhost,127.0.0.1,mdm2.test']);
+    assert.ok(presented(servers[0]!.port).subjectAltName?.includes('DNS:mdm2.test'));
+    const started = Date.now();
+    for (;;) {
+      const now = presented(servers[1]!.port);
+      if (now.subjectAltName?.includes('DNS:mdm2.test')) {
+        assert.notEqual(now.fingerprint256, before.fingerprint256);
+        break;
+      }
+      assert.ok(Date.now() - started < 15_000, 'the second instance swapped in the new TLS certificate within its poll interval');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.match(servers[1]!.stdout(), /server certificates changed by another instance/);
   });
 });
