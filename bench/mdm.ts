@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -15,6 +15,8 @@ import { serializePlist } from '../src/plist/serialize.ts';
 import { mintChallenge } from '../src/scep/challenges.ts';
 import { buildPkiRequest, readCertRep } from '../src/scep/client.ts';
 import { freePort } from '../test/helpers/cli.ts';
+import { localhostCertificate, startNginx } from '../test/helpers/nginx.ts';
+import { startPostgres } from '../test/helpers/postgres.ts';
 import type { BenchRow } from './measure.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,14 +30,43 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** CPU of a PostgreSQL cluster (the postmaster and every backend), from /proc. */
+function clusterCpuSeconds(postmaster: number): number {
+  let total = cpuSeconds(postmaster);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      if (Number(fields[1]) === postmaster) total += (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return total;
+}
+
+interface CheckInFigures {
+  rate: number;
+  serverCpuPer1000: number;
+  databaseCpuPer1000?: number;
+}
+
 /**
- * Signed check-ins end to end: `certmdm serve` as its own process (SQLite, HTTPS on loopback), devices enrolled
- * through its SCEP, then pre-signed Apple-form messages (TokenUpdate and Idle reports) from many devices at once.
- * The server's CPU is read from /proc, so the load generator's work is not counted.
+ * Signed check-ins end to end: `certmdm serve` as its own process (HTTPS on loopback; SQLite, or PostgreSQL with one
+ * instance or two behind nginx), devices enrolled through its SCEP, then pre-signed Apple-form messages (TokenUpdate
+ * and Idle reports) from many devices at once. The servers' CPU (and the database's) is read from /proc, so the load
+ * generator's work is not counted.
  */
-export async function mdmBench(limits: { rsaVerify: number }): Promise<BenchRow[]> {
+async function checkIns(options: { postgres?: { url: string; postmaster: number }; instances: 1 | 2 }): Promise<CheckInFigures> {
   const dataDir = join(mkdtempSync(join(tmpdir(), 'certmdm-bench-mdm-')), 'data');
-  const flags = { data: dataDir, 'root-algorithm': 'rsa-2048', hostname: ['localhost', '127.0.0.1'], listen: '127.0.0.1' };
+  const store = options.postgres ? ['--store', options.postgres.url] : [];
+  const flags = {
+    data: dataDir,
+    'root-algorithm': 'rsa-2048',
+    hostname: ['localhost', '127.0.0.1'],
+    listen: '127.0.0.1',
+    ...(options.postgres ? { store: options.postgres.url } : {}),
+  };
   const app = await openApp(resolveConfig(flags, {}), { logger: createLogger('silent'), create: true });
   const pki = await ensurePki(app);
   const ra = pki.scepRa.certificate.der;
@@ -45,35 +76,50 @@ export async function mdmBench(limits: { rsaVerify: number }): Promise<BenchRow[
   const rootPem = toPem(pki.authority.root.der);
   await app.close();
 
-  const port = await freePort();
   const profile = process.env.CERTMDM_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(dataDir, '..', 'profile')}`] : [];
-  const child = spawn(
-    process.execPath,
-    [
-      ...profile,
-      join(ROOT, 'bin', 'certmdm.mjs'),
-      'serve',
-      '--data',
-      dataDir,
-      '--port',
-      String(port),
-      '--listen',
-      '127.0.0.1',
-      '--hostname',
-      'localhost,127.0.0.1',
-      '--mdm-identity-sources',
-      'signature',
-      '--log-level',
-      'warn',
-    ],
-    {
-      stdio: 'ignore',
-    },
-  );
-  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: rootPem });
-  const call = (method: string, path: string, body: Buffer, headers: Record<string, string>) =>
+  const instancePorts: number[] = [];
+  const children: ReturnType<typeof spawn>[] = [];
+  for (let i = 0; i < options.instances; i++) {
+    const dir = i === 0 ? dataDir : join(dataDir, '..', `instance-${i}`);
+    if (i > 0) {
+      mkdirSync(dir, { mode: 0o700 });
+      copyFileSync(join(dataDir, 'master.key'), join(dir, 'master.key'));
+    }
+    const instancePort = await freePort();
+    instancePorts.push(instancePort);
+    children.push(
+      spawn(
+        process.execPath,
+        [
+          ...profile,
+          join(ROOT, 'bin', 'certmdm.mjs'),
+          'serve',
+          '--data',
+          dir,
+          ...store,
+          '--port',
+          String(instancePort),
+          '--listen',
+          '127.0.0.1',
+          '--hostname',
+          'localhost,127.0.0.1',
+          '--mdm-identity-sources',
+          'signature',
+          '--lifecycle-interval-minutes',
+          i === 0 ? '60' : '0',
+          '--log-level',
+          'warn',
+        ],
+        { stdio: 'ignore' },
+      ),
+    );
+  }
+  let port = instancePorts[0]!;
+  let nginx: { stop: () => void; certificate: string } | undefined;
+  let agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: rootPem });
+  const call = (method: string, path: string, body: Buffer, headers: Record<string, string>, to = port) =>
     new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', servername: 'localhost', port, path, method, agent, headers }, (res) => {
+      const req = request({ host: '127.0.0.1', servername: 'localhost', port: to, path, method, agent, headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
@@ -82,11 +128,20 @@ export async function mdmBench(limits: { rsaVerify: number }): Promise<BenchRow[
       req.end(body);
     });
   try {
-    for (let i = 0; ; i++) {
-      const up = await call('GET', '/healthz', Buffer.alloc(0), {}).catch(() => undefined);
-      if (up?.status === 200) break;
-      if (i > 100) throw new Error('certmdm did not start for the MDM bench');
-      await new Promise((r) => setTimeout(r, 100));
+    for (const instancePort of instancePorts) {
+      for (let i = 0; ; i++) {
+        const up = await call('GET', '/healthz', Buffer.alloc(0), {}, instancePort).catch(() => undefined);
+        if (up?.status === 200) break;
+        if (i > 200) throw new Error('certmdm did not start for the MDM bench');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    // Two instances: nginx in front (once they answer), TLS terminated there and again to each instance, round robin.
+    if (options.instances > 1) {
+      port = await freePort();
+      nginx = await startFrontNginx(port, instancePorts, rootPem);
+      agent.destroy();
+      agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: [rootPem, nginx.certificate] });
     }
 
     // Enroll the fleet through SCEP and Authenticate each device.
@@ -112,10 +167,11 @@ export async function mdmBench(limits: { rsaVerify: number }): Promise<BenchRow[
         challengePassword: challenges[i]!.challenge,
       });
       const pkiRequest = buildPkiRequest({ requester, csr, raCertificate: ra });
-      const rep = readCertRep(
-        (await call('POST', '/scep?operation=PKIOperation', pkiRequest.message, { 'content-type': 'application/x-pki-message' })).body,
-        { requester, raCertificate: ra, ...pkiRequest },
-      );
+      const response = await call('POST', '/scep?operation=PKIOperation', pkiRequest.message, {
+        'content-type': 'application/x-pki-message',
+      });
+      if (response.status !== 200) throw new Error(`bench SCEP enrollment: ${response.status} ${response.body.toString().slice(0, 200)}`);
+      const rep = readCertRep(response.body, { requester, raCertificate: ra, ...pkiRequest });
       if (rep.status !== 'success') throw new Error(`bench SCEP enrollment failed: ${JSON.stringify(rep)}`);
       devices.push({ udid, certificate: rep.certificates[0]!, key: keys.privateKey });
     }
@@ -149,7 +205,10 @@ export async function mdmBench(limits: { rsaVerify: number }): Promise<BenchRow[
           })
         : signed(d, { Status: 'Idle' });
     });
-    const cpuBefore = cpuSeconds(child.pid!);
+    const serverCpu = () => children.reduce((sum, c) => sum + cpuSeconds(c.pid!), 0);
+    const databaseCpu = () => (options.postgres ? clusterCpuSeconds(options.postgres.postmaster) : 0);
+    const cpuBefore = serverCpu();
+    const databaseBefore = databaseCpu();
     const start = performance.now();
     let next = 0;
     let failures = 0;
@@ -166,32 +225,123 @@ export async function mdmBench(limits: { rsaVerify: number }): Promise<BenchRow[
       }),
     );
     const seconds = (performance.now() - start) / 1000;
-    const cpu = cpuSeconds(child.pid!) - cpuBefore;
+    const cpu = serverCpu() - cpuBefore;
+    const database = databaseCpu() - databaseBefore;
     if (failures) throw new Error(`${failures} bench check-ins were refused`);
-    return [
-      {
-        figure: `signed check-ins, HTTPS, ${DEVICES} devices, ${CONCURRENCY} connections`,
-        value: MESSAGES / seconds,
-        unit: 'msgs/s',
-        limitName: 'raw RSA-2048 verify',
-        limit: limits.rsaVerify,
-      },
-      // Lower is better here: the ratio says how many times the bare signature check the server spends.
-      {
-        figure: 'server CPU per 1000 check-ins (lower is better)',
-        value: (cpu * 1000) / MESSAGES,
-        unit: 'cpu-s',
-        limitName: '1000 raw RSA-2048 verifies',
-        limit: 1000 / limits.rsaVerify,
-      },
-    ];
+    return {
+      rate: MESSAGES / seconds,
+      serverCpuPer1000: (cpu * 1000) / MESSAGES,
+      ...(options.postgres ? { databaseCpuPer1000: (database * 1000) / MESSAGES } : {}),
+    };
   } finally {
     agent.destroy();
-    if (child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGINT');
-      await exited;
+    nginx?.stop();
+    for (const child of children) {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGINT');
+        await exited;
+      }
     }
     if (process.env.CERTMDM_BENCH_PROFILE) console.error(`server CPU profile in ${join(dataDir, '..', 'profile')}`);
   }
+}
+
+export async function mdmBench(limits: { rsaVerify: number }): Promise<BenchRow[]> {
+  const sqlite = await checkIns({ instances: 1 });
+  const cluster = await startPostgres();
+  let one: CheckInFigures;
+  let two: CheckInFigures;
+  try {
+    const postmaster = Number(readFileSync(join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    one = await checkIns({ postgres: { url: await cluster.createDatabase(), postmaster }, instances: 1 });
+    two = await checkIns({ postgres: { url: await cluster.createDatabase(), postmaster }, instances: 2 });
+  } finally {
+    cluster.stop();
+  }
+  const verify = 1000 / limits.rsaVerify;
+  console.log(
+    `database CPU per 1000 check-ins: PostgreSQL ${one.databaseCpuPer1000!.toFixed(3)} s with one instance, ` +
+      `${two.databaseCpuPer1000!.toFixed(3)} s with two (SQLite's is inside the server's figure)`,
+  );
+  return [
+    {
+      figure: `signed check-ins, HTTPS, ${DEVICES} devices, ${CONCURRENCY} connections, SQLite`,
+      value: sqlite.rate,
+      unit: 'msgs/s',
+      limitName: 'raw RSA-2048 verify',
+      limit: limits.rsaVerify,
+    },
+    // Lower is better here: the ratio says how many times the bare signature check the server spends.
+    {
+      figure: 'server CPU per 1000 check-ins, SQLite (lower is better)',
+      value: sqlite.serverCpuPer1000,
+      unit: 'cpu-s',
+      limitName: '1000 raw RSA-2048 verifies',
+      limit: verify,
+    },
+    {
+      figure: 'signed check-ins, PostgreSQL, one instance',
+      value: one.rate,
+      unit: 'msgs/s',
+      limitName: 'raw RSA-2048 verify',
+      limit: limits.rsaVerify,
+    },
+    {
+      figure: 'server CPU per 1000 check-ins, PostgreSQL, one instance (lower is better)',
+      value: one.serverCpuPer1000,
+      unit: 'cpu-s',
+      limitName: '1000 raw RSA-2048 verifies',
+      limit: verify,
+    },
+    {
+      figure: 'signed check-ins, PostgreSQL, two instances behind nginx',
+      value: two.rate,
+      unit: 'msgs/s',
+      limitName: 'raw RSA-2048 verify on 2 cores',
+      limit: limits.rsaVerify * 2,
+    },
+    {
+      figure: 'server CPU per 1000 check-ins, PostgreSQL, two instances (both; lower is better)',
+      value: two.serverCpuPer1000,
+      unit: 'cpu-s',
+      limitName: '1000 raw RSA-2048 verifies',
+      limit: verify,
+    },
+    {
+      figure: 'PostgreSQL CPU per 1000 check-ins, one instance (lower is better)',
+      value: one.databaseCpuPer1000!,
+      unit: 'cpu-s',
+      limitName: '1000 raw RSA-2048 verifies',
+      limit: verify,
+    },
+  ];
+}
+
+/** nginx terminating TLS with the server's own chain and key and proxying to each instance in turn. */
+async function startFrontNginx(port: number, upstreams: number[], rootPem: string): Promise<{ stop: () => void; certificate: string }> {
+  const work = mkdtempSync(join(tmpdir(), 'certmdm-bench-nginx-'));
+  const front = localhostCertificate(work, 'front');
+  writeFileSync(join(work, 'root.pem'), rootPem);
+  const nginx = await startNginx(
+    () => `
+  upstream certmdm { ${upstreams.map((p) => `server 127.0.0.1:${p};`).join(' ')} keepalive 32; }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${front.cert};
+    ssl_certificate_key ${front.key};
+    location / {
+      proxy_pass https://certmdm;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_ssl_trusted_certificate ${join(work, 'root.pem')};
+      proxy_ssl_verify on;
+      proxy_ssl_name localhost;
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;
+    }
+  }`,
+    port,
+  );
+  return { stop: nginx.stop, certificate: readFileSync(front.cert, 'utf8') };
 }

@@ -32,6 +32,8 @@ export interface ThrowawayPostgres {
   /** The connection string of an existing database. */
   url(database: string): string;
   port: number;
+  /** The cluster's data directory (postmaster.pid names the server process). */
+  dataDir: string;
   stop(): void;
 }
 
@@ -91,6 +93,7 @@ export async function startPostgres(): Promise<ThrowawayPostgres> {
   process.once('exit', stop);
   return {
     port,
+    dataDir: data,
     url,
     stop,
     async createDatabase() {
