@@ -229,3 +229,44 @@ export function enrolledDevicesFromRows(devices: Row[], anchorRows: Row[]): Enro
     renewalStartedAt: maybeDate(r.renewal_started_at),
   }));
 }
+
+/** What `updateEnrollment` may change, by column. */
+export type EnrollmentPatch = Partial<
+  Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt' | 'pushTokenInvalidAt'>
+>;
+const ENROLLMENT_COLUMNS: Record<keyof EnrollmentPatch, string> = {
+  topic: 'topic',
+  pushToken: 'push_token',
+  pushMagic: 'push_magic',
+  unlockToken: 'unlock_token',
+  bootstrapToken: 'bootstrap_token',
+  lastSeenAt: 'last_seen_at',
+  pushTokenInvalidAt: 'push_token_invalid_at',
+};
+
+/** The columns and values an enrollment patch sets (given fields only). A new push token is valid until APNs says otherwise. */
+export function enrollmentPatchColumns(patch: EnrollmentPatch): [column: string, value: unknown][] {
+  const full = patch.pushToken && patch.pushTokenInvalidAt === undefined ? { ...patch, pushTokenInvalidAt: null } : patch;
+  return (Object.entries(full) as [keyof EnrollmentPatch, unknown][])
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => [ENROLLMENT_COLUMNS[k], v instanceof Date ? ms(v) : v]);
+}
+
+/** A profile row's values, in the column order both backends insert them. */
+export const PROFILE_COLUMNS =
+  'id, kind, payload_identifier, payload_uuid, enrollment_ref, identity_kind, challenge_id, signer_certificate_id, created_by, created_at, effective_expiry';
+export function profileValues(p: ProfileRecord): unknown[] {
+  return [
+    p.id,
+    p.kind,
+    p.payloadIdentifier,
+    p.payloadUuid,
+    p.enrollmentRef,
+    p.identityKind,
+    p.challengeId,
+    p.signerCertificateId,
+    p.createdBy,
+    ms(p.createdAt),
+    ms(p.effectiveExpiry),
+  ];
+}

@@ -1,4 +1,4 @@
-import { ms, challengeFromRow, enrollmentLinkFromRow, profileFromRows, type Row } from '../rows.ts';
+import { ms, challengeFromRow, enrollmentLinkFromRow, profileFromRows, profileValues, PROFILE_COLUMNS, type Row } from '../rows.ts';
 import {
   ConflictError,
   type ChallengeRecord,
@@ -58,24 +58,7 @@ export class PgEnrollmentLinks extends PgConcern implements EnrollmentLinkStore 
     await this.db.transaction(async (sql) => {
       for (const c of entry.certificates ?? []) await insertCertificate(sql, c);
       if (entry.challenge) await insertChallenge(sql, entry.challenge);
-      await sql.run(
-        `INSERT INTO profiles (id, kind, payload_identifier, payload_uuid, enrollment_ref, identity_kind, challenge_id,
-           signer_certificate_id, created_by, created_at, effective_expiry)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-        [
-          p.id,
-          p.kind,
-          p.payloadIdentifier,
-          p.payloadUuid,
-          p.enrollmentRef,
-          p.identityKind,
-          p.challengeId,
-          p.signerCertificateId,
-          p.createdBy,
-          ms(p.createdAt),
-          ms(p.effectiveExpiry),
-        ],
-      );
+      await sql.run(`INSERT INTO profiles (${PROFILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, profileValues(p));
       for (const c of p.certificates) {
         await sql.run('INSERT INTO profile_certificates (profile_id, certificate_id, role) VALUES ($1, $2, $3)', [
           p.id,

@@ -1,4 +1,4 @@
-import { ms, certificateFromRow, enrollmentFromRow } from '../rows.ts';
+import { ms, certificateFromRow, enrollmentFromRow, enrollmentPatchColumns, type EnrollmentPatch } from '../rows.ts';
 import {
   BindingRefused,
   ConflictError,
@@ -127,28 +127,11 @@ export class PgEnrollments extends PgConcern implements EnrollmentStore {
     });
   }
 
-  async updateEnrollment(
-    id: string,
-    patch: Partial<
-      Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt' | 'pushTokenInvalidAt'>
-    >,
-  ): Promise<void> {
-    const columns: Record<string, string> = {
-      topic: 'topic',
-      pushToken: 'push_token',
-      pushMagic: 'push_magic',
-      unlockToken: 'unlock_token',
-      bootstrapToken: 'bootstrap_token',
-      lastSeenAt: 'last_seen_at',
-      pushTokenInvalidAt: 'push_token_invalid_at',
-    };
-    // A new push token is valid until APNs says otherwise.
-    if (patch.pushToken && patch.pushTokenInvalidAt === undefined) patch = { ...patch, pushTokenInvalidAt: null };
-    const entries = Object.entries(patch).filter(([, v]) => v !== undefined);
-    if (entries.length === 0) return;
-    const sets = entries.map(([k], i) => `${columns[k]} = $${i + 1}`).join(', ');
-    await this.sql.run(`UPDATE enrollments SET ${sets} WHERE id = $${entries.length + 1}`, [
-      ...entries.map(([, v]) => (v instanceof Date ? ms(v) : v)),
+  async updateEnrollment(id: string, patch: EnrollmentPatch): Promise<void> {
+    const set = enrollmentPatchColumns(patch);
+    if (set.length === 0) return;
+    await this.sql.run(`UPDATE enrollments SET ${set.map(([c], i) => `${c} = $${i + 1}`).join(', ')} WHERE id = $${set.length + 1}`, [
+      ...set.map(([, v]) => v),
       id,
     ]);
   }

@@ -1,6 +1,6 @@
 import { insertCertificate } from './inventory.ts';
 import { SqliteConcern, onlyGiven } from './connection.ts';
-import { ms, challengeFromRow, enrollmentLinkFromRow, profileFromRows, type Row } from '../rows.ts';
+import { ms, challengeFromRow, enrollmentLinkFromRow, profileFromRows, type Row, profileValues, PROFILE_COLUMNS } from '../rows.ts';
 import {
   ConflictError,
   type ChallengeRecord,
@@ -55,23 +55,7 @@ export class SqliteEnrollmentLinks extends SqliteConcern implements EnrollmentLi
     this.db.transaction(() => {
       entry.certificates?.forEach((c) => insertCertificate(this.db, c));
       if (entry.challenge) this.#insertChallenge(entry.challenge);
-      this.sql(
-        `INSERT INTO profiles (id, kind, payload_identifier, payload_uuid, enrollment_ref, identity_kind, challenge_id,
-           signer_certificate_id, created_by, created_at, effective_expiry)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        p.id,
-        p.kind,
-        p.payloadIdentifier,
-        p.payloadUuid,
-        p.enrollmentRef,
-        p.identityKind,
-        p.challengeId,
-        p.signerCertificateId,
-        p.createdBy,
-        ms(p.createdAt),
-        ms(p.effectiveExpiry),
-      );
+      this.sql(`INSERT INTO profiles (${PROFILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(...profileValues(p));
       for (const c of p.certificates) {
         this.sql('INSERT INTO profile_certificates (profile_id, certificate_id, role) VALUES (?, ?, ?)').run(p.id, c.certificateId, c.role);
         this.sql('INSERT OR IGNORE INTO certificate_dependants (certificate_id, kind, ref) VALUES (?, ?, ?)').run(

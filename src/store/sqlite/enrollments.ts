@@ -1,5 +1,5 @@
 import { SqliteConcern } from './connection.ts';
-import { ms, certificateFromRow, enrollmentFromRow, type Row } from '../rows.ts';
+import { ms, certificateFromRow, enrollmentFromRow, type Row, enrollmentPatchColumns, type EnrollmentPatch } from '../rows.ts';
 import {
   BindingRefused,
   ConflictError,
@@ -115,27 +115,10 @@ export class SqliteEnrollments extends SqliteConcern implements EnrollmentStore 
     this.sql("UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE id = ? AND status = 'active'").run(by, certificateId);
   }
 
-  async updateEnrollment(
-    id: string,
-    patch: Partial<
-      Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt' | 'pushTokenInvalidAt'>
-    >,
-  ): Promise<void> {
-    const columns: Record<string, string> = {
-      topic: 'topic',
-      pushToken: 'push_token',
-      pushMagic: 'push_magic',
-      unlockToken: 'unlock_token',
-      bootstrapToken: 'bootstrap_token',
-      lastSeenAt: 'last_seen_at',
-      pushTokenInvalidAt: 'push_token_invalid_at',
-    };
-    // A new push token is valid until APNs says otherwise.
-    if (patch.pushToken && patch.pushTokenInvalidAt === undefined) patch = { ...patch, pushTokenInvalidAt: null };
-    const entries = Object.entries(patch).filter(([, v]) => v !== undefined);
-    if (entries.length === 0) return;
-    const sets = entries.map(([k]) => `${columns[k]} = ?`).join(', ');
-    this.sql(`UPDATE enrollments SET ${sets} WHERE id = ?`).run(...entries.map(([, v]) => (v instanceof Date ? ms(v) : v)), id);
+  async updateEnrollment(id: string, patch: EnrollmentPatch): Promise<void> {
+    const set = enrollmentPatchColumns(patch);
+    if (set.length === 0) return;
+    this.sql(`UPDATE enrollments SET ${set.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ?`).run(...set.map(([, v]) => v), id);
   }
 
   async markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void> {
