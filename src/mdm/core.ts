@@ -30,6 +30,12 @@ function sealed(token: Buffer | null, seal: (token: Buffer) => Buffer): Buffer |
 }
 
 /** Storage behaviour of each message; trust decisions are made before it by the policies that wrap it. */
+/**
+ * The identity this message came with stopped being the enrollment's between the check and the write (another
+ * identity took it, here or on another instance): refused like any identity no longer the enrollment's.
+ */
+const displaced = () => new PolicyRefusal('the certificate is no longer an identity of this enrollment', 403, 'identity-retired');
+
 export class CoreMdmService implements MdmService {
   constructor(
     private readonly deps: {
@@ -78,18 +84,23 @@ export class CoreMdmService implements MdmService {
             now: ctx.now,
           });
         } else {
-          await store.updateEnrollment(channel.deviceId, {
-            pushToken: data(message.Token) ?? undefined,
-            pushMagic: pushMagic ?? undefined,
-            unlockToken: sealed(data(message.UnlockToken), (t) => this.deps.tokens.seal(channel.deviceId, 'unlock-token', t)),
-            topic: typeof message.Topic === 'string' ? message.Topic : undefined,
-            lastSeenAt: ctx.now,
-          });
+          const stored = await store.updateEnrollment(
+            channel.deviceId,
+            {
+              pushToken: data(message.Token) ?? undefined,
+              pushMagic: pushMagic ?? undefined,
+              unlockToken: sealed(data(message.UnlockToken), (t) => this.deps.tokens.seal(channel.deviceId, 'unlock-token', t)),
+              topic: typeof message.Topic === 'string' ? message.Topic : undefined,
+              lastSeenAt: ctx.now,
+            },
+            ctx.certificate.id,
+          );
+          if (!stored) throw displaced();
         }
         return OK;
       }
       case 'CheckOut':
-        await store.checkOutEnrollment(channel.deviceId, ctx.now);
+        if (!(await store.checkOutEnrollment(channel.deviceId, ctx.now, ctx.certificate.id))) throw displaced();
         await this.deps.audit.record({
           actor: `device:${channel.deviceId}`,
           action: 'mdm.checkout',
@@ -99,12 +110,20 @@ export class CoreMdmService implements MdmService {
         });
         return OK;
       case 'SetBootstrapToken':
-        await store.updateEnrollment(channel.deviceId, {
-          // Empty: the device withdrew its token.
-          bootstrapToken:
-            sealed(data(message.BootstrapToken), (t) => this.deps.tokens.seal(channel.deviceId, 'bootstrap-token', t)) ?? Buffer.alloc(0),
-          lastSeenAt: ctx.now,
-        });
+        if (
+          !(await store.updateEnrollment(
+            channel.deviceId,
+            {
+              // Empty: the device withdrew its token.
+              bootstrapToken:
+                sealed(data(message.BootstrapToken), (t) => this.deps.tokens.seal(channel.deviceId, 'bootstrap-token', t)) ??
+                Buffer.alloc(0),
+              lastSeenAt: ctx.now,
+            },
+            ctx.certificate.id,
+          ))
+        )
+          throw displaced();
         return OK;
       case 'GetBootstrapToken': {
         const stored = (await store.getEnrollment(channel.deviceId))?.bootstrapToken;

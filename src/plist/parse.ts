@@ -8,6 +8,11 @@ export class PlistError extends Error {
 }
 
 const MAX_DEPTH = 32;
+/**
+ * Control characters XML 1.0 does not allow (all of C0 but tab, LF and CR), raw or by reference. Refused: no device
+ * sends them, plistlib will not write them, and PostgreSQL's text cannot hold U+0000.
+ */
+const NOT_XML = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
 function decodeEntities(text: string): string {
@@ -15,7 +20,7 @@ function decodeEntities(text: string): string {
   return text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);/g, (whole, name: string) => {
     if (name[0] === '#') {
       const code = name[1] === 'x' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
-      if (!(code > 0 && code <= 0x10ffff)) throw new PlistError(`bad character reference ${whole}`);
+      if (!(code > 0 && code <= 0x10ffff) || NOT_XML.test(String.fromCodePoint(code))) throw new PlistError(`bad character reference ${whole}`);
       return String.fromCodePoint(code);
     }
     const value = ENTITIES[name];
@@ -169,6 +174,7 @@ export function parsePlist(input: Buffer | string): PlistValue {
   if (Buffer.isBuffer(input) && input.subarray(0, 6).toString('latin1') === 'bplist')
     throw new PlistError('binary property lists are not accepted');
   const text = Buffer.isBuffer(input) ? decodeUtf8(input) : input;
+  if (NOT_XML.test(text)) throw new PlistError('the body holds a control character XML does not allow');
   const parser = new Parser(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   const root = parser.openTag();
   if (root.name !== 'plist' || root.empty) parser.fail('expected <plist>');

@@ -408,12 +408,18 @@ export interface EnrollmentStore {
    * one as previous), and empties the queue of a fresh enrollment.
    */
   authenticateEnrollment(input: AuthenticateInput): Promise<AuthenticateOutcome>;
+  /**
+   * Changes an enrollment's fields. With `presentedBy` (the certificate a device message came with), only while that
+   * certificate is still the enrollment's current or previous identity: false, changing nothing, once another identity
+   * took the enrollment (on any instance) after the message was checked.
+   */
   updateEnrollment(
     id: string,
     patch: Partial<
       Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'bootstrapToken' | 'lastSeenAt' | 'pushTokenInvalidAt'>
     >,
-  ): Promise<void>;
+    presentedBy?: string,
+  ): Promise<boolean>;
   /**
    * Records that a renewal profile was queued for the device (keeping the first start of a renewal in flight, and
    * counting the attempts); cleared when a renewed identity authenticates.
@@ -421,7 +427,8 @@ export interface EnrollmentStore {
   markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void>;
   /** The new identity was seen on a later message: the previous one is marked superseded by it. Returns it. */
   promoteIdentity(id: string): Promise<string | null>;
-  checkOutEnrollment(id: string, now: Date): Promise<void>;
+  /** With `presentedBy`, only while that certificate is still the enrollment's current identity (false otherwise). */
+  checkOutEnrollment(id: string, now: Date, presentedBy?: string): Promise<boolean>;
   /** Seals, in one transaction, the escrowed tokens of enrollments stored before tokens were sealed; returns how many. */
   sealEnrollmentTokens(seal: (enrollmentId: string, kind: 'unlock-token' | 'bootstrap-token', token: Buffer) => Buffer): Promise<number>;
 }

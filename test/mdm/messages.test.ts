@@ -186,10 +186,17 @@ test('the plist parser agrees with plistlib, and refuses what is not a plist', (
     '<plist><dict/></plist>trailing',
     '<plist><foo/></plist>',
     '<plist><dict><key>a</key><string>1</string><key>a</key><string>2</string></dict></plist>',
+    // Control characters XML does not allow, raw or by reference (PostgreSQL text cannot even store U+0000).
+    '<plist><string>VICTIM\u0000x</string></plist>',
+    '<plist><string>a\u001bb</string></plist>',
+    '<plist><string>a&#0;b</string></plist>',
+    '<plist><string>a&#x1;b</string></plist>',
   ]) {
     assert.throws(() => parsePlist(bad), PlistError, bad);
   }
   assert.throws(() => parsePlist(Buffer.from('bplist00\x00\x01')), /binary property lists/);
+  // Tab, LF and CR are XML characters: kept.
+  assert.equal(parsePlist('<plist><string>a\tb\r\nc&#9;</string></plist>'), 'a\tb\r\nc\t');
   assert.throws(() => parsePlist('<plist>' + '<array>'.repeat(100) + '</array>'.repeat(100) + '</plist>'), /nested too deeply/);
 });
 

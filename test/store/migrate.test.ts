@@ -17,7 +17,16 @@ test('certmdm store migrate copies a SQLite deployment into PostgreSQL, verified
   // A deployment with a CA, an admin token, challenges, profiles and an audit trail.
   const token = /(cmdm_\S+)/.exec(ok(['init', '--data', source, ...TEST_FLAGS]))![1]!;
   ok(['scep', 'challenge', '--data', source]);
-  ok(['profile', 'enroll', '--out', join(tempDir(), 'enroll.mobileconfig'), '--data', source, '--push-topic', 'com.apple.mgmt.External.migrate-test']);
+  ok([
+    'profile',
+    'enroll',
+    '--out',
+    join(tempDir(), 'enroll.mobileconfig'),
+    '--data',
+    source,
+    '--push-topic',
+    'com.apple.mgmt.External.migrate-test',
+  ]);
   ok(['profile', 'trust', '--out', join(tempDir(), 'trust.mobileconfig'), '--data', source]);
 
   const url = await cluster.createDatabase();

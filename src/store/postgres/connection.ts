@@ -69,8 +69,21 @@ function sqlOver(query: (config: pg.QueryConfig) => Promise<pg.QueryResult>, sta
   };
 }
 
-/** Hides the password of a connection string in messages. */
-export const redacted = (url: string) => url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+/**
+ * A connection string as messages show it: no password, wherever the string carries one (user info, even with an
+ * '@' in it, or a `password` parameter). Anything that does not parse as a URL is not shown at all.
+ */
+export function redacted(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'postgres://(unreadable connection string)';
+  }
+  if (parsed.password) parsed.password = '***';
+  for (const key of [...parsed.searchParams.keys()]) if (/pass/i.test(key)) parsed.searchParams.set(key, '***');
+  return parsed.toString();
+}
 
 /** A PostgreSQL database: a pool, its statements and its migrations, shared by every store part. */
 export class PgDb {

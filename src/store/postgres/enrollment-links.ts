@@ -9,6 +9,7 @@ import {
   type ProfileRecord,
 } from '../types.ts';
 import { PgConcern, type Sql } from './connection.ts';
+import { lockEnrollment } from './enrollments.ts';
 import { insertCertificate } from './inventory.ts';
 
 async function insertChallenge(sql: Sql, c: ChallengeRecord): Promise<void> {
@@ -44,6 +45,11 @@ export class PgEnrollmentLinks extends PgConcern implements EnrollmentLinkStore 
     // The UPDATE takes the challenge's row lock: a second request with the same challenge, on this instance or
     // another, waits for the first to commit, then finds it consumed and changes nothing. One certificate per challenge.
     await this.db.transaction(async (sql) => {
+      // A challenge minted for an enrollment is redeemed under that enrollment's lock, the one Authenticate holds while
+      // it retires what was minted for a replaced identity: a redemption racing a re-enrollment on another instance
+      // either commits first (and its identity is retired) or finds the challenge voided.
+      const scoped = await sql.one('SELECT enrollment_id FROM scep_challenges WHERE id = $1', [challengeId]);
+      if (scoped?.enrollment_id) await lockEnrollment(sql, String(scoped.enrollment_id));
       await insertCertificate(sql, entry);
       const changed = await sql.run(
         'UPDATE scep_challenges SET consumed_at = $1, certificate_id = $2 WHERE id = $3 AND consumed_at IS NULL AND expires_at > $1',

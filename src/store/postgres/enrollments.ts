@@ -74,10 +74,9 @@ export class PgEnrollments extends PgConcern implements EnrollmentStore {
                    AND NOT EXISTS (SELECT 1 FROM certificate_bindings b WHERE b.certificate_id = certificates.id)`,
               { id: input.certificateId, enrollment: input.id },
             );
-            await sql.run(
-              'UPDATE scep_challenges SET expires_at = LEAST(expires_at, $1) WHERE enrollment_id = $2 AND consumed_at IS NULL',
-              [now, input.id],
-            );
+            // Voided at the epoch, not at this instance's "now": a redemption that read its clock a moment earlier, on
+            // any instance, still finds the challenge expired.
+            await sql.run('UPDATE scep_challenges SET expires_at = 0 WHERE enrollment_id = $1 AND consumed_at IS NULL', [input.id]);
           }
         } else {
           await sql.run(
@@ -107,11 +106,10 @@ export class PgEnrollments extends PgConcern implements EnrollmentStore {
         );
         // So are the challenges minted for it before this identity: redeemed later they would mint an identity that
         // takes the enrollment back.
-        await sql.run(
-          `UPDATE scep_challenges SET expires_at = LEAST(expires_at, $1)
-             WHERE enrollment_id = $2 AND consumed_at IS NULL AND created_at <= $3`,
-          [now, input.id, certificate.created_at],
-        );
+        await sql.run(`UPDATE scep_challenges SET expires_at = 0 WHERE enrollment_id = $1 AND consumed_at IS NULL AND created_at <= $2`, [
+          input.id,
+          certificate.created_at,
+        ]);
         outcome = { fresh: false, renewedFrom: current };
       } else {
         await sql.run('UPDATE enrollments SET topic = $1, info = $2, last_seen_at = $3 WHERE id = $4', [input.topic, info, now, input.id]);
@@ -127,13 +125,20 @@ export class PgEnrollments extends PgConcern implements EnrollmentStore {
     });
   }
 
-  async updateEnrollment(id: string, patch: EnrollmentPatch): Promise<void> {
+  async updateEnrollment(id: string, patch: EnrollmentPatch, presentedBy?: string): Promise<boolean> {
     const set = enrollmentPatchColumns(patch);
-    if (set.length === 0) return;
-    await this.sql.run(`UPDATE enrollments SET ${set.map(([c], i) => `${c} = $${i + 1}`).join(', ')} WHERE id = $${set.length + 1}`, [
-      ...set.map(([, v]) => v),
-      id,
-    ]);
+    if (set.length === 0) return true;
+    const n = set.length;
+    // The presenter's standing is checked by the UPDATE itself: a takeover committed by another instance after the
+    // message was checked leaves this write with nothing to change.
+    const whose = presentedBy === undefined ? '' : ` AND $${n + 2} IN (identity_certificate_id, previous_identity_certificate_id)`;
+    return (
+      (await this.sql.run(`UPDATE enrollments SET ${set.map(([c], i) => `${c} = $${i + 1}`).join(', ')} WHERE id = $${n + 1}${whose}`, [
+        ...set.map(([, v]) => v),
+        id,
+        ...(presentedBy === undefined ? [] : [presentedBy]),
+      ])) === 1
+    );
   }
 
   async markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void> {
@@ -156,11 +161,15 @@ export class PgEnrollments extends PgConcern implements EnrollmentStore {
     });
   }
 
-  async checkOutEnrollment(id: string, now: Date): Promise<void> {
-    await this.sql.run("UPDATE enrollments SET status = 'checked-out', checked_out_at = $1, last_seen_at = $1 WHERE id = $2", [
-      ms(now),
-      id,
-    ]);
+  async checkOutEnrollment(id: string, now: Date, presentedBy?: string): Promise<boolean> {
+    const whose = presentedBy === undefined ? '' : ' AND identity_certificate_id = $3';
+    return (
+      (await this.sql.run(`UPDATE enrollments SET status = 'checked-out', checked_out_at = $1, last_seen_at = $1 WHERE id = $2${whose}`, [
+        ms(now),
+        id,
+        ...(presentedBy === undefined ? [] : [presentedBy]),
+      ])) === 1
+    );
   }
 
   async sealEnrollmentTokens(

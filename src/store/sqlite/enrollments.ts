@@ -62,10 +62,8 @@ export class SqliteEnrollments extends SqliteConcern implements EnrollmentStore 
                  WHERE serves_enrollment = @enrollment AND role = 'device-identity' AND status = 'active' AND id <> @id
                    AND NOT EXISTS (SELECT 1 FROM certificate_bindings b WHERE b.certificate_id = certificates.id)`,
             ).run({ id: input.certificateId, enrollment: input.id });
-            this.sql('UPDATE scep_challenges SET expires_at = min(expires_at, ?) WHERE enrollment_id = ? AND consumed_at IS NULL').run(
-              now,
-              input.id,
-            );
+            // Voided at the epoch, whatever clock a redemption compares it with.
+            this.sql('UPDATE scep_challenges SET expires_at = 0 WHERE enrollment_id = ? AND consumed_at IS NULL').run(input.id);
           }
         } else {
           this.sql(
@@ -93,9 +91,8 @@ export class SqliteEnrollments extends SqliteConcern implements EnrollmentStore 
         // So are the challenges minted for it before this identity (renewal profiles sent to the identity replaced, a
         // re-enrollment profile): redeemed later they would mint an identity that takes the enrollment back.
         this.sql(
-          `UPDATE scep_challenges SET expires_at = min(expires_at, @now)
-             WHERE enrollment_id = @enrollment AND consumed_at IS NULL AND created_at <= @created`,
-        ).run({ now, enrollment: input.id, created: certificate.created_at });
+          `UPDATE scep_challenges SET expires_at = 0 WHERE enrollment_id = @enrollment AND consumed_at IS NULL AND created_at <= @created`,
+        ).run({ enrollment: input.id, created: certificate.created_at });
         outcome = { fresh: false, renewedFrom: current };
       } else {
         this.sql('UPDATE enrollments SET topic = ?, info = ?, last_seen_at = ? WHERE id = ?').run(input.topic, info, now, input.id);
@@ -115,10 +112,12 @@ export class SqliteEnrollments extends SqliteConcern implements EnrollmentStore 
     this.sql("UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE id = ? AND status = 'active'").run(by, certificateId);
   }
 
-  async updateEnrollment(id: string, patch: EnrollmentPatch): Promise<void> {
+  async updateEnrollment(id: string, patch: EnrollmentPatch, presentedBy?: string): Promise<boolean> {
     const set = enrollmentPatchColumns(patch);
-    if (set.length === 0) return;
-    this.sql(`UPDATE enrollments SET ${set.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ?`).run(...set.map(([, v]) => v), id);
+    if (set.length === 0) return true;
+    const whose = presentedBy === undefined ? '' : ' AND ? IN (identity_certificate_id, previous_identity_certificate_id)';
+    const params = [...set.map(([, v]) => v), id, ...(presentedBy === undefined ? [] : [presentedBy])];
+    return this.sql(`UPDATE enrollments SET ${set.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ?${whose}`).run(...params).changes === 1;
   }
 
   async markRenewalStarted(id: string, at: Date, commandUuid: string): Promise<void> {
@@ -140,8 +139,16 @@ export class SqliteEnrollments extends SqliteConcern implements EnrollmentStore 
     })();
   }
 
-  async checkOutEnrollment(id: string, now: Date): Promise<void> {
-    this.sql("UPDATE enrollments SET status = 'checked-out', checked_out_at = ?, last_seen_at = ? WHERE id = ?").run(ms(now), ms(now), id);
+  async checkOutEnrollment(id: string, now: Date, presentedBy?: string): Promise<boolean> {
+    const whose = presentedBy === undefined ? '' : ' AND identity_certificate_id = ?';
+    return (
+      this.sql(`UPDATE enrollments SET status = 'checked-out', checked_out_at = ?, last_seen_at = ? WHERE id = ?${whose}`).run(
+        ms(now),
+        ms(now),
+        id,
+        ...(presentedBy === undefined ? [] : [presentedBy]),
+      ).changes === 1
+    );
   }
 
   async sealEnrollmentTokens(

@@ -152,4 +152,26 @@ export function enrollmentConformance(withStore: WithStore): void {
     await assert.rejects(store.insertCertificates([{ certificate: second }]), ConflictError);
     assert.equal(await store.getCertificate(second.id), undefined);
   });
+
+  withStore("writes made for a device message hold only while its certificate is still the enrollment's", async (store) => {
+    const at = new Date(Date.UTC(2026, 0, 1));
+    const [old, next] = [certificate(), certificate({ servesEnrollment: 'DEV' })];
+    await store.insertCertificates([old, next].map((c) => ({ certificate: c })));
+    await store.authenticateEnrollment({ id: 'DEV', kind: 'device', certificateId: old.id, topic: 't', info: {}, now: at, decide });
+    assert.equal(await store.updateEnrollment('DEV', { pushMagic: 'by-old' }, old.id), true);
+    // The enrollment moves on to a renewed identity, and the old one is retired once the new one is seen.
+    await store.authenticateEnrollment({ id: 'DEV', kind: 'device', certificateId: next.id, topic: 't', info: {}, now: at, decide });
+    await store.promoteIdentity('DEV');
+    const before = await store.getEnrollment('DEV');
+    assert.equal(
+      await store.updateEnrollment('DEV', { pushMagic: 'stale' }, old.id),
+      false,
+      'a message checked before the move writes nothing',
+    );
+    assert.equal(await store.checkOutEnrollment('DEV', at, old.id), false);
+    assert.deepEqual(await store.getEnrollment('DEV'), before, 'nothing changed');
+    assert.equal(await store.updateEnrollment('DEV', { pushMagic: 'by-new' }, next.id), true);
+    assert.equal(await store.checkOutEnrollment('DEV', at, next.id), true);
+    assert.equal((await store.getEnrollment('DEV'))?.status, 'checked-out');
+  });
 }
