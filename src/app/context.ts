@@ -60,7 +60,8 @@ export async function openApp(config: Config, options: { logger: Logger; clock?:
   const clock = options.clock ?? systemClock;
   const external = config.store.kind !== 'sqlite';
   const dataDir = prepareDataDir(config.dataDir, { create: options.create, databaseFile: !external });
-  const masterKey = (create: boolean) => loadMasterKey({ envValue: process.env.CERTMDM_MASTER_KEY, file: config.masterKeyFile, create }).key;
+  const masterKey = (create: boolean) =>
+    loadMasterKey({ envValue: process.env.CERTMDM_MASTER_KEY, file: config.masterKeyFile, create }).key;
   // SQLite: the key first, so a refusal leaves no database file behind. PostgreSQL: the database says whether the
   // deployment is fresh (no schema yet); every instance after the first brings the same master key.
   const early = external ? undefined : masterKey(dataDir.fresh);
@@ -80,7 +81,9 @@ export async function openApp(config: Config, options: { logger: Logger; clock?:
   try {
     await checkMasterKey(store, master);
     await store.migrate();
-    await store.setMetaIfAbsent(MASTER_KEY_CHECK, master.checkValue());
+    // Two instances starting on an empty database: the key that wrote the check value first is the deployment's; the
+    // other instance is checked against it now, not left running with a key that opens nothing.
+    if (!(await store.setMetaIfAbsent(MASTER_KEY_CHECK, master.checkValue()))) await checkMasterKey(store, master);
     const keyring = new Keyring(store, master, clock);
     const commands = new CommandQueue({ store, master });
     await commands.sealStoredInClear();

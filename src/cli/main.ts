@@ -504,7 +504,9 @@ async function run(argv: string[]): Promise<void> {
       const { config, values } = parseCommand(rest, { json: { type: 'boolean' }, limit: { type: 'string' } });
       if (values.help || sub !== 'list') return out(commandHelp('audit list'));
       return withApp(config, false, async (app) => {
-        const events = await app.store.listAudit({ limit: Number(values.limit ?? 50) || 50 });
+        const limit = Math.floor(Number(values.limit ?? 50));
+        if (!(limit >= 1 && limit <= 100_000)) throw new OperatorError('--limit must be a whole number from 1 to 100000', 2);
+        const events = await app.store.listAudit({ limit });
         return out(
           values.json
             ? JSON.stringify(events, null, 2)

@@ -80,7 +80,11 @@ export async function serve(config: Config): Promise<void> {
   // With several instances on one database, the one holding the lifecycle lease runs the engine; the others try
   // again every interval, so when the leader dies another takes over within one interval.
   let leader: boolean | undefined;
+  let running = false;
   const runLifecycle = async () => {
+    // A run still going when the next interval comes (a large fleet, a short interval) is not doubled.
+    if (running) return;
+    running = true;
     try {
       const held = await app.store.holdLease('lifecycle');
       if (held !== leader) logger.info({ leader: held }, held ? 'lifecycle leader: this instance' : 'lifecycle leader: another instance');
@@ -90,6 +94,8 @@ export async function serve(config: Config): Promise<void> {
       logger.info({ planned: report.planned.length, done: report.done, attention: report.attention.length }, 'lifecycle run');
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'lifecycle run failed');
+    } finally {
+      running = false;
     }
   };
   let lifecycleTimer: NodeJS.Timeout | undefined;

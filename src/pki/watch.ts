@@ -35,6 +35,10 @@ export async function followServerPki(
   if ((await inUse(deps.store)) === live) return false;
   const next = await loadServerPki(deps);
   if (!next) return false;
+  // Mid-rollover on the leader (a new intermediate, its leaves not yet re-issued): wait for the whole set rather than
+  // serve a chain whose leaves another intermediate signed.
+  const issuer = next.authority.intermediate.id;
+  if ([next.tls, next.profileSigning, next.scepRa].some((leaf) => leaf.certificate.issuerId !== issuer)) return false;
   const tlsChanged = next.tls.certificate.id !== pki.tls.certificate.id;
   Object.assign(pki, next);
   if (tlsChanged) onTlsChange(pki);

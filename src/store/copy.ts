@@ -111,15 +111,18 @@ export async function copySqliteToPostgres(dataDir: string, url: string): Promis
       if (existing > 0)
         throw new OperatorError(`the target ${redacted(url)} is not empty (${table} has ${existing} rows); migrate into a new database`);
     }
+    // One read transaction: a snapshot of the whole database, even if a server writes to it meanwhile (WAL). Writes
+    // after the snapshot are not copied: stop every server before migrating.
+    const snapshot = db.connection.transaction(
+      () => new Map(TABLES.map((t) => [t, db.connection.prepare(`SELECT * FROM ${t} ORDER BY rowid`).all() as Row[]])),
+    )();
     for (const table of TABLES) {
-      let rows = db.connection.prepare(`SELECT * FROM ${table} ORDER BY rowid`).all() as Row[];
+      let rows = snapshot.get(table)!;
       if (table === 'certificates') rows = issuerOrder(rows).map((r) => ({ ...r, superseded_by: null, renewal_of: null }));
       await insertRows(client, table, rows);
       report.tables[table] = rows.length;
     }
-    for (const r of db.connection
-      .prepare('SELECT id, superseded_by, renewal_of FROM certificates WHERE superseded_by IS NOT NULL OR renewal_of IS NOT NULL')
-      .all() as Row[])
+    for (const r of snapshot.get('certificates')!.filter((c) => c.superseded_by !== null || c.renewal_of !== null))
       await client.query('UPDATE certificates SET superseded_by = $1, renewal_of = $2 WHERE id = $3', [
         r.superseded_by,
         r.renewal_of,
@@ -135,9 +138,7 @@ export async function copySqliteToPostgres(dataDir: string, url: string): Promis
       const copied = Number((await client.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
       if (copied !== report.tables[table]) throw new Error(`${table}: ${report.tables[table]} rows read, ${copied} in the target`);
     }
-    const wanted = new Set(
-      (db.connection.prepare('SELECT fingerprint_sha256 FROM certificates').all() as Row[]).map((r) => String(r.fingerprint_sha256)),
-    );
+    const wanted = new Set(snapshot.get('certificates')!.map((r) => String(r.fingerprint_sha256)));
     const copied = (await client.query('SELECT fingerprint_sha256, der FROM certificates')).rows as {
       fingerprint_sha256: string;
       der: Buffer;

@@ -128,15 +128,30 @@ export class PgDb {
 
   readonly #leases = new Map<string, pg.Client>();
 
-  /** A session advisory lock on a connection outside the pool, kept open while the lease is held. */
+  /**
+   * A session advisory lock on a connection outside the pool, kept open while the lease is held. Each call asks the
+   * server again on that connection (TCP keepalive on, a short statement timeout): a connection a firewall dropped
+   * silently, or a server that ended the session, loses the lease here rather than leaving two leaders.
+   */
   async holdLease(name: string): Promise<boolean> {
-    if (this.#leases.has(name)) return true;
-    const client = new pg.Client({ connectionString: this.url });
+    const key = `lease:${name}`;
+    const held = this.#leases.get(name);
+    if (held) {
+      const still = await held
+        .query("SELECT count(*) > 0 AS held FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()")
+        .then((r) => (r.rows[0] as Row).held === true)
+        .catch(() => false);
+      if (still) return true;
+      this.#leases.delete(name);
+      await held.end().catch(() => {});
+    }
+    const client = new pg.Client({ connectionString: this.url, keepAlive: true, statement_timeout: 10_000, query_timeout: 15_000 });
     // The connection lost (the database restarted): the lease is gone with it; the next call competes again.
-    client.on('error', () => this.#leases.delete(name));
-    client.on('end', () => this.#leases.delete(name));
+    client.on('error', () => {
+      if (this.#leases.get(name) === client) this.#leases.delete(name);
+    });
     await client.connect();
-    const row = (await client.query('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS held', [`lease:${name}`])).rows[0] as Row;
+    const row = (await client.query('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS held', [key])).rows[0] as Row;
     if (row.held === true) {
       this.#leases.set(name, client);
       return true;
