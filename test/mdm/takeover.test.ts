@@ -39,7 +39,7 @@ test('no device is taken over by anyone holding less than its key', async (t) =>
     return audit[0]!;
   };
   const announced = async (reason: string, udid: string) => {
-    for (let i = 0; i < 100 && !events.some((e) => e.topic === 'mdm.IdentityRefused' && e.identity_refused_event.reason === reason); i++)
+    for (let i = 0; i < 750 && !events.some((e) => e.topic === 'mdm.IdentityRefused' && e.identity_refused_event.reason === reason); i++)
       await new Promise((r) => setTimeout(r, 20));
     const event = events.find((e) => e.topic === 'mdm.IdentityRefused' && e.identity_refused_event.reason === reason);
     assert.ok(event, `mdm.IdentityRefused (${reason}) on the webhook`);
