@@ -164,6 +164,9 @@ describe('two instances on one PostgreSQL database', () => {
       assert.ok(Date.now() - started < 15_000, 'the second instance swapped in the new TLS certificate within its poll interval');
       await new Promise((r) => setTimeout(r, 200));
     }
+    // The log line follows the swap (and the pipe): waited for, not assumed.
+    for (let i = 0; i < 100 && !/server certificates changed by another instance/.test(servers[1]!.stdout()); i++)
+      await new Promise((r) => setTimeout(r, 50));
     assert.match(servers[1]!.stdout(), /server certificates changed by another instance/);
   });
 });
