@@ -15,7 +15,7 @@ import { serializePlist } from '../src/plist/serialize.ts';
 import { mintChallenge } from '../src/scep/challenges.ts';
 import { buildPkiRequest, readCertRep } from '../src/scep/client.ts';
 import { freePort } from '../test/helpers/cli.ts';
-import { localhostCertificate, startNginx } from '../test/helpers/nginx.ts';
+import { startFrontNginx } from '../test/helpers/nginx.ts';
 import { startPostgres } from '../test/helpers/postgres.ts';
 import type { BenchRow } from './measure.ts';
 
@@ -139,7 +139,9 @@ async function checkIns(options: { postgres?: { url: string; postmaster: number 
     // Two instances: nginx in front (once they answer), TLS terminated there and again to each instance, round robin.
     if (options.instances > 1) {
       port = await freePort();
-      nginx = await startFrontNginx(port, instancePorts, rootPem);
+      const rootFile = join(dataDir, '..', 'root.pem');
+      writeFileSync(rootFile, rootPem);
+      nginx = await startFrontNginx(port, instancePorts, rootFile);
       agent.destroy();
       agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: [rootPem, nginx.certificate] });
     }
@@ -316,32 +318,4 @@ export async function mdmBench(limits: { rsaVerify: number }): Promise<BenchRow[
       limit: verify,
     },
   ];
-}
-
-/** nginx terminating TLS with the server's own chain and key and proxying to each instance in turn. */
-async function startFrontNginx(port: number, upstreams: number[], rootPem: string): Promise<{ stop: () => void; certificate: string }> {
-  const work = mkdtempSync(join(tmpdir(), 'certmdm-bench-nginx-'));
-  const front = localhostCertificate(work, 'front');
-  writeFileSync(join(work, 'root.pem'), rootPem);
-  const nginx = await startNginx(
-    () => `
-  upstream certmdm { ${upstreams.map((p) => `server 127.0.0.1:${p};`).join(' ')} keepalive 32; }
-  server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_certificate ${front.cert};
-    ssl_certificate_key ${front.key};
-    location / {
-      proxy_pass https://certmdm;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_ssl_trusted_certificate ${join(work, 'root.pem')};
-      proxy_ssl_verify on;
-      proxy_ssl_name localhost;
-      proxy_ssl_server_name on;
-      proxy_ssl_session_reuse on;
-    }
-  }`,
-    port,
-  );
-  return { stop: nginx.stop, certificate: readFileSync(front.cert, 'utf8') };
 }

@@ -34,7 +34,7 @@ export interface ServerPki {
 }
 
 /** The newest active certificate of a role: during a rollover the successor is the one in use. */
-async function current(store: Store, role: CertificateRole): Promise<CertificateRecord | undefined> {
+export async function current(store: Store, role: CertificateRole): Promise<CertificateRecord | undefined> {
   const active = await store.listCertificates({ role, status: 'active' });
   return active.sort((a, b) => b.notAfter.getTime() - a.notAfter.getTime() || b.createdAt.getTime() - a.createdAt.getTime())[0];
 }

@@ -1,21 +1,13 @@
 import type { Store } from '../store/types.ts';
-import { loadServerPki, type ServerPki } from './server-pki.ts';
+import { current, loadServerPki, type ServerPki } from './server-pki.ts';
 import type { Keyring } from './keyring.ts';
 import type { Clock } from '../clock.ts';
 
 const WATCHED = ['intermediate', 'tls', 'profile-signing', 'scep-ra'] as const;
 
-/** The server certificates in use, by role: the newest active one of each (as `loadServerPki` picks them). */
+/** The server certificates in use, by role, picked as `loadServerPki` picks them. */
 async function inUse(store: Store): Promise<string> {
-  const ids = await Promise.all(
-    WATCHED.map(async (role) => {
-      const active = await store.listCertificates({ role, status: 'active' });
-      return (
-        active.sort((a, b) => b.notAfter.getTime() - a.notAfter.getTime() || b.createdAt.getTime() - a.createdAt.getTime())[0]?.id ?? ''
-      );
-    }),
-  );
-  return ids.join(' ');
+  return (await Promise.all(WATCHED.map(async (role) => (await current(store, role))?.id ?? ''))).join(' ');
 }
 
 /**

@@ -45,3 +45,41 @@ export function localhostCertificate(dir: string, name: string): { cert: string;
   selfSigned({ key, cert, subject: '/CN=localhost', days: 2, extensions: ['subjectAltName=DNS:localhost'] });
   return { cert, key };
 }
+
+/**
+ * nginx in front of certmdm instances, as deployed: TLS terminated with a self-signed `localhost` certificate (returned
+ * as PEM for clients), round robin over the instances with their certificates verified against `rootFile`, upstream
+ * keep-alive. `upstreamParams` go on each upstream server line, `directives` into the location.
+ */
+export async function startFrontNginx(
+  port: number,
+  upstreams: number[],
+  rootFile: string,
+  options: { upstreamParams?: string; directives?: string[] } = {},
+): Promise<{ stop: () => void; certificate: string }> {
+  const work = tempDir('nginx-front-');
+  const front = localhostCertificate(work, 'front');
+  const nginx = await startNginx(
+    () => `
+  upstream certmdm { ${upstreams.map((p) => `server 127.0.0.1:${p} ${options.upstreamParams ?? ''};`).join(' ')} keepalive 32; }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${front.cert};
+    ssl_certificate_key ${front.key};
+    client_max_body_size 1m;
+    location / {
+      proxy_pass https://certmdm;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_ssl_trusted_certificate ${rootFile};
+      proxy_ssl_verify on;
+      proxy_ssl_name localhost;
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;
+      ${(options.directives ?? []).map((d) => `${d};`).join('\n      ')}
+    }
+  }`,
+    port,
+  );
+  return { stop: nginx.stop, certificate: readFileSync(front.cert, 'utf8') };
+}

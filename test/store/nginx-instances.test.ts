@@ -13,7 +13,7 @@ import { serializePlist } from '../../src/plist/serialize.ts';
 import type { PlistDict } from '../../src/plist/types.ts';
 import { buildPkiRequest, readCertRep } from '../../src/scep/client.ts';
 import { freePort, runCli, startServer, tempDir, type RunningServer } from '../helpers/cli.ts';
-import { localhostCertificate, startNginx } from '../helpers/nginx.ts';
+import { startFrontNginx } from '../helpers/nginx.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 
 /**
@@ -53,33 +53,19 @@ test('200 devices through nginx to two instances, commands enqueued through both
 
   // nginx terminates TLS for the devices and spreads requests over both instances (verifying their certificates).
   const port = await freePort();
-  const work = tempDir('nginx-instances-');
-  const front = localhostCertificate(work, 'front');
-  const nginx = await startNginx(
-    () => `
-  upstream certmdm { ${servers.map((s) => `server 127.0.0.1:${s.port} max_fails=1 fail_timeout=30s;`).join(' ')} keepalive 16; }
-  server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_certificate ${front.cert};
-    ssl_certificate_key ${front.key};
-    client_max_body_size 1m;
-    location / {
-      proxy_pass https://certmdm;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_ssl_trusted_certificate ${rootFile};
-      proxy_ssl_verify on;
-      proxy_ssl_name localhost;
-      proxy_ssl_server_name on;
-      proxy_next_upstream error timeout;
-    }
-  }`,
+  const nginx = await startFrontNginx(
     port,
+    servers.map((s) => s.port),
+    rootFile,
+    {
+      upstreamParams: 'max_fails=1 fail_timeout=30s',
+      directives: ['proxy_next_upstream error timeout'],
+    },
   );
   after(() => nginx.stop());
 
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENT * 2 });
-  const frontCa = readFileSync(front.cert);
+  const frontCa = Buffer.from(nginx.certificate);
   const call = (
     url: string,
     method: string,
