@@ -1,7 +1,11 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources through tsx, so `npm ci && npm start` needs no build step.
-import { register } from 'tsx/esm/api';
+// Production runs the compiled JavaScript in dist/ (built by `npm ci` through the `prepare` script, or `npm run build`).
+import { existsSync } from 'node:fs';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(entry)) {
+  console.error('certmdm: dist/ is missing; run `npm run build` (npm ci does it through the prepare script)');
+  process.exit(1);
+}
+const { main } = await import(entry.href);
 await main();
