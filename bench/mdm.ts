@@ -45,10 +45,54 @@ function clusterCpuSeconds(postmaster: number): number {
   return total;
 }
 
+/** Resident set of a process now and at its peak (VmRSS, VmHWM), in MB, from /proc. */
+function residentMb(pid: number): { now: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { now: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+}
+
 interface CheckInFigures {
   rate: number;
   serverCpuPer1000: number;
   databaseCpuPer1000?: number;
+  /** Peak resident memory of the (first) server process over its run, MB. */
+  serverPeakMb: number;
+  /** The floor server (bench/floor-server.mjs) under the same messages from the same load generator. */
+  floor?: { rate: number; cpuPer1000: number; peakMb: number };
+}
+
+/** Starts bench/floor-server.mjs with a fresh self-signed TLS identity for localhost; its port and its CA. */
+async function startFloorServer(dir: string): Promise<{ child: ReturnType<typeof spawn>; port: number; ca: string }> {
+  const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const certificate = toPem(
+    buildCertificate(
+      {
+        subject: [['CN', 'localhost']],
+        publicKey: keys.publicKey,
+        notBefore: new Date(Date.now() - 60_000),
+        notAfter: new Date(Date.now() + 86_400_000),
+        keyUsage: ['digitalSignature', 'keyCertSign'],
+        subjectAltName: { dns: ['localhost'] },
+      },
+      { selfSigningKey: keys.privateKey },
+    ),
+  );
+  writeFileSync(join(dir, 'floor.key'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  writeFileSync(join(dir, 'floor.pem'), certificate);
+  const profile = process.env.CERTMDM_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'floor-profile')}`] : [];
+  const child = spawn(
+    process.execPath,
+    [...profile, join(ROOT, 'bench', 'floor-server.mjs'), join(dir, 'floor.key'), join(dir, 'floor.pem')],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`the floor server exited (${code})`)));
+  });
+  return { child, port, ca: certificate };
 }
 
 /**
@@ -57,7 +101,12 @@ interface CheckInFigures {
  * and Idle reports) from many devices at once. The servers' CPU (and the database's) is read from /proc, so the load
  * generator's work is not counted.
  */
-async function checkIns(options: { postgres?: { url: string; postmaster: number }; instances: 1 | 2 }): Promise<CheckInFigures> {
+export async function checkIns(options: {
+  postgres?: { url: string; postmaster: number };
+  instances: 1 | 2;
+  /** Also drive the floor server with the same messages. */
+  floor?: boolean;
+}): Promise<CheckInFigures> {
   const dataDir = join(mkdtempSync(join(tmpdir(), 'certmdm-bench-mdm-')), 'data');
   const store = options.postgres ? ['--store', options.postgres.url] : [];
   const flags = {
@@ -196,44 +245,80 @@ async function checkIns(options: { postgres?: { url: string; postmaster: number 
       if (r.status !== 200) throw new Error(`bench Authenticate failed: ${r.status} ${r.body}`);
     }
 
+    // Steady state: each device's TokenUpdate repeats its token (as devices do between token changes), and Idle
+    // finds nothing queued. The first TokenUpdate of each device, during enrollment, stored the token.
+    const tokenUpdate = (d: (typeof devices)[number]) => {
+      const n = devices.indexOf(d);
+      return signed(d, {
+        MessageType: 'TokenUpdate',
+        Topic: 'com.apple.mgmt.External.bench',
+        Token: Buffer.alloc(32, n),
+        PushMagic: `magic-${n}`,
+      });
+    };
+    for (const d of devices) {
+      const first = tokenUpdate(d);
+      const r = await call('PUT', '/mdm/checkin', first.body, {
+        'content-type': 'application/x-apple-aspen-mdm-checkin',
+        'mdm-signature': first.signature,
+      });
+      if (r.status !== 200) throw new Error(`bench TokenUpdate failed: ${r.status} ${r.body}`);
+    }
     const messages = Array.from({ length: MESSAGES }, (_, i) => {
       const d = devices[i % DEVICES]!;
-      return i % 2 === 0
-        ? signed(d, {
-            MessageType: 'TokenUpdate',
-            Topic: 'com.apple.mgmt.External.bench',
-            Token: Buffer.alloc(32, i % 256),
-            PushMagic: `magic-${i}`,
-          })
-        : signed(d, { Status: 'Idle' });
+      return i % 2 === 0 ? tokenUpdate(d) : signed(d, { Status: 'Idle' });
     });
-    const serverCpu = () => children.reduce((sum, c) => sum + cpuSeconds(c.pid!), 0);
+    /** Every message once, CONCURRENCY at a time over keep-alive connections; the CPU of `pids` meanwhile. */
+    const drive = async (pids: number[]) => {
+      const processCpu = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+      const cpuBefore = processCpu();
+      const databaseBefore = databaseCpu();
+      const start = performance.now();
+      let next = 0;
+      let failures = 0;
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < messages.length) {
+            const m = messages[next++]!;
+            const r = await call('PUT', m.checkIn ? '/mdm/checkin' : '/mdm/server', m.body, {
+              'content-type': m.checkIn ? 'application/x-apple-aspen-mdm-checkin' : 'application/x-apple-aspen-mdm',
+              'mdm-signature': m.signature,
+            });
+            if (r.status !== 200) failures++;
+          }
+        }),
+      );
+      if (failures) throw new Error(`${failures} bench check-ins were refused`);
+      return {
+        rate: (messages.length * 1000) / (performance.now() - start),
+        cpuPer1000: ((processCpu() - cpuBefore) * 1000) / messages.length,
+        databasePer1000: ((databaseCpu() - databaseBefore) * 1000) / messages.length,
+      };
+    };
     const databaseCpu = () => (options.postgres ? clusterCpuSeconds(options.postgres.postmaster) : 0);
-    const cpuBefore = serverCpu();
-    const databaseBefore = databaseCpu();
-    const start = performance.now();
-    let next = 0;
-    let failures = 0;
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (next < messages.length) {
-          const m = messages[next++]!;
-          const r = await call('PUT', m.checkIn ? '/mdm/checkin' : '/mdm/server', m.body, {
-            'content-type': m.checkIn ? 'application/x-apple-aspen-mdm-checkin' : 'application/x-apple-aspen-mdm',
-            'mdm-signature': m.signature,
-          });
-          if (r.status !== 200) failures++;
-        }
-      }),
-    );
-    const seconds = (performance.now() - start) / 1000;
-    const cpu = serverCpu() - cpuBefore;
-    const database = databaseCpu() - databaseBefore;
-    if (failures) throw new Error(`${failures} bench check-ins were refused`);
+    const measured = await drive(children.map((c) => c.pid!));
+    const serverPeakMb = residentMb(children[0]!.pid!).peak;
+    let floor: CheckInFigures['floor'];
+    if (options.floor) {
+      const floorServer = await startFloorServer(join(dataDir, '..'));
+      try {
+        agent.destroy();
+        agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: floorServer.ca });
+        port = floorServer.port;
+        const figures = await drive([floorServer.child.pid!]);
+        floor = { rate: figures.rate, cpuPer1000: figures.cpuPer1000, peakMb: residentMb(floorServer.child.pid!).peak };
+      } finally {
+        const exited = new Promise((resolve) => floorServer.child.once('exit', resolve));
+        floorServer.child.kill('SIGINT');
+        await exited;
+      }
+    }
     return {
-      rate: MESSAGES / seconds,
-      serverCpuPer1000: (cpu * 1000) / MESSAGES,
-      ...(options.postgres ? { databaseCpuPer1000: (database * 1000) / MESSAGES } : {}),
+      rate: measured.rate,
+      serverCpuPer1000: measured.cpuPer1000,
+      serverPeakMb,
+      ...(options.postgres ? { databaseCpuPer1000: measured.databasePer1000 } : {}),
+      ...(floor ? { floor } : {}),
     };
   } finally {
     agent.destroy();

@@ -3,7 +3,7 @@ import { hostname as systemHostname } from 'node:os';
 import { isIP } from 'node:net';
 import { resolve, join } from 'node:path';
 import { OperatorError, messageOf } from './errors.ts';
-import { parseKeyAlgorithm, type KeyAlgorithm } from './pki/algorithms.ts';
+import { LEAF_ALGORITHMS, parseKeyAlgorithm, type KeyAlgorithm, type LeafAlgorithm } from './pki/algorithms.ts';
 import type { CipherFamily } from './pki/cms.ts';
 import { PROXY_CERT_FORMATS, type ProxyCertFormat } from './mdm/proxy-certificate.ts';
 import { DAY_MS } from './clock.ts';
@@ -22,6 +22,8 @@ export interface Config {
   hostnames: string[];
   organization: string;
   rootAlgorithm: KeyAlgorithm;
+  issuingAlgorithm: LeafAlgorithm;
+  tlsAlgorithm: LeafAlgorithm;
   rootDays: number;
   intermediateDays: number;
   tlsDays: number;
@@ -70,6 +72,7 @@ export interface Config {
   pushExpirationDays: number;
   lifecycleIntervalMinutes: number;
   pkiPollSeconds: number;
+  lastSeenFlushSeconds: number;
 }
 
 type Kind = 'string' | 'integer' | 'list';
@@ -133,6 +136,20 @@ export const OPTIONS: OptionSpec[] = [
     kind: 'string',
     defaultText: 'rsa-3072',
     help: 'root CA key: rsa-2048, rsa-3072, rsa-4096 or p-384 (used only when the CA is first created)',
+  },
+  {
+    flag: 'issuing-algorithm',
+    env: 'CERTMDM_ISSUING_ALGORITHM',
+    kind: 'string',
+    defaultText: 'rsa-2048',
+    help: 'intermediate CA key, which signs device identities, the TLS certificate and the profile signer: rsa-2048 or p-256 (used when an intermediate is made: first run, rollover; the SCEP RA and device keys stay RSA)',
+  },
+  {
+    flag: 'tls-algorithm',
+    env: 'CERTMDM_TLS_ALGORITHM',
+    kind: 'string',
+    defaultText: 'rsa-2048',
+    help: 'TLS certificate key: rsa-2048 or p-256 (cheaper full handshakes); a change re-issues the TLS certificate at the next start',
   },
   { flag: 'root-days', env: 'CERTMDM_ROOT_DAYS', kind: 'integer', defaultText: '3650', help: 'root CA validity in days' },
   {
@@ -396,6 +413,13 @@ export const OPTIONS: OptionSpec[] = [
     defaultText: '10',
     help: 'how often serve checks the database for server certificates another instance replaced (TLS, RA, profile signing, intermediate); 0 turns it off',
   },
+  {
+    flag: 'last-seen-flush-seconds',
+    env: 'CERTMDM_LAST_SEEN_FLUSH_SECONDS',
+    kind: 'integer',
+    defaultText: '5',
+    help: "how long a device's last check-in time is held in memory before it is written with the others (a check-in that changes nothing else writes nothing); 0 writes it with each message",
+  },
   { flag: 'log-level', env: 'CERTMDM_LOG_LEVEL', kind: 'string', defaultText: 'info', help: 'fatal, error, warn, info, debug or trace' },
 ];
 
@@ -529,6 +553,8 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     hostnames,
     organization: str('organization', 'certmdm'),
     rootAlgorithm: parseKeyAlgorithm(str('root-algorithm', 'rsa-3072')),
+    issuingAlgorithm: parseKeyAlgorithm(str('issuing-algorithm', 'rsa-2048'), LEAF_ALGORITHMS),
+    tlsAlgorithm: parseKeyAlgorithm(str('tls-algorithm', 'rsa-2048'), LEAF_ALGORITHMS),
     rootDays,
     intermediateDays,
     tlsDays,
@@ -572,6 +598,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     pushConcurrency: int('push-concurrency', 100, 1, 1000),
     pushExpirationDays: int('push-expiration-days', 30, 0, 365),
     pkiPollSeconds: int('pki-poll-seconds', 10, 0, 3600),
+    lastSeenFlushSeconds: int('last-seen-flush-seconds', 5, 0, 3600),
     lifecycleIntervalMinutes: minutes('lifecycle-interval-minutes', str('lifecycle-interval-minutes', '60'), 7 * 24 * 60),
   };
 }

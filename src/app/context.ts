@@ -120,6 +120,8 @@ export function pkiSettings(config: Config): PkiSettings {
     tlsRenewBeforeDays: config.tlsRenewBeforeDays,
     signingDays: config.signingDays,
     hostnames: config.hostnames,
+    issuingAlgorithm: config.issuingAlgorithm,
+    tlsAlgorithm: config.tlsAlgorithm,
   };
 }
 

@@ -36,6 +36,7 @@ export function prepareDataDir(path: string, options: { create: boolean; databas
     // Keys live here, sealed or not: nobody else has any business reading the directory.
     if ((stat.mode & 0o077) !== 0) chmodSync(path, 0o700);
   }
-  if (options.databaseFile !== false && fresh && !options.create) throw new OperatorError(`no certmdm database in ${path}; run 'certmdm init' first`);
+  if (options.databaseFile !== false && fresh && !options.create)
+    throw new OperatorError(`no certmdm database in ${path}; run 'certmdm init' first`);
   return { path, databasePath, fresh };
 }

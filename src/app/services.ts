@@ -1,5 +1,7 @@
 import type { AppContext } from './context.ts';
 import type { ServerPki } from '../pki/server-pki.ts';
+import { CachedIdentityFacts, type IdentityFacts } from '../mdm/identity-cache.ts';
+import { LastSeen } from '../mdm/last-seen.ts';
 import { ProfileService } from '../profiles/service.ts';
 import { ScepService } from '../scep/service.ts';
 import { bindingPolicy } from '../mdm/binding.ts';
@@ -92,6 +94,10 @@ export function webhookSender(app: AppContext): WebhookSender | undefined {
 export interface MdmServices {
   service: MdmService;
   verifier: CertificateVerifier;
+  /** Identity facts remembered between requests; the edge calls `sync` at the start of each request. */
+  facts: IdentityFacts;
+  /** Devices' last check-in times, written in batches; flushed when the server closes. */
+  lastSeen: LastSeen;
   identity: IdentitySettings;
   webhook?: WebhookService;
 }
@@ -103,13 +109,16 @@ export interface MdmServices {
  */
 export function createMdmServices(app: AppContext, renewal?: IdentityRenewal): MdmServices {
   const deps = { store: app.store, audit: app.audit };
+  const facts = new CachedIdentityFacts(app.store);
+  const lastSeen = new LastSeen(app.store, { flushMs: app.config.lastSeenFlushSeconds * 1000, logger: app.logger });
   const core = new CoreMdmService({
     ...deps,
+    lastSeen,
     commands: app.commands,
     tokens: app.deviceTokens,
     binding: bindingPolicy({ permissiveReenrollment: app.config.permissiveReenrollment }),
   });
-  const bound = new CertAuthService(renewal ? new RenewalRetryService(core, { store: app.store, renewal }) : core, deps);
+  const bound = new CertAuthService(renewal ? new RenewalRetryService(core, { store: app.store, renewal }) : core, { ...deps, facts });
   const sender = webhookSender(app);
   const rescueGraceMs = app.config.rescueGraceDays * DAY_MS;
   // Outside the binding policy: a rescued request never reaches what stores a device's messages (mdm/rescue.ts).
@@ -121,7 +130,9 @@ export function createMdmServices(app: AppContext, renewal?: IdentityRenewal): M
   return {
     service: webhook ?? rescued,
     webhook,
-    verifier: new CertificateVerifier(app.store, { rescueGraceMs }),
+    verifier: new CertificateVerifier(app.store, facts, { rescueGraceMs }),
+    facts,
+    lastSeen,
     identity: {
       sources: app.config.mdmIdentitySources,
       trustedProxies: app.config.trustedProxies,

@@ -3,6 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import type { AuditLog } from '../admin/audit.ts';
 import type { Clock } from '../clock.ts';
 import type { CertificateVerifier } from '../mdm/cert-verify.ts';
+import type { IdentityFacts } from '../mdm/identity-cache.ts';
 import { auditedCertificates } from '../mdm/identity-error.ts';
 import { IdentityError, presentedIdentity, type IdentitySettings, type PresentedIdentity } from '../mdm/identity.ts';
 import { MessageError, readMessage } from '../mdm/messages.ts';
@@ -17,6 +18,7 @@ export const MDM_CONTENT_TYPES = ['application/x-apple-aspen-mdm-checkin', 'appl
 export interface MdmRouteOptions {
   service: MdmService;
   verifier: CertificateVerifier;
+  facts: IdentityFacts;
   identity: IdentitySettings;
   audit: AuditLog;
   clock: Clock;
@@ -81,6 +83,8 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
         { headers: request.headers, headerLines: request.raw.rawHeaders, body, peer: request.ip, tlsCertificate },
         options.identity,
       );
+      // Facts as of now: whatever changed before this request began (on any instance) is seen.
+      await options.facts.sync();
       const { certificate, rescue } = await options.verifier.verify(presented.certificate, now);
       if (parseError || !message) throw new MessageError(`malformed property list: ${parseError?.message ?? 'empty'}`);
       const parsed = readMessage(message);

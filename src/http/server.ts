@@ -68,8 +68,16 @@ export function swapSecureContext(server: FastifyInstance<Server>, app: AppConte
 }
 
 export async function buildHttpServer(app: AppContext, pki: ServerPki, services: Services): Promise<FastifyInstance<Server>> {
+  const logger = requestLogger(app);
+  let quiet: FastifyBaseLogger | undefined;
   const server = Fastify({
-    loggerInstance: requestLogger(app),
+    loggerInstance: logger,
+    // The MDM routes log nothing per request below warn (the audit log has every refusal): one shared child logger
+    // serves them all, rather than one made per check-in, which costs as much as a SQLite read.
+    childLoggerFactory: (parent, bindings, options, raw) =>
+      options.level === 'warn' && raw.url?.startsWith('/mdm')
+        ? (quiet ??= parent.child({ route: 'mdm' }, { level: 'warn' }))
+        : parent.child(bindings, options),
     https: {
       ...secureContextOptions(app, pki),
       minVersion: 'TLSv1.2',
@@ -89,6 +97,8 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
   await server.register(scepRoutes, { scep, bodyLimit: app.config.scepBodyLimit, audit: app.audit });
   await server.register(profileRoutes, { profiles });
   await server.register(mdmRoutes, { ...mdm, audit: app.audit, clock: app.clock, bodyLimit: app.config.mdmBodyLimit });
+  // Last-seen times held in memory are written before the server lets go of the store.
+  server.addHook('onClose', () => mdm.lastSeen.flush());
 
   await server.register(
     async (admin) => {

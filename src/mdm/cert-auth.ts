@@ -1,5 +1,6 @@
 import type { AuditLog } from '../admin/audit.ts';
 import { BindingRefused, type Store } from '../store/types.ts';
+import type { IdentityFacts } from './identity-cache.ts';
 import type { CheckIn, CommandReport, Channel } from './messages.ts';
 import { PolicyRefusal, type MdmResult, type MdmService, type RequestContext } from './service.ts';
 
@@ -19,14 +20,14 @@ const PREVIOUS_REFUSED: ReadonlySet<CheckIn['type']> = new Set(['CheckOut', 'Set
 export class CertAuthService implements MdmService {
   constructor(
     private readonly next: MdmService,
-    private readonly deps: { store: Store; audit: AuditLog },
+    private readonly deps: { store: Store; audit: AuditLog; facts: IdentityFacts },
   ) {}
 
   async #requireBound(ctx: RequestContext, channel: Channel, messageType?: CheckIn['type']): Promise<void> {
-    const enrollment = await this.deps.store.getEnrollment(channel.deviceId);
+    const enrollment = await this.deps.facts.getEnrollmentIdentity(channel.deviceId);
     if (!enrollment || enrollment.status !== 'enrolled')
       throw new PolicyRefusal(`no active enrollment ${channel.deviceId}`, 403, 'not-enrolled');
-    const boundTo = await this.deps.store.getBinding(ctx.certificate.id);
+    const boundTo = await this.deps.facts.getBinding(ctx.certificate.id);
     if (boundTo !== channel.deviceId) {
       throw boundTo
         ? new PolicyRefusal('the certificate is bound to another enrollment', 403, 'bound-to-another-enrollment')

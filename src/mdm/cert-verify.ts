@@ -4,6 +4,7 @@ import * as der from '../pki/der.ts';
 import { SIGNATURE_DIGEST } from '../pki/oids.ts';
 import { publicKeyFromSpki } from '../pki/public-keys.ts';
 import type { CertificateRecord, Store } from '../store/types.ts';
+import type { IdentityFacts } from './identity-cache.ts';
 import { IdentityError } from './identity.ts';
 import { rescueDecision, type RescueGrant } from './rescue-policy.ts';
 
@@ -33,7 +34,8 @@ export interface VerifiedIdentity {
  * Decides whether a presented certificate is a device identity certmdm accepts: it chains to one of certmdm's CA
  * certificates that is still valid (including ones being rotated out), carries clientAuth (or no EKU), is within
  * its validity, is not revoked, and was issued by certmdm to an enrollment. The signature check is remembered per
- * certificate; status and validity are checked on every request. One narrow exception to validity: an enrollment's
+ * certificate; status and validity are checked on every request, from facts current as of its start (`facts`, kept
+ * in memory between requests and forgotten whenever the store's identity epoch moves). One narrow exception to validity: an enrollment's
  * current identity that expired less than `rescueGraceMs` ago is accepted as a rescue.
  */
 export class CertificateVerifier {
@@ -41,6 +43,7 @@ export class CertificateVerifier {
 
   constructor(
     private readonly store: Store,
+    private readonly facts: IdentityFacts,
     private readonly options: { rescueGraceMs: number } = { rescueGraceMs: 0 },
   ) {}
 
@@ -62,10 +65,10 @@ export class CertificateVerifier {
       if (this.#chained.size > 100_000) this.#chained.clear();
       this.#chained.set(fingerprint, issuerId);
     }
-    const issuer = await this.store.getCertificate(issuerId);
+    const issuer = await this.facts.getCertificate(issuerId);
     if (!issuer || issuer.status === 'revoked' || issuer.notAfter <= now)
       throw new IdentityError('the issuing CA certificate is revoked or expired', 403, { refusal: 'issuer-retired' });
-    const record = await this.store.getCertificateByFingerprint(fingerprint);
+    const record = await this.facts.getCertificateByFingerprint(fingerprint);
     if (!record || record.role !== 'device-identity')
       throw new IdentityError('the certificate was never issued by certmdm to an enrollment', 403, { refusal: 'not-a-device-identity' });
     if (record.status === 'revoked') throw new IdentityError('the certificate is revoked', 403, { refusal: 'certificate-revoked' });

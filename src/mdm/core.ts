@@ -3,6 +3,7 @@ import { serializePlist } from '../plist/serialize.ts';
 import type { BindingDecision, BindingFacts, QueueStatus, Store } from '../store/types.ts';
 import type { CommandQueue } from './command-queue.ts';
 import type { DeviceTokens } from './device-tokens.ts';
+import type { LastSeen } from './last-seen.ts';
 import type { CheckIn, CommandReport, ReportStatus } from './messages.ts';
 import { OK, PolicyRefusal, type MdmResult, type MdmService, type RequestContext } from './service.ts';
 
@@ -43,6 +44,7 @@ export class CoreMdmService implements MdmService {
       audit: AuditLog;
       commands: CommandQueue;
       tokens: DeviceTokens;
+      lastSeen: LastSeen;
       binding: (facts: BindingFacts) => BindingDecision;
     },
   ) {}
@@ -83,6 +85,9 @@ export class CoreMdmService implements MdmService {
             pushMagic,
             now: ctx.now,
           });
+        } else if (await this.#repeatsStored(channel.deviceId, message)) {
+          // A TokenUpdate saying what is stored (devices repeat theirs) writes nothing but the batched last-seen time.
+          await this.deps.lastSeen.seen(channel.deviceId, ctx.now);
         } else {
           const stored = await store.updateEnrollment(
             channel.deviceId,
@@ -139,13 +144,39 @@ export class CoreMdmService implements MdmService {
     }
   }
 
+  /** Whether a device-channel TokenUpdate carries exactly the token, magic, topic and UnlockToken already stored. */
+  async #repeatsStored(enrollmentId: string, message: CheckIn['message']): Promise<boolean> {
+    const stored = await this.deps.store.getEnrollment(enrollmentId);
+    if (!stored) return false;
+    const token = data(message.Token);
+    const unlock = data(message.UnlockToken);
+    return (
+      token !== null &&
+      stored.pushToken !== null &&
+      stored.pushToken.equals(token) &&
+      (typeof message.PushMagic !== 'string' || message.PushMagic === stored.pushMagic) &&
+      (typeof message.Topic !== 'string' || message.Topic === stored.topic) &&
+      (!unlock?.length ||
+        (!!stored.unlockToken?.length && this.#storedUnlockToken(enrollmentId, stored.unlockToken)?.equals(unlock) === true))
+    );
+  }
+
+  /** The escrowed UnlockToken opened, or undefined when it does not open (then the message is simply written). */
+  #storedUnlockToken(enrollmentId: string, sealedToken: Buffer): Buffer | undefined {
+    try {
+      return this.deps.tokens.open(enrollmentId, 'unlock-token', sealedToken);
+    } catch {
+      return undefined;
+    }
+  }
+
   async report(ctx: RequestContext, report: CommandReport): Promise<MdmResult> {
     const { store } = this.deps;
     const channel = report.channel.key;
     if (report.status !== 'Idle' && report.commandUuid) {
       await store.recordCommandResult(channel, report.commandUuid, RESULT_STATUS[report.status], ctx.raw, ctx.now);
     }
-    if (!report.channel.user) await store.updateEnrollment(report.channel.deviceId, { lastSeenAt: ctx.now });
+    if (!report.channel.user) await this.deps.lastSeen.seen(report.channel.deviceId, ctx.now);
     // NotNow commands wait for the next session (the device's next Idle), never the same one.
     const next = await this.deps.commands.next(channel, { reviveNotNow: report.status === 'Idle', now: ctx.now });
     return next ? { status: 200, contentType: PLIST, body: next.body } : OK;

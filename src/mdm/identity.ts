@@ -65,7 +65,8 @@ function fromSignature(input: IdentityInput, settings: IdentitySettings): Buffer
   let signed: cms.SignedData | undefined;
   let verified: cms.VerifiedSignature;
   try {
-    signed = cms.parseSignedData(Buffer.from(value.replace(/\s+/g, ''), 'base64'));
+    // Node's base64 decoder skips the whitespace of a folded header itself.
+    signed = cms.parseSignedData(Buffer.from(value, 'base64'));
     // Detached is the rule; a signature that carries content must carry exactly this body.
     if (signed.content && !signed.content.equals(input.body))
       throw new cms.CmsError('the signed content is not this body', 'bad-signature');

@@ -92,6 +92,13 @@ export interface CertificateParts {
 }
 
 const partsCache = new WeakMap<Buffer, CertificateParts>();
+/**
+ * Parsed certificates by content as well: a device presents the same certificate on every check-in, each time in a
+ * fresh Buffer. Bounded; the oldest entry goes first. Only certificates that parsed are remembered.
+ */
+const partsByContent = new Map<string, CertificateParts>();
+const factsCache = new WeakMap<CertificateParts, CertificateFacts>();
+const CONTENT_CACHE_LIMIT = 4096;
 
 /** Directory string types a Name's attribute values may use (X.520 DirectoryString, IA5String, and kin). */
 const NAME_VALUE_TAGS = new Set([0x0c, 0x12, 0x13, 0x14, 0x16, 0x1a, 0x1c, 0x1e]);
@@ -172,6 +179,12 @@ function tbsFields(tbs: der.Node) {
 export function certificateParts(certificate: Buffer): CertificateParts {
   const cached = partsCache.get(certificate);
   if (cached) return cached;
+  const key = certificate.toString('latin1');
+  const known = partsByContent.get(key);
+  if (known) {
+    partsCache.set(certificate, known);
+    return known;
+  }
   const outer = der.children(der.expect(der.parse(certificate), der.TAG.SEQUENCE, 'Certificate'));
   if (outer.length !== 3) throw new der.DerError('a Certificate has three fields');
   const [tbsNode, algNode, sigNode] = outer;
@@ -201,6 +214,8 @@ export function certificateParts(certificate: Buffer): CertificateParts {
     signature: signature.subarray(1),
   };
   partsCache.set(certificate, parts);
+  if (partsByContent.size >= CONTENT_CACHE_LIMIT) partsByContent.delete(partsByContent.keys().next().value!);
+  partsByContent.set(key, parts);
   return parts;
 }
 
@@ -310,12 +325,12 @@ export function toPem(der: Buffer, label = 'CERTIFICATE'): string {
 
 /** The facts the inventory keeps about a certificate, read back from its DER (not from what we meant to write). */
 export interface CertificateFacts {
-  subject: string;
-  issuer: string;
-  serialHex: string;
-  fingerprintSha256: string;
-  notBefore: Date;
-  notAfter: Date;
+  readonly subject: string;
+  readonly issuer: string;
+  readonly serialHex: string;
+  readonly fingerprintSha256: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
 }
 
 const SHORT_NAMES: Record<string, string> = Object.fromEntries(Object.entries(NAME_OIDS).map(([k, v]) => [v, k]));
@@ -343,8 +358,10 @@ export function nameAttributes(nameDer: Buffer): [string, string, NameAttribute 
 
 export function readCertificate(certificate: Buffer): CertificateFacts {
   const parts = certificateParts(certificate);
+  const known = factsCache.get(parts);
+  if (known) return known;
   const { notBefore, notAfter } = tbsFields(der.parse(parts.tbs));
-  return {
+  const facts: CertificateFacts = {
     subject: formatName(parts.subject),
     issuer: formatName(parts.issuer),
     serialHex: parts.serial.toString('hex').replace(/^00(?=[89a-f])/, ''),
@@ -352,4 +369,7 @@ export function readCertificate(certificate: Buffer): CertificateFacts {
     notBefore,
     notAfter,
   };
+  // Shared by every caller that reads the same certificate: frozen so none can change it for the others.
+  factsCache.set(parts, Object.freeze(facts));
+  return facts;
 }

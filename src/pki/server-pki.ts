@@ -3,9 +3,10 @@ import { isIP } from 'node:net';
 import type { AuditLog } from '../admin/audit.ts';
 import { DAY_MS, type Clock } from '../clock.ts';
 import type { CertificateRecord, CertificateRole, NewCertificate, Store } from '../store/types.ts';
-import { generateKey, type KeyAlgorithm } from './algorithms.ts';
+import { generateKey, keyAlgorithmOf, type KeyAlgorithm, type LeafAlgorithm } from './algorithms.ts';
+import { publicKeyFromSpki } from './public-keys.ts';
 import { CertificateAuthority, inventoryRecord, validityFrom } from './authority.ts';
-import { buildCertificate, type CertificateTemplate } from './certificate.ts';
+import { buildCertificate, certificateParts, type CertificateTemplate } from './certificate.ts';
 import type { Keyring } from './keyring.ts';
 import * as templates from './templates.ts';
 
@@ -18,6 +19,13 @@ export interface PkiSettings {
   tlsRenewBeforeDays: number;
   signingDays: number;
   hostnames: string[];
+  /**
+   * The intermediate's key, which signs every leaf (device identities, TLS, profile signing, SCEP RA): RSA-2048 by
+   * default, or P-256. Used when an intermediate is made (first run, rollover).
+   */
+  issuingAlgorithm?: LeafAlgorithm;
+  /** The TLS certificate's key: a P-256 key makes each full handshake cheaper. A change re-issues it at start. */
+  tlsAlgorithm?: LeafAlgorithm;
 }
 
 export interface Identity {
@@ -64,6 +72,8 @@ interface ServiceIdentitySpec {
   service: string;
   validityDays: number;
   template: (publicKey: KeyObject) => Omit<CertificateTemplate, 'notBefore' | 'notAfter'>;
+  /** Its key; RSA-2048 unless said (the SCEP RA must stay RSA: SCEP's key transport encrypts to it). */
+  keyAlgorithm?: LeafAlgorithm;
   /** A role-specific reason to re-issue (the TLS hostnames changed). */
   staleBecause?: (certificate: CertificateRecord) => string | undefined;
 }
@@ -81,6 +91,9 @@ function reissueReason(
   if (force) return force;
   const specific = spec.staleBecause?.(existing);
   if (specific) return specific;
+  const wanted = spec.keyAlgorithm ?? 'rsa-2048';
+  const held = keyAlgorithmOf(publicKeyFromSpki(certificateParts(existing.der).spki));
+  if (held !== wanted) return `key algorithm changed to ${wanted}`;
   if (existing.notAfter.getTime() <= now.getTime() + settings.tlsRenewBeforeDays * DAY_MS) return 'renewal window open';
   if (existing.issuerId !== intermediate.id) return 'issuing CA changed';
   return undefined;
@@ -97,7 +110,7 @@ async function ensureServiceIdentity(
   const existing = await current(deps.store, spec.role);
   const reason = reissueReason(existing, spec, authority.intermediate, settings, deps.clock(), force);
   if (!reason && existing) return identity(deps.keyring, existing);
-  const keys = await generateKey('rsa-2048');
+  const keys = await generateKey(spec.keyAlgorithm ?? 'rsa-2048');
   const certificate = await authority.issue({
     role: spec.role,
     template: spec.template(keys.publicKey),
@@ -124,7 +137,7 @@ async function newIntermediate(
   settings: PkiSettings,
   root: { certificate: CertificateRecord; privateKey: KeyObject },
 ): Promise<NewCertificate> {
-  const keys = await generateKey('rsa-2048');
+  const keys = await generateKey(settings.issuingAlgorithm ?? 'rsa-2048');
   const der = buildCertificate(
     {
       ...templates.intermediateCa(settings.organization, now.toISOString().slice(0, 10), keys.publicKey),
@@ -238,6 +251,7 @@ export async function ensureServerPki(
     service: 'https-listener',
     validityDays: settings.tlsDays,
     template: (key) => templates.tlsServer(settings.organization, settings.hostnames, key),
+    keyAlgorithm: settings.tlsAlgorithm,
     staleBecause: (c) =>
       sansOf(c.der).join(',') !== settings.hostnames.map(canonicalName).sort().join(',') ? 'hostnames changed' : undefined,
   });

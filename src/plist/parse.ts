@@ -20,7 +20,8 @@ function decodeEntities(text: string): string {
   return text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);/g, (whole, name: string) => {
     if (name[0] === '#') {
       const code = name[1] === 'x' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
-      if (!(code > 0 && code <= 0x10ffff) || NOT_XML.test(String.fromCodePoint(code))) throw new PlistError(`bad character reference ${whole}`);
+      if (!(code > 0 && code <= 0x10ffff) || NOT_XML.test(String.fromCodePoint(code)))
+        throw new PlistError(`bad character reference ${whole}`);
       return String.fromCodePoint(code);
     }
     const value = ENTITIES[name];

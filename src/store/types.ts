@@ -346,6 +346,12 @@ export interface MetaStore {
    * released by the server when that connection ends). SQLite serves one process: always held.
    */
   holdLease(name: string): Promise<boolean>;
+  /**
+   * A counter that moves, in the same transaction, with every change to what a device identity is judged on: a
+   * certificate's status, a binding, an enrollment's status or identities. Caches of those facts read it per
+   * request and forget everything when it moved; it never moves back.
+   */
+  identityEpoch(): Promise<number>;
 }
 
 /** Keys and certificates: the inventory every lifecycle decision reads, and certificate requests awaiting a vendor. */
@@ -420,6 +426,11 @@ export interface EnrollmentStore {
     >,
     presentedBy?: string,
   ): Promise<boolean>;
+  /**
+   * Last-seen times batched in memory, written at once: each enrollment's last_seen_at only moves forward (an older
+   * time from a slower instance never overwrites a newer one).
+   */
+  touchEnrollments(seen: ReadonlyArray<{ id: string; at: Date }>): Promise<void>;
   /**
    * Records that a renewal profile was queued for the device (keeping the first start of a renewal in flight, and
    * counting the attempts); cleared when a renewed identity authenticates.

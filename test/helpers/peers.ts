@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from './cli.ts';
+import assert from 'node:assert/strict';
+import { run, runCli, tempDir } from './cli.ts';
 
 /**
  * A private D-Bus session bus and certmonger daemon whose state lives in `dir`, so tests never touch the
@@ -35,4 +36,71 @@ export async function startCertmonger(dir: string): Promise<{ env: NodeJS.Proces
       }
     },
   };
+}
+
+/** A one-time challenge; its enrollment reference becomes the issued identity's CN, whatever the CSR asks. */
+export function challenge(dataDir: string, enrollment?: string): string {
+  const r = runCli(['scep', 'challenge', '--data', dataDir, ...(enrollment ? ['--enrollment', enrollment] : [])]);
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
+
+export function identityCount(dataDir: string): number {
+  const r = runCli(['certs', 'list', '--json', '--data', dataDir]);
+  return (JSON.parse(r.stdout) as { role: string }[]).filter((c) => c.role === 'device-identity').length;
+}
+
+export function lastScepAudit(dataDir: string) {
+  const r = runCli(['audit', 'list', '--json', '--data', dataDir]);
+  return (JSON.parse(r.stdout) as { action: string; outcome: string; reason: string | null; detail: Record<string, unknown> }[]).find(
+    (e) => e.action === 'scep.pkioperation',
+  );
+}
+
+/** One scepclient enrollment in a fresh directory (it re-uses csr.pem from its working directory otherwise). */
+export function scepclient(url: string, root: string, challengePassword: string, cn: string, options: { caFingerprint?: string } = {}) {
+  const dir = tempDir('scepclient-');
+  const r = run(
+    'scepclient',
+    [
+      '-server-url',
+      url,
+      '-challenge',
+      challengePassword,
+      '-private-key',
+      join(dir, 'key.pem'),
+      '-certificate',
+      join(dir, 'cert.pem'),
+      '-cn',
+      cn,
+      // The recipient among GetCACert's certificates (else scepclient encrypts to every one of them).
+      ...(options.caFingerprint ? ['-ca-fingerprint', options.caFingerprint] : []),
+    ],
+    {
+      cwd: dir,
+      env: { ...process.env, SSL_CERT_FILE: root },
+    },
+  );
+  return { ...r, dir, cert: join(dir, 'cert.pem') };
+}
+
+/**
+ * certmonger's daemon enrolls once through scep-submit: a CA named 'certmdm' at `url` (added on first use), an
+ * RSA-2048 key it is given, the certificate written next to it in `dir`.
+ */
+export function certmongerEnroll(env: NodeJS.ProcessEnv, url: string, dir: string, cn: string, challengePassword: string) {
+  const add = run('getcert', ['add-scep-ca', '-s', '-c', 'certmdm', '-u', url], { env });
+  if (add.status !== 0 && !/already exists/.test(add.stdout + add.stderr))
+    throw new Error(`getcert add-scep-ca: ${add.stdout}${add.stderr}`);
+  const key = join(dir, `${cn}.key.pem`);
+  const cert = join(dir, `${cn}.pem`);
+  run('openssl', ['genrsa', '-traditional', '-out', key, '2048']);
+  const request = run(
+    'getcert',
+    ['request', '-s', '-c', 'certmdm', '-k', key, '-f', cert, '-N', `CN=${cn}`, '-L', challengePassword, '-w', '-v'],
+    {
+      env,
+    },
+  );
+  return { request, key, cert };
 }

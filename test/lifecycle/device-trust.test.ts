@@ -14,9 +14,22 @@ const key = () => generateKeyPairSync('rsa', { modulusLength: 2048 });
 /** root(0..1000) → intermediate(0..400) → TLS leaf(0..100) for mdm.example.test; a second root the device may hold. */
 function chain() {
   const [rootKey, otherKey, intermediateKey, leafKey] = [key(), key(), key(), key()];
-  const ca = (cn: string, k: ReturnType<typeof key>, from: number, to: number, issuer?: { certificate: Buffer; privateKey: typeof k.privateKey }) =>
+  const ca = (
+    cn: string,
+    k: ReturnType<typeof key>,
+    from: number,
+    to: number,
+    issuer?: { certificate: Buffer; privateKey: typeof k.privateKey },
+  ) =>
     buildCertificate(
-      { subject: [['CN', cn]], publicKey: k.publicKey, notBefore: day(from), notAfter: day(to), ca: {}, keyUsage: ['keyCertSign', 'cRLSign'] },
+      {
+        subject: [['CN', cn]],
+        publicKey: k.publicKey,
+        notBefore: day(from),
+        notAfter: day(to),
+        ca: {},
+        keyUsage: ['keyCertSign', 'cRLSign'],
+      },
       issuer ?? { selfSigningKey: k.privateKey },
     );
   const root = ca('Root', rootKey, 0, 1000);
@@ -47,7 +60,15 @@ function opensslTrusts(presented: Buffer[], anchors: Buffer[], at: Date, hostnam
     writeFileSync(path, ders.map((d) => toPem(d)).join(''));
     return path;
   };
-  const args = ['verify', '-attime', String(Math.floor(at.getTime() / 1000)), '-verify_hostname', hostname, '-CAfile', file('anchors.pem', anchors)];
+  const args = [
+    'verify',
+    '-attime',
+    String(Math.floor(at.getTime() / 1000)),
+    '-verify_hostname',
+    hostname,
+    '-CAfile',
+    file('anchors.pem', anchors),
+  ];
   if (presented.length > 1) args.push('-untrusted', file('untrusted.pem', presented.slice(1)));
   const r = spawnSync('openssl', [...args, file('leaf.pem', presented.slice(0, 1))], { encoding: 'utf8' });
   return r.status === 0;
@@ -62,7 +83,15 @@ test('a simulated device trusts a server chain exactly when openssl verify does,
     { name: 'the root is not installed', presented: [leaf, intermediate], anchors: [other], now: day(50), trusted: false, kind: 'root' },
     { name: 'TLS certificate expired', presented: [leaf, intermediate], anchors: [root], now: day(150), trusted: false, kind: 'tls' },
     { name: 'intermediate missing from the chain', presented: [leaf], anchors: [root], now: day(50), trusted: false, kind: 'root' },
-    { name: 'wrong host', presented: [leaf, intermediate], anchors: [root], now: day(50), host: 'evil.example.test', trusted: false, kind: 'tls' },
+    {
+      name: 'wrong host',
+      presented: [leaf, intermediate],
+      anchors: [root],
+      now: day(50),
+      host: 'evil.example.test',
+      trusted: false,
+      kind: 'tls',
+    },
     { name: 'not yet valid', presented: [leaf, intermediate], anchors: [root], now: day(-5), trusted: false, kind: 'tls' },
   ];
   for (const c of cases) {

@@ -22,7 +22,21 @@ test('certmdm simulate --processes 2 splits the same fleet across processes and 
   const run = (processes: number) => {
     const r = spawnSync(
       process.execPath,
-      ['bin/certmdm.mjs', 'simulate', '--devices', '8', '--years', '0.25', '--seed', '50', '--lifetimes', 'stress', '--json', '--processes', String(processes)],
+      [
+        'bin/certmdm.mjs',
+        'simulate',
+        '--devices',
+        '8',
+        '--years',
+        '0.25',
+        '--seed',
+        '50',
+        '--lifetimes',
+        'stress',
+        '--json',
+        '--processes',
+        String(processes),
+      ],
       { encoding: 'utf8' },
     );
     assert.equal(r.status, 0, r.stderr);
@@ -31,7 +45,11 @@ test('certmdm simulate --processes 2 splits the same fleet across processes and 
   const [one, two] = [run(1), run(2)];
   assert.equal(two.processes, 2);
   assert.equal(two.devices, 8);
-  assert.deepEqual(Object.entries(two.behaviours).sort(), Object.entries(one.behaviours).sort(), 'device i is the same device in any process');
+  assert.deepEqual(
+    Object.entries(two.behaviours).sort(),
+    Object.entries(one.behaviours).sort(),
+    'device i is the same device in any process',
+  );
   assert.deepEqual(two.transports, { mtls: 4, signature: 4 });
   assert.deepEqual(two.lifetimes, STRESS_LIFETIMES, 'the shards ran the lifetimes asked for');
   assert.equal(two.lost.reachable, 0);

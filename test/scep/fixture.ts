@@ -19,6 +19,9 @@ export async function scepFixture(flags: RawOptions = {}) {
       'root-algorithm': 'rsa-2048',
       hostname: ['localhost'],
       'push-topic': 'com.apple.mgmt.External.5f3c0d1e-test',
+      // Each last-seen time written with its message, so tests read the store as the message left it; batching has
+      // its own test (test/mdm/hot-path.test.ts).
+      'last-seen-flush-seconds': '0',
       ...flags,
     },
     {},
@@ -38,6 +41,7 @@ export async function scepFixture(flags: RawOptions = {}) {
     server,
     scep,
     profiles: services.profiles,
+    services,
     dir,
     root,
     /** The RA certificate as GetCACert gives it now (it changes when the intermediate rolls over). */

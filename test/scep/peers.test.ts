@@ -1,52 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { exportRole, runCli, run, startServer, tempDir } from '../helpers/cli.ts';
-import { startCertmonger } from '../helpers/peers.ts';
-
-/** A one-time challenge; its enrollment reference becomes the issued identity's CN, whatever the CSR asks. */
-function challenge(dataDir: string, enrollment?: string): string {
-  const r = runCli(['scep', 'challenge', '--data', dataDir, ...(enrollment ? ['--enrollment', enrollment] : [])]);
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout.trim();
-}
-
-function identityCount(dataDir: string): number {
-  const r = runCli(['certs', 'list', '--json', '--data', dataDir]);
-  return (JSON.parse(r.stdout) as { role: string }[]).filter((c) => c.role === 'device-identity').length;
-}
-
-function lastScepAudit(dataDir: string) {
-  const r = runCli(['audit', 'list', '--json', '--data', dataDir]);
-  return (JSON.parse(r.stdout) as { action: string; outcome: string; reason: string | null; detail: Record<string, unknown> }[]).find(
-    (e) => e.action === 'scep.pkioperation',
-  );
-}
-
-/** One scepclient enrollment in a fresh directory (it re-uses csr.pem from its working directory otherwise). */
-function scepclient(url: string, root: string, challengePassword: string, cn: string) {
-  const dir = tempDir('scepclient-');
-  const r = run(
-    'scepclient',
-    [
-      '-server-url',
-      url,
-      '-challenge',
-      challengePassword,
-      '-private-key',
-      join(dir, 'key.pem'),
-      '-certificate',
-      join(dir, 'cert.pem'),
-      '-cn',
-      cn,
-    ],
-    {
-      cwd: dir,
-      env: { ...process.env, SSL_CERT_FILE: root },
-    },
-  );
-  return { ...r, dir, cert: join(dir, 'cert.pem') };
-}
+import { exportRole, run, startServer, tempDir } from '../helpers/cli.ts';
+import { certmongerEnroll, challenge, identityCount, lastScepAudit, scepclient, startCertmonger } from '../helpers/peers.ts';
 
 test('GetCACaps and GetCACert: openssl reads the RA + CA chain', async (t) => {
   const dataDir = join(tempDir(), 'data');
@@ -167,31 +123,7 @@ for (const [label, ciphers, expected] of [
 
     const cm = await startCertmonger(work);
     t.after(() => cm.stop());
-    const add = run('getcert', ['add-scep-ca', '-s', '-c', 'certmdm', '-u', url], { env: cm.env });
-    assert.equal(add.status, 0, add.stdout + add.stderr);
-    const key = join(work, 'key.pem');
-    const cert = join(work, 'cert.pem');
-    run('openssl', ['genrsa', '-traditional', '-out', key, '2048']);
-    const request = run(
-      'getcert',
-      [
-        'request',
-        '-s',
-        '-c',
-        'certmdm',
-        '-k',
-        key,
-        '-f',
-        cert,
-        '-N',
-        'CN=certmonger-device',
-        '-L',
-        challenge(dataDir, 'certmonger-device'),
-        '-w',
-        '-v',
-      ],
-      { env: cm.env },
-    );
+    const { request, cert } = certmongerEnroll(cm.env, url, work, 'certmonger-device', challenge(dataDir, 'certmonger-device'));
     assert.equal(request.status, 0, request.stdout + request.stderr + run('getcert', ['list', '-s'], { env: cm.env }).stdout);
     const verify = run('openssl', ['verify', '-CAfile', root, '-untrusted', intermediate, cert]);
     assert.equal(verify.status, 0, verify.stderr + verify.stdout);

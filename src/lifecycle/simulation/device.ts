@@ -162,7 +162,8 @@ export class SimulatedDevice {
       if (caCert.statusCode !== 200) return `GetCACert answered ${caCert.statusCode}`;
       const certificates = cms.parseSignedData(caCert.body).certificates;
       const fingerprint = payload.CAFingerprint as Buffer | undefined;
-      if (fingerprint && !certificates.some((c) => sha1(c).equals(fingerprint))) return 'CAFingerprint matches no CA certificate in GetCACert';
+      if (fingerprint && !certificates.some((c) => sha1(c).equals(fingerprint)))
+        return 'CAFingerprint matches no CA certificate in GetCACert';
       const now = this.link.now();
       const ra = certificates.find((c) => !this.cache.known(c).x509.ca);
       if (!ra) return 'GetCACert carries no RA certificate';

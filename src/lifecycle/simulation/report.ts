@@ -114,7 +114,8 @@ export function mergeShards(shards: ShardResult[], wallSeconds: number): Simulat
     merged.scepIssuances += report.scepIssuances;
     merged.rescues += report.rescues;
     // Server-side, like the TLS chain: each shard's server re-issued the same certificates.
-    for (const role of ['profile-signing', 'scep-ra'] as const) merged.reissued[role] = Math.max(merged.reissued[role], report.reissued[role]);
+    for (const role of ['profile-signing', 'scep-ra'] as const)
+      merged.reissued[role] = Math.max(merged.reissued[role], report.reissued[role]);
     merged.reachable += report.reachable;
     merged.lost.total += report.lost.total;
     merged.lost.reachable += report.lost.reachable;
@@ -184,6 +185,8 @@ export function formatSimulationReport(r: SimulationReport): string {
       (r.expiredInUse.first ? ` (first: day ${r.expiredInUse.first.day}, ${r.expiredInUse.first.role})` : ''),
     `  ${r.messages} MDM messages over ${r.connections} TLS connections (${Object.entries(r.transports)
       .map(([t, n]) => `${n} devices by ${t}`)
-      .join(', ')}), ${r.scepIssuances} SCEP issuances; ${r.wallSeconds.toFixed(1)} s wall, ${r.deviceYearsPerSecond.toFixed(2)} device-years/s`,
+      .join(
+        ', ',
+      )}), ${r.scepIssuances} SCEP issuances; ${r.wallSeconds.toFixed(1)} s wall, ${r.deviceYearsPerSecond.toFixed(2)} device-years/s`,
   ].join('\n');
 }

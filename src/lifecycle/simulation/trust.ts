@@ -8,7 +8,8 @@ import type { CertificateKind } from './report.ts';
  * roots), every certificate on the way valid now, and the leaf must name the host. OpenSSL cannot be asked to verify
  * at a simulated time, so the handshake accepts any chain and the device decides here, before it sends a byte.
  */
-export type TrustVerdict = { trusted: true; rootFingerprint: string } | { trusted: false; kind: CertificateKind; reason: string; at?: Date };
+export type TrustVerdict =
+  { trusted: true; rootFingerprint: string } | { trusted: false; kind: CertificateKind; reason: string; at?: Date };
 
 interface Known {
   x509: X509Certificate;
@@ -27,7 +28,12 @@ export class CertificateCache {
     let entry = this.#known.get(key);
     if (!entry) {
       const facts = readCertificate(der);
-      entry = { x509: new X509Certificate(der), fingerprint: facts.fingerprintSha256, notBefore: facts.notBefore, notAfter: facts.notAfter };
+      entry = {
+        x509: new X509Certificate(der),
+        fingerprint: facts.fingerprintSha256,
+        notBefore: facts.notBefore,
+        notAfter: facts.notAfter,
+      };
       this.#known.set(key, entry);
     }
     return entry;
@@ -69,7 +75,8 @@ export function evaluateServerTrust(
   for (let depth = 0; depth <= intermediates.length; depth++) {
     const root = roots.find((r) => cache.issued(r, child));
     if (root) {
-      if (!valid(root, input.now)) return { trusted: false, kind: 'root', reason: 'the root the chain ends in has expired', at: root.notAfter };
+      if (!valid(root, input.now))
+        return { trusted: false, kind: 'root', reason: 'the root the chain ends in has expired', at: root.notAfter };
       if (input.pinned && !input.pinned.has(root.fingerprint))
         return { trusted: false, kind: 'root', reason: 'the chain ends in a root the MDM payload does not pin' };
       return { trusted: true, rootFingerprint: root.fingerprint };

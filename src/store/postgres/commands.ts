@@ -57,6 +57,15 @@ export class PgCommands extends PgConcern implements CommandStore {
     options: { reviveNotNow: boolean; now: Date },
   ): Promise<(QueueEntry & { body: Buffer; sealed: boolean }) | undefined> {
     const now = ms(options.now);
+    // Most sessions find nothing waiting: one read answers them, without a transaction or a row lock.
+    const waiting = channelIs(channel, 1);
+    if (
+      !(await this.sql.one(
+        `SELECT 1 AS waiting FROM command_queue WHERE ${waiting.where} AND status ${options.reviveNotNow ? "IN ('queued', 'not-now')" : "= 'queued'"} LIMIT 1`,
+        waiting.params,
+      ))
+    )
+      return undefined;
     return this.db.transaction(async (sql) => {
       if (options.reviveNotNow) {
         const on = channelIs(channel, 2);

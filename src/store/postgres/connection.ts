@@ -233,6 +233,10 @@ export class PgMeta extends PgConcern {
     return this.db.holdLease(name);
   }
 
+  async identityEpoch(): Promise<number> {
+    return Number((await this.sql.one('SELECT value FROM identity_epoch WHERE id = 1'))!.value);
+  }
+
   async getMeta(key: string): Promise<string | undefined> {
     const row = await this.sql.one('SELECT value FROM meta WHERE key = $1', [key]);
     return row ? String(row.value) : undefined;

@@ -125,6 +125,15 @@ export class PgEnrollments extends PgConcern implements EnrollmentStore {
     });
   }
 
+  async touchEnrollments(seen: ReadonlyArray<{ id: string; at: Date }>): Promise<void> {
+    if (seen.length === 0) return;
+    await this.sql.run(
+      `UPDATE enrollments e SET last_seen_at = v.at FROM unnest($1::text[], $2::bigint[]) AS v(id, at)
+         WHERE e.id = v.id AND e.last_seen_at < v.at`,
+      [seen.map((s) => s.id), seen.map((s) => ms(s.at))],
+    );
+  }
+
   async updateEnrollment(id: string, patch: EnrollmentPatch, presentedBy?: string): Promise<boolean> {
     const set = enrollmentPatchColumns(patch);
     if (set.length === 0) return true;

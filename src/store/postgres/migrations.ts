@@ -197,4 +197,26 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
       CREATE INDEX profile_deliveries_by_enrollment ON profile_deliveries(enrollment_id, acknowledged_at);
     `,
   },
+  {
+    version: 2,
+    name: 'identity-epoch',
+    // SQLite's migration 13. Constraint triggers deferred to commit: the epoch row is the last lock a transaction
+    // takes, so two transactions that change identities can never wait on each other through it (no deadlock).
+    sql: `
+      CREATE TABLE identity_epoch (id INTEGER PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL);
+      INSERT INTO identity_epoch (id, value) VALUES (1, 1);
+      CREATE FUNCTION certmdm_identity_epoch_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE identity_epoch SET value = value + 1 WHERE id = 1; RETURN NULL; END $$;
+      CREATE CONSTRAINT TRIGGER identity_epoch_certificates AFTER UPDATE OR DELETE ON certificates
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION certmdm_identity_epoch_bump();
+      CREATE CONSTRAINT TRIGGER identity_epoch_bindings AFTER INSERT OR UPDATE OR DELETE ON certificate_bindings
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION certmdm_identity_epoch_bump();
+      CREATE CONSTRAINT TRIGGER identity_epoch_enrollments_change AFTER INSERT OR DELETE ON enrollments
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION certmdm_identity_epoch_bump();
+      CREATE CONSTRAINT TRIGGER identity_epoch_enrollments_update AFTER UPDATE ON enrollments
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+        WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.identity_certificate_id IS DISTINCT FROM NEW.identity_certificate_id
+          OR OLD.previous_identity_certificate_id IS DISTINCT FROM NEW.previous_identity_certificate_id OR OLD.id IS DISTINCT FROM NEW.id)
+        EXECUTE FUNCTION certmdm_identity_epoch_bump();
+    `,
+  },
 ];

@@ -42,6 +42,11 @@ export class SqliteCommands extends SqliteConcern implements CommandStore {
     channel: ChannelKey,
     options: { reviveNotNow: boolean; now: Date },
   ): Promise<(QueueEntry & { body: Buffer; sealed: boolean }) | undefined> {
+    // Most sessions find nothing waiting: one read answers them, without taking the write lock.
+    const waiting = this.sql(
+      `SELECT 1 FROM command_queue WHERE enrollment_id = ? AND user_id IS ? AND status ${options.reviveNotNow ? "IN ('queued', 'not-now')" : "= 'queued'"} LIMIT 1`,
+    ).get(channel.enrollmentId, channel.userId);
+    if (!waiting) return undefined;
     return this.db.transaction(() => {
       if (options.reviveNotNow)
         this.sql(

@@ -151,6 +151,10 @@ export class SqliteMeta extends SqliteConcern {
     return true;
   }
 
+  async identityEpoch(): Promise<number> {
+    return Number((this.sql('SELECT value FROM identity_epoch WHERE id = 1').get() as Row).value);
+  }
+
   async getMeta(key: string): Promise<string | undefined> {
     const row = this.sql('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
     return row ? String(row.value) : undefined;

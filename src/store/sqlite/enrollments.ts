@@ -112,6 +112,13 @@ export class SqliteEnrollments extends SqliteConcern implements EnrollmentStore 
     this.sql("UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE id = ? AND status = 'active'").run(by, certificateId);
   }
 
+  async touchEnrollments(seen: ReadonlyArray<{ id: string; at: Date }>): Promise<void> {
+    const touch = this.sql('UPDATE enrollments SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?');
+    this.db.transaction(() => {
+      for (const { id, at } of seen) touch.run(ms(at), id, ms(at));
+    })();
+  }
+
   async updateEnrollment(id: string, patch: EnrollmentPatch, presentedBy?: string): Promise<boolean> {
     const set = enrollmentPatchColumns(patch);
     if (set.length === 0) return true;

@@ -329,4 +329,33 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       CREATE INDEX command_queue_next ON command_queue(enrollment_id, user_id, status, priority DESC, seq);
     `,
   },
+  {
+    version: 13,
+    name: 'identity-epoch',
+    // One counter every change to what an identity is judged on moves, in the same transaction as the change: a
+    // certificate's status, a binding, an enrollment's status or identities. Instances that remember identities
+    // between requests read it at each request and forget all they remembered when it moved (mdm/identity-cache.ts).
+    sql: `
+      CREATE TABLE identity_epoch (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+      INSERT INTO identity_epoch (id, value) VALUES (1, 1);
+      CREATE TRIGGER identity_epoch_certificate_update AFTER UPDATE ON certificates
+        BEGIN UPDATE identity_epoch SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER identity_epoch_certificate_delete AFTER DELETE ON certificates
+        BEGIN UPDATE identity_epoch SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER identity_epoch_binding_insert AFTER INSERT ON certificate_bindings
+        BEGIN UPDATE identity_epoch SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER identity_epoch_binding_update AFTER UPDATE ON certificate_bindings
+        BEGIN UPDATE identity_epoch SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER identity_epoch_binding_delete AFTER DELETE ON certificate_bindings
+        BEGIN UPDATE identity_epoch SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER identity_epoch_enrollment_insert AFTER INSERT ON enrollments
+        BEGIN UPDATE identity_epoch SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER identity_epoch_enrollment_update AFTER UPDATE ON enrollments
+        WHEN OLD.status IS NOT NEW.status OR OLD.identity_certificate_id IS NOT NEW.identity_certificate_id
+          OR OLD.previous_identity_certificate_id IS NOT NEW.previous_identity_certificate_id OR OLD.id IS NOT NEW.id
+        BEGIN UPDATE identity_epoch SET value = value + 1 WHERE id = 1; END;
+      CREATE TRIGGER identity_epoch_enrollment_delete AFTER DELETE ON enrollments
+        BEGIN UPDATE identity_epoch SET value = value + 1 WHERE id = 1; END;
+    `,
+  },
 ];
