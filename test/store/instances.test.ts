@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { createHash, X509Certificate } from 'node:crypto';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import pg from 'pg';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -139,6 +140,84 @@ describe('two instances on one PostgreSQL database', () => {
     const after = await speak(0, device, { Status: 'Idle' });
     assert.notEqual(after.status, 200, 'a checked-out enrollment is served by no instance');
     assert.notEqual(after.status, 401, 'never 401: a real device would unenroll');
+  });
+
+  test('identities each instance remembers: a supersession or a revocation committed anywhere is refused by both at once', async () => {
+    const ra = join(tempDir(), 'ra.pem');
+    cli(['certs', 'export', '--role', 'scep-ra', '--out', ra]);
+    const scepOn = (instance: number) => ({
+      ra,
+      root,
+      challenge: async () => ({ challenge: cli(['scep', 'challenge']).trim() }),
+      post: async (body: Buffer) => ({
+        rawPayload: (await post(`https://localhost:${servers[instance]!.port}/scep?operation=PKIOperation`, body, root)).body,
+      }),
+    });
+    const speak = (instance: number, device: TestDevice, message: Record<string, unknown>) => {
+      const body = plistBody({ UDID: device.udid, ...message });
+      return send(
+        'PUT',
+        `https://localhost:${servers[instance]!.port}${'MessageType' in message ? '/mdm/checkin' : '/mdm/server'}`,
+        body,
+        root,
+        {
+          'content-type': 'application/x-apple-aspen-mdm',
+          'mdm-signature': mdmSignature(body, device),
+        },
+      );
+    };
+    const idle = { Status: 'Idle' };
+    const authenticate = { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' };
+    const device = await enrollTestDevice(scepOn(0), 'INSTANCES-CACHE-1');
+    assert.equal((await speak(0, device, authenticate)).status, 200);
+    // Both instances now remember the identity, its binding and the enrollment.
+    for (const instance of [0, 1, 0, 1]) assert.equal((await speak(instance, device, idle)).status, 200);
+
+    // The device renews on the first instance (a RenewalReq signed with its identity), the renewed identity
+    // authenticates and speaks again there: the first identity is superseded.
+    const next = newRequester();
+    const renewalRequest = pkiMessage(next, envelope(makeCsr(next, { cn: device.udid }), ra), {
+      messageType: '17',
+      signerCertificate: device.certDer,
+      signerKey: device.requester.key,
+    });
+    const rep = readCertRep(
+      (await scepOn(0).post(renewalRequest)).rawPayload,
+      { ...next, keyPem: device.requester.keyPem, selfSignedPem: device.certPem },
+      root,
+    );
+    assert.equal(rep.status, '0', 'the current identity may renew itself');
+    const renewedPem = join(next.dir, 'renewed.pem');
+    writeFileSync(renewedPem, rep.certificates);
+    const renewed: TestDevice = {
+      udid: device.udid,
+      requester: next,
+      certPem: renewedPem,
+      certDer: Buffer.from(new X509Certificate(rep.certificates).raw),
+    };
+    assert.equal((await speak(0, renewed, authenticate)).status, 200);
+    assert.equal((await speak(0, renewed, idle)).status, 200, 'the renewed identity in use: the first one is retired');
+    // The second instance had the first identity as the enrollment's current one: it refuses it on the very next message.
+    const stale = await speak(1, device, idle);
+    assert.equal(stale.status, 403, `the superseded identity is refused by the other instance at once (${stale.body})`);
+    assert.equal((await speak(1, renewed, idle)).status, 200);
+
+    // A revocation committed directly in the database (as any instance or tool would): refused by both at once.
+    const db = new pg.Client({ connectionString: store });
+    await db.connect();
+    try {
+      const revoked = await db.query("UPDATE certificates SET status = 'revoked' WHERE fingerprint_sha256 = $1", [
+        createHash('sha256').update(renewed.certDer).digest('hex'),
+      ]);
+      assert.equal(revoked.rowCount, 1);
+    } finally {
+      await db.end();
+    }
+    for (const instance of [1, 0]) {
+      const refused = await speak(instance, renewed, idle);
+      assert.equal(refused.status, 403, `instance ${instance} refuses the revoked identity on its next request (${refused.body})`);
+      assert.match(refused.body.toString(), /revoked/);
+    }
   });
 
   test('a TLS certificate re-issued through one instance reaches the other without a restart', async () => {

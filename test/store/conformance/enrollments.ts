@@ -174,4 +174,56 @@ export function enrollmentConformance(withStore: WithStore): void {
     assert.equal(await store.checkOutEnrollment('DEV', at, next.id), true);
     assert.equal((await store.getEnrollment('DEV'))?.status, 'checked-out');
   });
+
+  withStore('identity epoch: moves with every change an identity is judged on, and with nothing else', async (store) => {
+    const at = new Date(Date.UTC(2026, 0, 1));
+    const epoch = () => store.identityEpoch();
+    const moves = async (what: string, change: () => Promise<unknown>) => {
+      const before = await epoch();
+      await change();
+      assert.ok((await epoch()) > before, `${what} moves the epoch`);
+    };
+    const stays = async (what: string, change: () => Promise<unknown>) => {
+      const before = await epoch();
+      await change();
+      assert.equal(await epoch(), before, `${what} leaves the epoch`);
+    };
+    const a = certificate();
+    const b = certificate({ servesEnrollment: 'UDID-E' });
+    await stays('inserting certificates (nothing is remembered of a certificate not yet seen)', () =>
+      store.insertCertificates([{ certificate: a }, { certificate: b }]),
+    );
+    await moves('an Authenticate (enrollment and binding)', () =>
+      store.authenticateEnrollment({ id: 'UDID-E', kind: 'device', certificateId: a.id, topic: 't', info: {}, now: at, decide }),
+    );
+    await stays('a TokenUpdate', () => store.updateEnrollment('UDID-E', { pushToken: Buffer.from([1]), pushMagic: 'm', lastSeenAt: at }));
+    await stays('last-seen times', () => store.touchEnrollments([{ id: 'UDID-E', at: new Date(at.getTime() + day) }]));
+    await stays('a push token marked invalid', () => store.updateEnrollment('UDID-E', { pushTokenInvalidAt: at }));
+    await moves('a renewal authenticating', () =>
+      store.authenticateEnrollment({ id: 'UDID-E', kind: 'device', certificateId: b.id, topic: 't', info: {}, now: at, decide }),
+    );
+    await moves('the renewed identity promoted', () => store.promoteIdentity('UDID-E'));
+    await moves('a revocation', () => store.setCertificateStatus(b.id, 'active', 'revoked'));
+    await moves('a check-out', () => store.checkOutEnrollment('UDID-E', at));
+  });
+  withStore('last-seen times only move forward, many enrollments at once', async (store) => {
+    const at = new Date(Date.UTC(2026, 0, 1));
+    const [a, b] = [certificate(), certificate()];
+    await store.insertCertificates([{ certificate: a }, { certificate: b }]);
+    for (const [id, c] of [
+      ['SEEN-A', a],
+      ['SEEN-B', b],
+    ] as const)
+      await store.authenticateEnrollment({ id, kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at, decide });
+    const later = new Date(at.getTime() + day);
+    await store.touchEnrollments([
+      { id: 'SEEN-A', at: later },
+      { id: 'SEEN-B', at: new Date(at.getTime() - day) },
+      { id: 'NOT-ENROLLED', at: later },
+    ]);
+    assert.deepEqual((await store.getEnrollment('SEEN-A'))?.lastSeenAt, later);
+    assert.deepEqual((await store.getEnrollment('SEEN-B'))?.lastSeenAt, at, 'an older time never overwrites a newer one');
+    assert.equal(await store.getEnrollment('NOT-ENROLLED'), undefined);
+    await store.touchEnrollments([]);
+  });
 }
