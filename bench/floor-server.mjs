@@ -10,8 +10,9 @@ import { readFileSync } from 'node:fs';
 import { parseSignedData, verifySignedData } from '../dist/pki/cms.js';
 import { parsePlistDict } from '../dist/plist/parse.js';
 
+// With no key and certificate it listens over plain HTTP: the floor of SCEP's three requests per enrollment.
 const [keyFile, certFile] = process.argv.slice(2);
-const server = Fastify({ https: { key: readFileSync(keyFile), cert: readFileSync(certFile) }, logger: false });
+const server = Fastify({ ...(keyFile ? { https: { key: readFileSync(keyFile), cert: readFileSync(certFile) } } : {}), logger: false });
 server.removeAllContentTypeParsers();
 server.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 const handle = async (request) => {
@@ -24,6 +25,8 @@ const handle = async (request) => {
 };
 for (const path of ['/mdm/checkin', '/mdm/server']) server.put(path, handle);
 server.get('/healthz', async () => 'ok');
+server.get('/scep', async () => 'POSTPKIOperation\nSHA-256\nAES\nSCEPStandard\n');
+server.post('/scep', async (request) => request.body.subarray(0, 64));
 await server.listen({ host: '127.0.0.1', port: 0 });
 console.log(server.server.address().port);
 process.on('SIGINT', () => void server.close().then(() => process.exit(0)));

@@ -2,6 +2,7 @@ import { cpus } from 'node:os';
 import { foundationBench } from './foundation.ts';
 import { machineLimits } from './limits.ts';
 import { scepBench } from './scep.ts';
+import { scepPeersBench } from './scep-peers.ts';
 import { profilesBench } from './profiles.ts';
 import { mdmBench } from './mdm.ts';
 import { pushBench } from './push.ts';
@@ -13,6 +14,7 @@ type Limits = Awaited<ReturnType<typeof machineLimits>>;
 const SECTIONS: Record<string, (limits: Limits) => Promise<BenchRow[]>> = {
   foundation: foundationBench,
   scep: scepBench,
+  'scep-peers': scepPeersBench,
   healthz: () => healthzBench(),
   profiles: profilesBench,
   mdm: mdmBench,

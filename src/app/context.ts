@@ -8,8 +8,7 @@ import { loadMasterKey, type MasterKey } from '../pki/master-key.ts';
 import { CommandQueue } from '../mdm/command-queue.ts';
 import { DeviceTokens } from '../mdm/device-tokens.ts';
 import { ensureServerPki, type PkiSettings, type ServerPki } from '../pki/server-pki.ts';
-import { redacted } from '../store/postgres/connection.ts';
-import { PostgresStore } from '../store/postgres/index.ts';
+import { redacted } from '../store/url.ts';
 import { SqliteStore } from '../store/sqlite/index.ts';
 import type { CertificateRole, Store } from '../store/types.ts';
 import { prepareDataDir, type DataDirectory } from './data-dir.ts';
@@ -45,10 +44,11 @@ export function storeName(config: Config): string {
   return config.store.kind === 'postgres' ? redacted(config.store.url) : `${config.dataDir}/certmdm.db`;
 }
 
-export function openStore(config: Config, dataDir: DataDirectory): Store {
-  return config.store.kind === 'postgres'
-    ? PostgresStore.open(config.store.url)
-    : SqliteStore.open(dataDir.databasePath, { busyTimeoutMs: config.dbBusyTimeoutMs });
+export async function openStore(config: Config, dataDir: DataDirectory): Promise<Store> {
+  if (config.store.kind === 'sqlite') return SqliteStore.open(dataDir.databasePath, { busyTimeoutMs: config.dbBusyTimeoutMs });
+  // Loaded only when asked for: node-postgres is a tenth of the start-up of a server on the embedded default.
+  const { PostgresStore } = await import('../store/postgres/index.ts');
+  return PostgresStore.open(config.store.url);
 }
 
 /**
@@ -65,7 +65,7 @@ export async function openApp(config: Config, options: { logger: Logger; clock?:
   // SQLite: the key first, so a refusal leaves no database file behind. PostgreSQL: the database says whether the
   // deployment is fresh (no schema yet); every instance after the first brings the same master key.
   const early = external ? undefined : masterKey(dataDir.fresh);
-  const store = openStore(config, dataDir);
+  const store = await openStore(config, dataDir);
   let master: MasterKey;
   try {
     if (early) master = early;

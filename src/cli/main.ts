@@ -12,8 +12,7 @@ import {
 import { ensurePki, openApp, type AppContext } from '../app/context.ts';
 import { mintApiToken } from '../admin/tokens.ts';
 import { explicitOptions, renderOptionsHelp, storeLocation, type Config, type RawOptions } from '../config.ts';
-import { copySqliteToPostgres } from '../store/copy.ts';
-import { redacted } from '../store/postgres/connection.ts';
+import { redacted } from '../store/url.ts';
 import { resolve } from 'node:path';
 import { OperatorError, messageOf } from '../errors.ts';
 import { createLogger } from '../log.ts';
@@ -492,6 +491,7 @@ async function run(argv: string[]): Promise<void> {
       if (!values.from || !values.to) throw new OperatorError('store migrate needs --from DATA_DIR and --to postgres://…', 2);
       const target = storeLocation(String(values.to));
       if (target.kind !== 'postgres') throw new OperatorError('store migrate --to takes a postgres://… connection string', 2);
+      const { copySqliteToPostgres } = await import('../store/copy.ts');
       const report = await copySqliteToPostgres(resolve(String(values.from)), target.url);
       const rows = Object.entries(report.tables)
         .map(([table, n]) => `  ${table.padEnd(24)} ${n}`)

@@ -146,7 +146,7 @@ export class CoreMdmService implements MdmService {
 
   /** Whether a device-channel TokenUpdate carries exactly the token, magic, topic and UnlockToken already stored. */
   async #repeatsStored(enrollmentId: string, message: CheckIn['message']): Promise<boolean> {
-    const stored = await this.deps.store.getEnrollment(enrollmentId);
+    const stored = await this.deps.store.getPushRegistration(enrollmentId);
     if (!stored) return false;
     const token = data(message.Token);
     const unlock = data(message.UnlockToken);

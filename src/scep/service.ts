@@ -48,6 +48,7 @@ const PKI_MESSAGE = 'application/x-pki-message';
  */
 export class ScepService {
   #keyTransport?: { raId: string; transport: Pkcs1KeyTransport };
+  #caCertificates?: { key: string; body: Buffer };
 
   constructor(
     /** `pki` is the live server PKI: after a rollover the new RA and intermediate are used at once. */
@@ -79,11 +80,11 @@ export class ScepService {
 
   /** RA + CA chain as a degenerate certs-only PKCS#7, since certmdm answers SCEP with an RA certificate. */
   caCertificates(): ScepResponse {
-    return {
-      status: 200,
-      contentType: 'application/x-x509-ca-ra-cert',
-      body: cms.buildCertsOnly([this.#ra.certificate.der, ...this.deps.pki.authority.chain()]),
-    };
+    // Built once per RA and chain (they change only at a rollover): every enrollment asks for it first.
+    const certificates = [this.#ra.certificate.der, ...this.deps.pki.authority.chain()];
+    const key = certificates.map((c) => fingerprint(c)).join(',');
+    if (this.#caCertificates?.key !== key) this.#caCertificates = { key, body: cms.buildCertsOnly(certificates) };
+    return { status: 200, contentType: 'application/x-x509-ca-ra-cert', body: this.#caCertificates.body };
   }
 
   async pkiOperation(message: Buffer, peer: string): Promise<ScepResponse> {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { OperatorError } from '../errors.ts';
-import { redacted } from './postgres/connection.ts';
+import { redacted } from './url.ts';
 import { PostgresStore } from './postgres/index.ts';
 import type { Row } from './rows.ts';
 import { SqliteDb } from './sqlite/connection.ts';

@@ -1,4 +1,5 @@
 import type {
+  PushRegistration,
   ApiTokenRecord,
   AuditEvent,
   CertificateRecord,
@@ -61,8 +62,21 @@ export function tokenFromRow(r: Row): ApiTokenRecord {
   };
 }
 
+const blob = (v: unknown) => (v === null || v === undefined ? null : Buffer.from(v as Uint8Array));
+
+/** The columns of a PushRegistration (a TokenUpdate's fields as stored). */
+export const PUSH_REGISTRATION_COLUMNS = 'topic, push_token, push_magic, unlock_token';
+
+export function pushRegistrationFromRow(r: Row): PushRegistration {
+  return {
+    topic: (r.topic as string | null) ?? null,
+    pushToken: blob(r.push_token),
+    pushMagic: (r.push_magic as string | null) ?? null,
+    unlockToken: blob(r.unlock_token),
+  };
+}
+
 export function enrollmentFromRow(r: Row): EnrollmentRecord {
-  const blob = (v: unknown) => (v === null || v === undefined ? null : Buffer.from(v as Uint8Array));
   return {
     id: String(r.id),
     kind: r.kind as EnrollmentRecord['kind'],

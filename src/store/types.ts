@@ -402,9 +402,14 @@ export interface EnrollmentLinkStore {
   getEnrollmentLink(id: string): Promise<EnrollmentLinkRecord | undefined>;
 }
 
+/** A device channel's TokenUpdate fields as stored (the UnlockToken sealed). */
+export type PushRegistration = Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken'>;
+
 /** Enrollments and the certificate bindings that identify them. */
 export interface EnrollmentStore {
   getEnrollment(id: string): Promise<EnrollmentRecord | undefined>;
+  /** Only what a TokenUpdate writes: to tell a repeated one, which writes nothing, from a change. */
+  getPushRegistration(id: string): Promise<PushRegistration | undefined>;
   listEnrollments(): Promise<EnrollmentRecord[]>;
   /** The enrollment a certificate is bound to; a certificate binds once and to one enrollment only. */
   getBinding(certificateId: string): Promise<string | undefined>;

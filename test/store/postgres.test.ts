@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { redacted } from '../../src/store/postgres/connection.ts';
+import { redacted } from '../../src/store/url.ts';
 import { PostgresStore } from '../../src/store/postgres/index.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 import { storeConformance } from './conformance/index.ts';

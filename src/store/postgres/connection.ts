@@ -1,3 +1,4 @@
+import { redacted } from '../url.ts';
 import pg from 'pg';
 import { OperatorError, messageOf } from '../../errors.ts';
 import type { Row } from '../rows.ts';
@@ -67,22 +68,6 @@ function sqlOver(query: (config: pg.QueryConfig) => Promise<pg.QueryResult>, sta
     one: async (text, params) => (await exec(text, params)).rows[0] as Row | undefined,
     run: async (text, params) => (await exec(text, params)).rowCount ?? 0,
   };
-}
-
-/**
- * A connection string as messages show it: no password, wherever the string carries one (user info, even with an
- * '@' in it, or a `password` parameter). Anything that does not parse as a URL is not shown at all.
- */
-export function redacted(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return 'postgres://(unreadable connection string)';
-  }
-  if (parsed.password) parsed.password = '***';
-  for (const key of [...parsed.searchParams.keys()]) if (/pass/i.test(key)) parsed.searchParams.set(key, '***');
-  return parsed.toString();
 }
 
 /** A PostgreSQL database: a pool, its statements and its migrations, shared by every store part. */

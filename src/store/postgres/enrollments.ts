@@ -1,4 +1,12 @@
-import { ms, certificateFromRow, enrollmentFromRow, enrollmentPatchColumns, type EnrollmentPatch } from '../rows.ts';
+import {
+  ms,
+  certificateFromRow,
+  enrollmentFromRow,
+  enrollmentPatchColumns,
+  type EnrollmentPatch,
+  PUSH_REGISTRATION_COLUMNS,
+  pushRegistrationFromRow,
+} from '../rows.ts';
 import {
   BindingRefused,
   ConflictError,
@@ -6,6 +14,7 @@ import {
   type AuthenticateOutcome,
   type EnrollmentRecord,
   type EnrollmentStore,
+  type PushRegistration,
 } from '../types.ts';
 import { PgConcern, type Sql } from './connection.ts';
 
@@ -20,6 +29,11 @@ export class PgEnrollments extends PgConcern implements EnrollmentStore {
   async getEnrollment(id: string): Promise<EnrollmentRecord | undefined> {
     const r = await this.sql.one('SELECT * FROM enrollments WHERE id = $1', [id]);
     return r ? enrollmentFromRow(r) : undefined;
+  }
+
+  async getPushRegistration(id: string): Promise<PushRegistration | undefined> {
+    const r = await this.sql.one(`SELECT ${PUSH_REGISTRATION_COLUMNS} FROM enrollments WHERE id = $1`, [id]);
+    return r ? pushRegistrationFromRow(r) : undefined;
   }
 
   async listEnrollments(): Promise<EnrollmentRecord[]> {

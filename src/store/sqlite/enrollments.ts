@@ -1,5 +1,14 @@
 import { SqliteConcern } from './connection.ts';
-import { ms, certificateFromRow, enrollmentFromRow, type Row, enrollmentPatchColumns, type EnrollmentPatch } from '../rows.ts';
+import {
+  ms,
+  certificateFromRow,
+  enrollmentFromRow,
+  type Row,
+  enrollmentPatchColumns,
+  type EnrollmentPatch,
+  PUSH_REGISTRATION_COLUMNS,
+  pushRegistrationFromRow,
+} from '../rows.ts';
 import {
   BindingRefused,
   ConflictError,
@@ -7,12 +16,18 @@ import {
   type AuthenticateOutcome,
   type EnrollmentRecord,
   type EnrollmentStore,
+  type PushRegistration,
 } from '../types.ts';
 
 export class SqliteEnrollments extends SqliteConcern implements EnrollmentStore {
   async getEnrollment(id: string): Promise<EnrollmentRecord | undefined> {
     const r = this.sql('SELECT * FROM enrollments WHERE id = ?').get(id) as Row | undefined;
     return r ? enrollmentFromRow(r) : undefined;
+  }
+
+  async getPushRegistration(id: string): Promise<PushRegistration | undefined> {
+    const r = this.sql(`SELECT ${PUSH_REGISTRATION_COLUMNS} FROM enrollments WHERE id = ?`).get(id) as Row | undefined;
+    return r ? pushRegistrationFromRow(r) : undefined;
   }
 
   async listEnrollments(): Promise<EnrollmentRecord[]> {
