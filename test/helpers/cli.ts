@@ -10,8 +10,21 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(ROOT, 'bin', 'certmdm.mjs');
 
-/** Fast, loopback-only defaults for tests; the root key is RSA-2048 only to keep key generation quick. */
-export const TEST_FLAGS = ['--root-algorithm', 'rsa-2048', '--hostname', 'localhost,127.0.0.1', '--listen', '127.0.0.1'];
+/**
+ * Fast, loopback-only defaults for tests; the root key is RSA-2048 only to keep key generation quick. Last-seen times
+ * are written with their message, so "stored state unchanged" assertions never see an earlier message's batch land
+ * (batching has its own test, test/mdm/hot-path.test.ts).
+ */
+export const TEST_FLAGS = [
+  '--root-algorithm',
+  'rsa-2048',
+  '--hostname',
+  'localhost,127.0.0.1',
+  '--listen',
+  '127.0.0.1',
+  '--last-seen-flush-seconds',
+  '0',
+];
 
 export function tempDir(prefix = 'certmdm-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));

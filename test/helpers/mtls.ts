@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportRole, run, runCli, startServer, tempDir } from './cli.ts';
 import { plistBody } from './device.ts';
+import { scepclient } from './peers.ts';
 import { storedState } from './state.ts';
 
 export interface PeerIdentity {
@@ -17,31 +19,11 @@ export interface PeerIdentity {
  * the CLI when not given). The CN it asks for is only a request: the server decides the subject.
  */
 export function scepIdentity(dataDir: string, port: number, root: string, cn: string, challenge?: string): PeerIdentity {
-  const dir = tempDir('mdm-peer-');
   const secret = challenge ?? runCli(['scep', 'challenge', '--data', dataDir]).stdout.trim();
-  const r = run(
-    'scepclient',
-    [
-      '-server-url',
-      `https://localhost:${port}/scep`,
-      '-challenge',
-      secret,
-      '-private-key',
-      join(dir, 'key.pem'),
-      '-certificate',
-      join(dir, 'cert.pem'),
-      '-cn',
-      cn,
-    ],
-    { cwd: dir, env: { ...process.env, SSL_CERT_FILE: root } },
-  );
+  const r = scepclient(`https://localhost:${port}/scep`, root, secret, cn);
   assert.equal(r.status, 0, r.stderr + r.stdout);
-  const cert = join(dir, 'cert.pem');
-  const der = Buffer.from(
-    /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END/.exec(readFileSync(cert, 'utf8'))![1]!.replace(/\s+/g, ''),
-    'base64',
-  );
-  return { key: join(dir, 'key.pem'), cert, der, dir };
+  const der = Buffer.from(new X509Certificate(readFileSync(r.cert)).raw);
+  return { key: join(r.dir, 'key.pem'), cert: r.cert, der, dir: r.dir };
 }
 
 /** An HTTP request by curl (the body from a file, so bytes pass untouched); the status and body come back. */

@@ -49,6 +49,15 @@ test('a steady-state check-in writes nothing: Idle with nothing queued, a repeat
   assert.equal(queued.statusCode, 201, queued.body);
   const idle = await f.speak(device, { Status: 'Idle' });
   assert.match(idle.body, new RegExp(queued.json().command_uuid as string));
+
+  // What is held when the server closes is written before it lets go of the store.
+  f.advance(60_000);
+  assert.equal((await f.speak(device, { Status: 'Idle' })).statusCode, 200);
+  await f.server.close();
+  const stored = new Database(join(f.app.config.dataDir, 'certmdm.db'), { readonly: true });
+  const row = stored.prepare('SELECT last_seen_at FROM enrollments WHERE id = ?').get(device.udid) as { last_seen_at: number };
+  stored.close();
+  assert.equal(row.last_seen_at, f.now().getTime());
 });
 
 test('identity facts: remembered until the epoch moves; a slow read never puts back what a newer epoch retired', async () => {

@@ -1,43 +1,23 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { appleMdmSignature } from '../../src/mdm/sign-message.ts';
 import { serializePlist } from '../../src/plist/serialize.ts';
 import type { PlistDict } from '../../src/plist/types.ts';
 import { exportRole, run, startServer, tempDir } from '../helpers/cli.ts';
+import { curl } from '../helpers/mtls.ts';
 import { certmongerEnroll, challenge, lastScepAudit, scepclient, startCertmonger } from '../helpers/peers.ts';
 
 /** openssl's text form of a PEM certificate. */
 const text = (file: string) => run('openssl', ['x509', '-in', file, '-noout', '-text']).stdout;
 
 /** A signed check-in sent by curl (a real TLS client) to the server's HTTPS listener; the HTTP status. */
-function curlCheckIn(port: number, root: string, dir: string, certificate: Buffer, keyFile: string, message: PlistDict) {
+function curlCheckIn(port: number, root: string, certificate: Buffer, keyFile: string, message: PlistDict): number {
   const body = serializePlist(message);
-  const bodyFile = join(dir, 'body.plist');
-  writeFileSync(bodyFile, body);
   const signature = appleMdmSignature(body, certificate, createPrivateKey(readFileSync(keyFile)));
-  const r = run('curl', [
-    '-sS',
-    '-o',
-    '/dev/null',
-    '-w',
-    '%{http_code}',
-    '--cacert',
-    root,
-    '-X',
-    'PUT',
-    '-H',
-    'Content-Type: application/x-apple-aspen-mdm-checkin',
-    '-H',
-    `Mdm-Signature: ${signature}`,
-    '--data-binary',
-    `@${bodyFile}`,
-    `https://localhost:${port}/mdm/checkin`,
-  ]);
-  assert.equal(r.status, 0, r.stderr);
-  return Number(r.stdout);
+  return curl(`https://localhost:${port}/mdm/checkin`, { body, args: ['--cacert', root, '-H', `Mdm-Signature: ${signature}`] }).status;
 }
 
 test('--issuing-algorithm p-256 and --tls-algorithm p-256: an ECDSA chain that openssl, curl, scepclient and certmonger accept', async (t) => {
@@ -117,7 +97,7 @@ test('--issuing-algorithm p-256 and --tls-algorithm p-256: an ECDSA chain that o
   const key = join(enrolled.dir, 'key.pem');
   const udid = 'p256-device';
   const authenticate = { MessageType: 'Authenticate', UDID: udid, Topic: 'com.apple.mgmt.External.p256', DeviceName: 'P-256 test' };
-  assert.equal(curlCheckIn(server.port, root, dir, identity, key, authenticate), 200);
+  assert.equal(curlCheckIn(server.port, root, identity, key, authenticate), 200);
   const tokenUpdate = {
     MessageType: 'TokenUpdate',
     UDID: udid,
@@ -125,12 +105,12 @@ test('--issuing-algorithm p-256 and --tls-algorithm p-256: an ECDSA chain that o
     Token: Buffer.alloc(32, 7),
     PushMagic: 'p256-magic',
   };
-  assert.equal(curlCheckIn(server.port, root, dir, identity, key, tokenUpdate), 200);
+  assert.equal(curlCheckIn(server.port, root, identity, key, tokenUpdate), 200);
   // And another device's identity does not speak for it: the binding holds on this chain too.
   const other = scepclient(`https://localhost:${server.port}/scep`, root, challenge(dataDir, 'p256-other'), 'p256-other', {
     caFingerprint: raFingerprint,
   });
   assert.equal(other.status, 0, other.stderr);
   const otherIdentity = Buffer.from(new X509Certificate(readFileSync(other.cert)).raw);
-  assert.equal(curlCheckIn(server.port, root, dir, otherIdentity, join(other.dir, 'key.pem'), tokenUpdate), 403);
+  assert.equal(curlCheckIn(server.port, root, otherIdentity, join(other.dir, 'key.pem'), tokenUpdate), 403);
 });
