@@ -73,6 +73,9 @@ export interface Config {
   lifecycleIntervalMinutes: number;
   pkiPollSeconds: number;
   lastSeenFlushSeconds: number;
+  /** The plain-HTTP listener of GET /metrics; null: none. */
+  metricsPort: number | null;
+  metricsListen: string;
 }
 
 type Kind = 'string' | 'integer' | 'list';
@@ -414,6 +417,20 @@ export const OPTIONS: OptionSpec[] = [
     help: 'how often serve checks the database for server certificates another instance replaced (TLS, RA, profile signing, intermediate); 0 turns it off',
   },
   {
+    flag: 'metrics-port',
+    env: 'CERTMDM_METRICS_PORT',
+    kind: 'string',
+    defaultText: 'off',
+    help: 'serve GET /metrics (Prometheus text format) on its own plain-HTTP listener at this port (0: any free port); off by default',
+  },
+  {
+    flag: 'metrics-listen',
+    env: 'CERTMDM_METRICS_LISTEN',
+    kind: 'string',
+    defaultText: '127.0.0.1',
+    help: "the address of the metrics listener: loopback by default, since the metrics name the server's certificates and fleet",
+  },
+  {
     flag: 'last-seen-flush-seconds',
     env: 'CERTMDM_LAST_SEEN_FLUSH_SECONDS',
     kind: 'integer',
@@ -522,8 +539,11 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
   for (const h of hostnames) {
     if (!isValidHostname(h)) throw new OperatorError(`hostname '${h}' is not a valid DNS name or IP address`);
   }
-  const listen = str('listen', '0.0.0.0');
-  if (!isIP(listen) && !isValidHostname(listen)) throw new OperatorError(`--listen '${listen}' is not an address`);
+  const listenAddress = (flag: string, value: string) => {
+    if (!isIP(value) && !isValidHostname(value)) throw new OperatorError(`--${flag} '${value}' is not an address`);
+    return value;
+  };
+  const listen = listenAddress('listen', str('listen', '0.0.0.0'));
 
   const logLevel = str('log-level', 'info');
   if (!LOG_LEVELS.includes(logLevel)) throw new OperatorError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
@@ -599,6 +619,8 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     pushExpirationDays: int('push-expiration-days', 30, 0, 365),
     pkiPollSeconds: int('pki-poll-seconds', 10, 0, 3600),
     lastSeenFlushSeconds: int('last-seen-flush-seconds', 5, 0, 3600),
+    metricsPort: str('metrics-port', 'off') === 'off' ? null : int('metrics-port', 0, 0, 65535),
+    metricsListen: listenAddress('metrics-listen', str('metrics-listen', '127.0.0.1')),
     lifecycleIntervalMinutes: minutes('lifecycle-interval-minutes', str('lifecycle-interval-minutes', '60'), 7 * 24 * 60),
   };
 }

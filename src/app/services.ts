@@ -2,6 +2,7 @@ import type { AppContext } from './context.ts';
 import type { ServerPki } from '../pki/server-pki.ts';
 import { CachedIdentityFacts, type IdentityFacts } from '../mdm/identity-cache.ts';
 import { LastSeen } from '../mdm/last-seen.ts';
+import { Metrics } from '../ops/metrics.ts';
 import { ProfileService } from '../profiles/service.ts';
 import { ScepService } from '../scep/service.ts';
 import { bindingPolicy } from '../mdm/binding.ts';
@@ -68,6 +69,8 @@ export function createPushService(app: AppContext): PushService {
 }
 
 export interface Services {
+  /** Prometheus metrics; the audit log's events are counted as they are recorded. */
+  metrics: Metrics;
   scep: ScepService;
   profiles: ProfileService;
   mdm: MdmServices;
@@ -76,7 +79,10 @@ export interface Services {
 
 export function createServices(app: AppContext, pki: ServerPki): Services {
   const profiles = createProfileService(app, pki);
+  const metrics = new Metrics({ store: app.store, clock: app.clock, config: app.config });
+  app.audit.subscribe((event) => metrics.observe(event));
   return {
+    metrics,
     scep: createScepService(app, pki),
     profiles,
     mdm: createMdmServices(app, new IdentityRenewal({ store: app.store, commands: app.commands, audit: app.audit, profiles })),

@@ -4,7 +4,7 @@ import { mintApiToken } from '../admin/tokens.ts';
 import type { Config } from '../config.ts';
 import type { AddressInfo } from 'node:net';
 import { createServices, webhookSender } from '../app/services.ts';
-import { buildHttpServer, buildScepHttpServer, swapSecureContext } from '../http/server.ts';
+import { buildHttpServer, buildMetricsServer, buildScepHttpServer, swapSecureContext } from '../http/server.ts';
 import { LifecycleRunner } from '../lifecycle/runner.ts';
 import { followServerPki } from '../pki/watch.ts';
 import { createLogger } from '../log.ts';
@@ -46,6 +46,16 @@ export async function serve(config: Config): Promise<void> {
     logger.info({ listen: config.listen, port: scepPort, url: scepHttpUrl }, 'certmdm scep-http listening');
   }
 
+  const metricsServer = config.metricsPort === null ? undefined : await buildMetricsServer(app, services.metrics);
+  let metricsUrl: string | undefined;
+  if (metricsServer) {
+    await metricsServer.listen({ host: config.metricsListen, port: config.metricsPort ?? 0 });
+    const metricsPort = boundPort(metricsServer.server.address(), config.metricsPort ?? 0);
+    const host = config.metricsListen.includes(':') ? `[${config.metricsListen}]` : config.metricsListen;
+    metricsUrl = `http://${host}:${metricsPort}/metrics`;
+    logger.info({ listen: config.metricsListen, port: metricsPort, url: metricsUrl }, 'certmdm metrics listening');
+  }
+
   const lines = [
     '',
     `certmdm is serving on ${config.listen}:${port}`,
@@ -54,6 +64,7 @@ export async function serve(config: Config): Promise<void> {
     `  MDMServiceConfig    ${base}/MDMServiceConfig`,
     `  public URL          ${config.publicUrl}  (ServerURL ${services.profiles.urls().serverUrl})`,
     `  health              ${base}/healthz`,
+    ...(metricsUrl ? [`  metrics             ${metricsUrl}`] : []),
     `  admin API           ${base}/v1/certs  (Authorization: Bearer <token>)`,
     `  TLS names           ${config.hostnames.join(', ')}`,
     `  root CA (SHA-256)   ${pki.authority.root.fingerprintSha256}`,
@@ -91,6 +102,7 @@ export async function serve(config: Config): Promise<void> {
       leader = held;
       if (!held) return;
       const report = await runner.run();
+      services.metrics.lifecycleRan(app.clock());
       logger.info({ planned: report.planned.length, done: report.done, attention: report.attention.length }, 'lifecycle run');
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'lifecycle run failed');
@@ -127,6 +139,7 @@ export async function serve(config: Config): Promise<void> {
     clearInterval(pkiTimer);
     await server.close();
     await scepHttp?.close();
+    await metricsServer?.close();
     services.push.close();
     await app.close();
     process.exit(0);

@@ -6,7 +6,8 @@ import type { CertificateVerifier } from '../mdm/cert-verify.ts';
 import type { IdentityFacts } from '../mdm/identity-cache.ts';
 import { auditedCertificates } from '../mdm/identity-error.ts';
 import { IdentityError, presentedIdentity, type IdentitySettings, type PresentedIdentity } from '../mdm/identity.ts';
-import { MessageError, readMessage } from '../mdm/messages.ts';
+import { CHECKIN_TYPES, MessageError, readMessage, REPORT_STATUSES } from '../mdm/messages.ts';
+import type { Metrics } from '../ops/metrics.ts';
 import { PolicyRefusal, type MdmService } from '../mdm/service.ts';
 import { parsePlistDict, PlistError } from '../plist/parse.ts';
 import type { PlistDict } from '../plist/types.ts';
@@ -23,6 +24,27 @@ export interface MdmRouteOptions {
   audit: AuditLog;
   clock: Clock;
   bodyLimit: number;
+  metrics?: Metrics;
+}
+
+/**
+ * A message's kind as a metric label: only the types Apple defines (a sender chooses the string; unknown ones are
+ * counted as `other`, so the series stay bounded).
+ */
+function messageKind(message: PlistDict | undefined): { report: boolean; label: string } {
+  const type = message?.MessageType;
+  if (typeof type === 'string') return { report: false, label: (CHECKIN_TYPES as readonly string[]).includes(type) ? type : 'other' };
+  const status = message?.Status;
+  if (typeof status === 'string')
+    return { report: true, label: (REPORT_STATUSES as readonly string[]).includes(status) ? status : 'other' };
+  return { report: false, label: 'unreadable' };
+}
+
+function count(metrics: Metrics | undefined, message: PlistDict | undefined, outcome: 'ok' | 'refused' | 'error'): void {
+  if (!metrics) return;
+  const kind = messageKind(message);
+  if (kind.report) metrics.commandReports.inc({ status: kind.label, outcome });
+  else metrics.checkIns.inc({ message_type: kind.label, outcome });
 }
 
 /**
@@ -40,6 +62,7 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
     if (status >= 500) {
       // A failure nobody foresaw: logged with its details, audited, answered without internals (parser or SQL text).
       request.log.error({ err: error }, 'mdm request failed');
+      options.metrics?.checkIns.inc({ message_type: 'unreadable', outcome: 'error' });
       await audit.record({
         actor: `ip:${request.ip}`,
         action: 'mdm.request',
@@ -91,6 +114,7 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
       const ctx = { certificate, sources: presented.sources, peer: request.ip, now, raw: body, rescue };
       const result =
         'checkIn' in parsed ? await options.service.checkIn(ctx, parsed.checkIn) : await options.service.report(ctx, parsed.report);
+      count(options.metrics, message, result.status < 400 ? 'ok' : 'refused');
       reply.code(result.status);
       if (result.contentType) reply.type(result.contentType);
       return reply.send(result.body ?? '');
@@ -102,6 +126,7 @@ export async function mdmRoutes(server: FastifyInstance, options: MdmRouteOption
             ? 400
             : undefined;
       if (status === undefined) throw err;
+      count(options.metrics, message, 'refused');
       const claimed = message ? (message.UDID ?? message.EnrollmentID) : undefined;
       // What was presented: the identity once read, else what the identity reader saw before refusing.
       const shown = presented

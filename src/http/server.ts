@@ -10,6 +10,7 @@ import { ENROLLMENT_REF_RULE, isEnrollmentRef, mintChallenge } from '../scep/cha
 import { ProfileError } from '../profiles/service.ts';
 import type { ScepService } from '../scep/service.ts';
 import type { Services } from '../app/services.ts';
+import type { Metrics } from '../ops/metrics.ts';
 import { profileRoutes } from './profile-routes.ts';
 import { mdmRoutes } from './mdm-routes.ts';
 import { adminMdmRoutes } from './admin-mdm-routes.ts';
@@ -51,6 +52,15 @@ function requestLogger(app: AppContext): FastifyBaseLogger {
 export async function buildScepHttpServer(app: AppContext, scep: ScepService): Promise<FastifyInstance> {
   const server = Fastify({ loggerInstance: requestLogger(app), bodyLimit: app.config.bodyLimit });
   await server.register(scepRoutes, { scep, bodyLimit: app.config.scepBodyLimit, audit: app.audit });
+  return server;
+}
+
+/** GET /metrics alone, over plain HTTP, for Prometheus (`--metrics-port`, on `--metrics-listen`: loopback by default). */
+export async function buildMetricsServer(app: AppContext, metrics: Metrics): Promise<FastifyInstance> {
+  const server = Fastify({ loggerInstance: requestLogger(app) });
+  server.get('/metrics', { logLevel: 'warn' }, async (_request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.render()),
+  );
   return server;
 }
 
@@ -96,7 +106,13 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
 
   await server.register(scepRoutes, { scep, bodyLimit: app.config.scepBodyLimit, audit: app.audit });
   await server.register(profileRoutes, { profiles });
-  await server.register(mdmRoutes, { ...mdm, audit: app.audit, clock: app.clock, bodyLimit: app.config.mdmBodyLimit });
+  await server.register(mdmRoutes, {
+    ...mdm,
+    audit: app.audit,
+    clock: app.clock,
+    bodyLimit: app.config.mdmBodyLimit,
+    metrics: services.metrics,
+  });
   // Last-seen times held in memory are written before the server lets go of the store.
   server.addHook('onClose', () => mdm.lastSeen.flush());
 

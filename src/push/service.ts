@@ -76,7 +76,8 @@ export class PushService {
       actor,
       action: 'push.sent',
       outcome: failed.length ? 'error' : 'ok',
-      detail: { channels: channels.length, failed: failed.length },
+      // By APNs reason (Success for the accepted ones): what the metrics count pushes by.
+      detail: { channels: channels.length, failed: failed.length, reasons: countReasons(results) },
     });
     return results;
   }
@@ -84,4 +85,13 @@ export class PushService {
   close(): void {
     this.#client?.client.close();
   }
+}
+
+function countReasons(results: PushResult[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of results) {
+    const reason = r.ok ? 'Success' : (r as { reason: string }).reason;
+    counts[reason] = (counts[reason] ?? 0) + 1;
+  }
+  return counts;
 }

@@ -515,6 +515,8 @@ export interface CommandStore {
   eraseExpiredCommandBodies(now: Date): Promise<string[]>;
   /** Erases these commands' bodies now (not yet erased ones); they are delivered to no one after. Returns those erased. */
   eraseCommandBodies(uuids: string[], now: Date): Promise<string[]>;
+  /** Commands waiting across every channel: queued, and deferred by NotNow (the metrics' queue depth). */
+  queueDepth(): Promise<{ queued: number; notNow: number }>;
 }
 
 /** Admin API tokens and the audit log. */

@@ -125,6 +125,13 @@ export class PgCommands extends PgConcern implements CommandStore {
     });
   }
 
+  async queueDepth(): Promise<{ queued: number; notNow: number }> {
+    const r = await this.sql.one(
+      "SELECT count(*) FILTER (WHERE status = 'queued') AS queued, count(*) FILTER (WHERE status = 'not-now') AS not_now FROM command_queue WHERE status IN ('queued', 'not-now')",
+    );
+    return { queued: Number(r!.queued), notNow: Number(r!.not_now) };
+  }
+
   async listQueue(channel: ChannelKey): Promise<QueueEntry[]> {
     const on = channelIs(channel, 1, 'q.');
     const rows = await this.sql.rows(

@@ -93,6 +93,13 @@ export class SqliteCommands extends SqliteConcern implements CommandStore {
     })();
   }
 
+  async queueDepth(): Promise<{ queued: number; notNow: number }> {
+    const r = this.sql(
+      "SELECT count(*) FILTER (WHERE status = 'queued') AS queued, count(*) FILTER (WHERE status = 'not-now') AS not_now FROM command_queue WHERE status IN ('queued', 'not-now')",
+    ).get() as Row;
+    return { queued: Number(r.queued), notNow: Number(r.not_now) };
+  }
+
   async listQueue(channel: ChannelKey): Promise<QueueEntry[]> {
     return (
       this.sql(
