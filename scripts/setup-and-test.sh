@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 # certmonger's scep-submit and daemon (with a D-Bus session bus), nginx, curl, python3 (plistlib, sqlite3) and
 # util-linux's setpriv (runs the CLI as root without the privilege to ignore permission bits), PostgreSQL (a
 # throw-away cluster per test file, on loopback, run as the postgres user; never the system cluster) and
-# Prometheus' promtool (lints /metrics, checks and unit-tests the alert rules).
-PEERS=(openssl scep certmonger dbus nginx curl python3 util-linux postgresql prometheus)
+# Prometheus' promtool (lints /metrics, checks and unit-tests the alert rules) and systemd-analyze (the unit file).
+PEERS=(openssl scep certmonger dbus nginx curl python3 util-linux postgresql prometheus systemd)
 missing=()
 for p in "${PEERS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
