@@ -87,7 +87,7 @@ export class CoreMdmService implements MdmService {
           });
         } else if (await this.#repeatsStored(channel.deviceId, message)) {
           // A TokenUpdate saying what is stored (devices repeat theirs) writes nothing but the batched last-seen time.
-          await this.deps.lastSeen.seen(channel.deviceId, ctx.now);
+          await this.deps.lastSeen.seen(channel.deviceId, ctx.now, ctx.certificate.id);
         } else {
           const stored = await store.updateEnrollment(
             channel.deviceId,
@@ -144,10 +144,13 @@ export class CoreMdmService implements MdmService {
     }
   }
 
-  /** Whether a device-channel TokenUpdate carries exactly the token, magic, topic and UnlockToken already stored. */
+  /**
+   * Whether a device-channel TokenUpdate carries exactly the token, magic, topic and UnlockToken already stored, for a
+   * token APNs has not refused (a TokenUpdate after an Unregistered answer is written: it makes the device pushable).
+   */
   async #repeatsStored(enrollmentId: string, message: CheckIn['message']): Promise<boolean> {
     const stored = await this.deps.store.getPushRegistration(enrollmentId);
-    if (!stored) return false;
+    if (!stored || stored.pushTokenInvalidAt) return false;
     const token = data(message.Token);
     const unlock = data(message.UnlockToken);
     return (
@@ -176,7 +179,7 @@ export class CoreMdmService implements MdmService {
     if (report.status !== 'Idle' && report.commandUuid) {
       await store.recordCommandResult(channel, report.commandUuid, RESULT_STATUS[report.status], ctx.raw, ctx.now);
     }
-    if (!report.channel.user) await this.deps.lastSeen.seen(report.channel.deviceId, ctx.now);
+    if (!report.channel.user) await this.deps.lastSeen.seen(report.channel.deviceId, ctx.now, ctx.certificate.id);
     // NotNow commands wait for the next session (the device's next Idle), never the same one.
     const next = await this.deps.commands.next(channel, { reviveNotNow: report.status === 'Idle', now: ctx.now });
     return next ? { status: 200, contentType: PLIST, body: next.body } : OK;

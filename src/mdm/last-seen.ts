@@ -7,7 +7,7 @@ import type { EnrollmentStore } from '../store/types.ts';
  * the store. With `flushMs` 0 each time is written at once (before the message is answered).
  */
 export class LastSeen {
-  #pending = new Map<string, Date>();
+  #pending = new Map<string, { at: Date; presentedBy: string }>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
@@ -16,10 +16,11 @@ export class LastSeen {
     private readonly options: { flushMs: number; logger?: Logger },
   ) {}
 
-  async seen(enrollmentId: string, at: Date): Promise<void> {
-    if (this.options.flushMs === 0) return this.store.touchEnrollments([{ id: enrollmentId, at }]);
+  /** The enrollment spoke at `at` with the certificate `presentedBy`: written only while it is still its identity. */
+  async seen(enrollmentId: string, at: Date, presentedBy: string): Promise<void> {
+    if (this.options.flushMs === 0) return this.store.touchEnrollments([{ id: enrollmentId, at, presentedBy }]);
     const held = this.#pending.get(enrollmentId);
-    if (!held || held < at) this.#pending.set(enrollmentId, at);
+    if (!held || held.at < at) this.#pending.set(enrollmentId, { at, presentedBy });
     this.#timer ??= setTimeout(() => void this.flush(), this.options.flushMs).unref();
   }
 
@@ -31,9 +32,9 @@ export class LastSeen {
     const batch = this.#pending;
     this.#pending = new Map();
     this.#flushing = this.#flushing.then(() =>
-      this.store.touchEnrollments([...batch].map(([id, at]) => ({ id, at }))).catch((err: unknown) => {
+      this.store.touchEnrollments([...batch].map(([id, held]) => ({ id, ...held }))).catch((err: unknown) => {
         this.options.logger?.warn({ err, devices: batch.size }, 'last-seen times not written; kept for the next flush');
-        for (const [id, at] of batch) void this.seen(id, at);
+        for (const [id, held] of batch) void this.seen(id, held.at, held.presentedBy);
       }),
     );
     return this.#flushing;

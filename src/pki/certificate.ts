@@ -94,11 +94,15 @@ export interface CertificateParts {
 const partsCache = new WeakMap<Buffer, CertificateParts>();
 /**
  * Parsed certificates by content as well: a device presents the same certificate on every check-in, each time in a
- * fresh Buffer. Bounded; the oldest entry goes first. Only certificates that parsed are remembered.
+ * fresh Buffer. Anyone can make the server parse certificates (a SCEP body, an Mdm-Signature header), so the cache is
+ * bounded in entries and in bytes: keyed by SHA-256, holding its own copy of each certificate (never a slice of a
+ * larger request body), and only certificates of a device identity's size. At most 4096 × 8 KiB = 32 MiB; the oldest
+ * entry goes first. Only certificates that parsed are remembered.
  */
 const partsByContent = new Map<string, CertificateParts>();
 const factsCache = new WeakMap<CertificateParts, CertificateFacts>();
 const CONTENT_CACHE_LIMIT = 4096;
+const CONTENT_CACHE_MAX_CERTIFICATE = 8 * 1024;
 
 /** Directory string types a Name's attribute values may use (X.520 DirectoryString, IA5String, and kin). */
 const NAME_VALUE_TAGS = new Set([0x0c, 0x12, 0x13, 0x14, 0x16, 0x1a, 0x1c, 0x1e]);
@@ -179,12 +183,37 @@ function tbsFields(tbs: der.Node) {
 export function certificateParts(certificate: Buffer): CertificateParts {
   const cached = partsCache.get(certificate);
   if (cached) return cached;
-  const key = certificate.toString('latin1');
-  const known = partsByContent.get(key);
+  const cacheable = certificate.length <= CONTENT_CACHE_MAX_CERTIFICATE;
+  const key = cacheable ? createHash('sha256').update(certificate).digest('base64') : undefined;
+  const known = key === undefined ? undefined : partsByContent.get(key);
   if (known) {
     partsCache.set(certificate, known);
     return known;
   }
+  const parts = parseCertificateParts(key === undefined ? certificate : ownCopy(certificate));
+  partsCache.set(certificate, parts);
+  if (key !== undefined) {
+    if (partsByContent.size >= CONTENT_CACHE_LIMIT) partsByContent.delete(partsByContent.keys().next().value!);
+    partsByContent.set(key, parts);
+  }
+  return parts;
+}
+
+/** A copy in memory of its own (not a slice of the shared pool), so a cached entry holds exactly its bytes. */
+function ownCopy(bytes: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(copy);
+  return copy;
+}
+
+/** What the content cache holds (for its bound's test). */
+export function certificateCacheFootprint(): { entries: number; bytes: number } {
+  let bytes = 0;
+  for (const parts of partsByContent.values()) bytes += parts.tbs.buffer.byteLength;
+  return { entries: partsByContent.size, bytes };
+}
+
+function parseCertificateParts(certificate: Buffer): CertificateParts {
   const outer = der.children(der.expect(der.parse(certificate), der.TAG.SEQUENCE, 'Certificate'));
   if (outer.length !== 3) throw new der.DerError('a Certificate has three fields');
   const [tbsNode, algNode, sigNode] = outer;
@@ -213,9 +242,6 @@ export function certificateParts(certificate: Buffer): CertificateParts {
     signatureAlgorithm: readSignatureAlgorithm(algNode, 'signatureAlgorithm'),
     signature: signature.subarray(1),
   };
-  partsCache.set(certificate, parts);
-  if (partsByContent.size >= CONTENT_CACHE_LIMIT) partsByContent.delete(partsByContent.keys().next().value!);
-  partsByContent.set(key, parts);
   return parts;
 }
 

@@ -65,7 +65,7 @@ export function tokenFromRow(r: Row): ApiTokenRecord {
 const blob = (v: unknown) => (v === null || v === undefined ? null : Buffer.from(v as Uint8Array));
 
 /** The columns of a PushRegistration (a TokenUpdate's fields as stored). */
-export const PUSH_REGISTRATION_COLUMNS = 'topic, push_token, push_magic, unlock_token';
+export const PUSH_REGISTRATION_COLUMNS = 'topic, push_token, push_magic, unlock_token, push_token_invalid_at';
 
 export function pushRegistrationFromRow(r: Row): PushRegistration {
   return {
@@ -73,6 +73,7 @@ export function pushRegistrationFromRow(r: Row): PushRegistration {
     pushToken: blob(r.push_token),
     pushMagic: (r.push_magic as string | null) ?? null,
     unlockToken: blob(r.unlock_token),
+    pushTokenInvalidAt: maybeDate(r.push_token_invalid_at),
   };
 }
 

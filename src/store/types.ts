@@ -402,8 +402,8 @@ export interface EnrollmentLinkStore {
   getEnrollmentLink(id: string): Promise<EnrollmentLinkRecord | undefined>;
 }
 
-/** A device channel's TokenUpdate fields as stored (the UnlockToken sealed). */
-export type PushRegistration = Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken'>;
+/** A device channel's TokenUpdate fields as stored (the UnlockToken sealed), and whether APNs refused the token. */
+export type PushRegistration = Pick<EnrollmentRecord, 'topic' | 'pushToken' | 'pushMagic' | 'unlockToken' | 'pushTokenInvalidAt'>;
 
 /** Enrollments and the certificate bindings that identify them. */
 export interface EnrollmentStore {
@@ -433,9 +433,10 @@ export interface EnrollmentStore {
   ): Promise<boolean>;
   /**
    * Last-seen times batched in memory, written at once: each enrollment's last_seen_at only moves forward (an older
-   * time from a slower instance never overwrites a newer one).
+   * time from a slower instance never overwrites a newer one), and, with `presentedBy`, only while that certificate is
+   * still the enrollment's current or previous identity (as updateEnrollment's).
    */
-  touchEnrollments(seen: ReadonlyArray<{ id: string; at: Date }>): Promise<void>;
+  touchEnrollments(seen: ReadonlyArray<{ id: string; at: Date; presentedBy?: string }>): Promise<void>;
   /**
    * Records that a renewal profile was queued for the device (keeping the first start of a renewal in flight, and
    * counting the attempts); cleared when a renewed identity authenticates.

@@ -38,6 +38,11 @@ test('a steady-state check-in writes nothing: Idle with nothing queued, a repeat
   assert.ok(version() > commits);
   assert.deepEqual((await f.app.store.getEnrollment(device.udid))!.lastSeenAt, new Date(enrolledAt.getTime() + 60_000));
 
+  // After APNs refused the token, the same TokenUpdate again is written: it makes the device pushable again.
+  await f.app.store.updateEnrollment(device.udid, { pushTokenInvalidAt: f.now() });
+  assert.equal((await f.speak(device, token)).statusCode, 200);
+  assert.equal((await f.app.store.getEnrollment(device.udid))!.pushTokenInvalidAt, null);
+
   // A TokenUpdate that changes something is written with its message, as before.
   const changed = { ...token, Token: { $data: Buffer.alloc(32, 2).toString('base64') } };
   assert.equal((await f.speak(device, changed)).statusCode, 200);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { AuditLog } from '../../src/admin/audit.ts';
 import { generateKey } from '../../src/pki/algorithms.ts';
-import { randomSerial, toPem } from '../../src/pki/certificate.ts';
+import { buildCertificate, certificateCacheFootprint, certificateParts, randomSerial, toPem } from '../../src/pki/certificate.ts';
 import { Keyring } from '../../src/pki/keyring.ts';
 import { MasterKey } from '../../src/pki/master-key.ts';
 import { ensureServerPki, type PkiSettings } from '../../src/pki/server-pki.ts';
@@ -186,4 +186,47 @@ test('generated RSA keys have the requested size', async () => {
     const { publicKey } = await generateKey(`rsa-${size}`);
     assert.equal(publicKey.asymmetricKeyDetails?.modulusLength, size);
   }
+});
+
+test('the parse cache by content stays bounded whatever certificates it is shown', async () => {
+  const { privateKey, publicKey } = await generateKey('rsa-2048');
+  const der = buildCertificate(
+    {
+      subject: [['CN', 'cache']],
+      publicKey,
+      notBefore: new Date(),
+      notAfter: new Date(Date.now() + 86_400_000),
+      keyUsage: ['digitalSignature'],
+    },
+    { selfSigningKey: privateKey },
+  );
+  // 5000 distinct certificates (the signature's last bytes differ: parsing does not verify it), each in a large buffer.
+  for (let i = 0; i < 5000; i++) {
+    const body = Buffer.alloc(64 * 1024);
+    der.copy(body);
+    body.writeUInt32BE(i, der.length - 4);
+    certificateParts(body.subarray(0, der.length));
+  }
+  const held = certificateCacheFootprint();
+  assert.ok(held.entries <= 4096, `${held.entries} entries`);
+  assert.ok(
+    held.bytes <= held.entries * der.length,
+    `each entry holds its own ${der.length} bytes, not the request around them (${held.bytes})`,
+  );
+  // A certificate larger than a device identity is parsed, not remembered.
+  const before = certificateCacheFootprint();
+  const big = buildCertificate(
+    {
+      subject: [['CN', 'x'.repeat(60)]],
+      publicKey,
+      notBefore: new Date(),
+      notAfter: new Date(Date.now() + 86_400_000),
+      keyUsage: ['digitalSignature'],
+      subjectAltName: { dns: Array.from({ length: 400 }, (_, i) => `host-${i}.example.com`) },
+    },
+    { selfSigningKey: privateKey },
+  );
+  assert.ok(big.length > 8 * 1024);
+  certificateParts(big);
+  assert.deepEqual(certificateCacheFootprint(), before);
 });

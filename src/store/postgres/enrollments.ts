@@ -139,12 +139,16 @@ export class PgEnrollments extends PgConcern implements EnrollmentStore {
     });
   }
 
-  async touchEnrollments(seen: ReadonlyArray<{ id: string; at: Date }>): Promise<void> {
+  async touchEnrollments(seen: ReadonlyArray<{ id: string; at: Date; presentedBy?: string }>): Promise<void> {
     if (seen.length === 0) return;
+    // Rows are locked in id order first: two instances flushing overlapping devices wait for each other, never deadlock.
     await this.sql.run(
-      `UPDATE enrollments e SET last_seen_at = v.at FROM unnest($1::text[], $2::bigint[]) AS v(id, at)
-         WHERE e.id = v.id AND e.last_seen_at < v.at`,
-      [seen.map((s) => s.id), seen.map((s) => ms(s.at))],
+      `WITH v AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) AS v(id, at, cert)),
+            locked AS (SELECT e.id FROM enrollments e JOIN v ON v.id = e.id ORDER BY e.id FOR UPDATE OF e)
+       UPDATE enrollments e SET last_seen_at = v.at FROM v
+         WHERE e.id = v.id AND e.id IN (SELECT id FROM locked) AND e.last_seen_at < v.at
+           AND (v.cert IS NULL OR v.cert IN (e.identity_certificate_id, e.previous_identity_certificate_id))`,
+      [seen.map((s) => s.id), seen.map((s) => ms(s.at)), seen.map((s) => s.presentedBy ?? null)],
     );
   }
 

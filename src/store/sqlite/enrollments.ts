@@ -127,10 +127,13 @@ export class SqliteEnrollments extends SqliteConcern implements EnrollmentStore 
     this.sql("UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE id = ? AND status = 'active'").run(by, certificateId);
   }
 
-  async touchEnrollments(seen: ReadonlyArray<{ id: string; at: Date }>): Promise<void> {
-    const touch = this.sql('UPDATE enrollments SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?');
+  async touchEnrollments(seen: ReadonlyArray<{ id: string; at: Date; presentedBy?: string }>): Promise<void> {
+    const touch = this.sql(
+      `UPDATE enrollments SET last_seen_at = @at WHERE id = @id AND last_seen_at < @at
+         AND (@cert IS NULL OR @cert IN (identity_certificate_id, previous_identity_certificate_id))`,
+    );
     this.db.transaction(() => {
-      for (const { id, at } of seen) touch.run(ms(at), id, ms(at));
+      for (const { id, at, presentedBy } of seen) touch.run({ at: ms(at), id, cert: presentedBy ?? null });
     })();
   }
 

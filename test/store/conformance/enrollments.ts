@@ -225,5 +225,11 @@ export function enrollmentConformance(withStore: WithStore): void {
     assert.deepEqual((await store.getEnrollment('SEEN-B'))?.lastSeenAt, at, 'an older time never overwrites a newer one');
     assert.equal(await store.getEnrollment('NOT-ENROLLED'), undefined);
     await store.touchEnrollments([]);
+    // Said with a certificate that is no longer (or never was) the enrollment's identity: not recorded as seen.
+    const muchLater = new Date(at.getTime() + 2 * day);
+    await store.touchEnrollments([{ id: 'SEEN-A', at: muchLater, presentedBy: b.id }]);
+    assert.deepEqual((await store.getEnrollment('SEEN-A'))?.lastSeenAt, later);
+    await store.touchEnrollments([{ id: 'SEEN-A', at: muchLater, presentedBy: a.id }]);
+    assert.deepEqual((await store.getEnrollment('SEEN-A'))?.lastSeenAt, muchLater);
   });
 }
