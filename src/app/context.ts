@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../clock.ts';
 import { OperatorError, messageOf } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { Keyring } from '../pki/keyring.ts';
-import { loadMasterKey, type MasterKey } from '../pki/master-key.ts';
+import { loadMasterKey, MASTER_KEY_CHECK, type MasterKey } from '../pki/master-key.ts';
 import { CommandQueue } from '../mdm/command-queue.ts';
 import { DeviceTokens } from '../mdm/device-tokens.ts';
 import { ensureServerPki, type PkiSettings, type ServerPki } from '../pki/server-pki.ts';
@@ -13,7 +13,6 @@ import { SqliteStore } from '../store/sqlite/index.ts';
 import type { CertificateRole, Store } from '../store/types.ts';
 import { prepareDataDir, type DataDirectory } from './data-dir.ts';
 
-const MASTER_KEY_CHECK = 'master_key_check';
 
 export interface AppContext {
   config: Config;

@@ -23,6 +23,8 @@ import { CERTIFICATE_ROLES, type CertificateRole, type IdentityKind } from '../s
 import { createProfileService } from '../app/services.ts';
 import { recordServerNamesIfAbsent, serverNames, withServerNames } from '../app/server-names.ts';
 import { loadServerPki } from '../pki/server-pki.ts';
+import { prepareDataDir } from '../app/data-dir.ts';
+import { loadMasterKey } from '../pki/master-key.ts';
 import type { ProfileService } from '../profiles/service.ts';
 import { parseCommand } from './args.ts';
 import { DEFAULT_POLICY } from '../lifecycle/model.ts';
@@ -69,6 +71,10 @@ commands:
                                 time-travel a simulated fleet through the real server over loopback TLS; report devices lost
   audit list [--json] [--limit N]
                                 the audit log, newest first
+  backup --out FILE              a consistent snapshot of the SQLite database while serving (sealed keys included,
+                                never the master key); on PostgreSQL use pg_dump (docs/operations.md)
+  restore --from FILE [--force] put a backup in place in --data, after checking it is whole and that the master key
+                                at hand opens it; --force replaces a database no server has open
   store migrate --from DATA_DIR --to postgres://…
                                 copy a SQLite deployment into an empty PostgreSQL database, verified by row counts and
                                 certificate fingerprints (the master key stays with you: give every instance the same)
@@ -484,6 +490,33 @@ async function run(argv: string[]): Promise<void> {
       const report = await simulateInProcesses({ ...options, progress: bar }, Math.floor(number('processes', 1, 1, 64)));
       if (!values.json && process.stderr.isTTY) process.stderr.write('\n');
       return out(values.json ? JSON.stringify(report, null, 2) : formatSimulationReport(report));
+    }
+    case 'backup': {
+      const { config, values } = parseCommand(argv.slice(1), { out: { type: 'string' } });
+      if (values.help) return out(commandHelp('backup --out FILE'));
+      if (!values.out) throw new OperatorError('backup needs --out FILE', 2);
+      if (config.store.kind !== 'sqlite')
+        throw new OperatorError('certmdm backup copies SQLite; on PostgreSQL use pg_dump (docs/operations.md), and keep the master key apart');
+      const { backupSqlite } = await import('../store/backup.ts');
+      const facts = await backupSqlite(prepareDataDir(config.dataDir, { create: false }).databasePath, resolve(String(values.out)));
+      return out(
+        `backed up to ${resolve(String(values.out))}: schema ${facts.schemaVersion}, ${facts.certificates} certificates, ` +
+          `${facts.enrollments} enrollments (the master key is not in it: keep it apart)`,
+      );
+    }
+    case 'restore': {
+      const { config, values } = parseCommand(argv.slice(1), { from: { type: 'string' }, force: { type: 'boolean' } });
+      if (values.help) return out(commandHelp('restore --from FILE [--force]'));
+      if (!values.from) throw new OperatorError('restore needs --from FILE', 2);
+      if (config.store.kind !== 'sqlite') throw new OperatorError('certmdm restore writes SQLite; on PostgreSQL restore with pg_restore', 2);
+      const { inspectBackup, restoreSqlite } = await import('../store/backup.ts');
+      const from = resolve(String(values.from));
+      // A damaged file or a master key that is not at hand is refused before the data directory is even made.
+      inspectBackup(from);
+      const master = loadMasterKey({ envValue: process.env.CERTMDM_MASTER_KEY, file: config.masterKeyFile, create: false }).key;
+      const dataDir = prepareDataDir(config.dataDir, { create: true });
+      const facts = restoreSqlite(from, dataDir.databasePath, { master, force: Boolean(values.force) });
+      return out(`restored ${from} into ${dataDir.databasePath}: schema ${facts.schemaVersion}, ${facts.certificates} certificates, ${facts.enrollments} enrollments`);
     }
     case 'store': {
       const { values } = parseCommand(rest, { from: { type: 'string' }, to: { type: 'string' } });

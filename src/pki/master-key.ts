@@ -102,3 +102,6 @@ export function loadMasterKey(options: { envValue?: string; file: string; create
   writeFileSync(options.file, key.export() + '\n', { mode: 0o600, flag: 'wx' });
   return { key, source: { kind: 'file', path: options.file, created: true } };
 }
+
+/** The meta key under which a database keeps its master key's check value. */
+export const MASTER_KEY_CHECK = 'master_key_check';
