@@ -13,7 +13,6 @@ import { SqliteStore } from '../store/sqlite/index.ts';
 import type { CertificateRole, Store } from '../store/types.ts';
 import { prepareDataDir, type DataDirectory } from './data-dir.ts';
 
-
 export interface AppContext {
   config: Config;
   dataDir: DataDirectory;

@@ -496,7 +496,9 @@ async function run(argv: string[]): Promise<void> {
       if (values.help) return out(commandHelp('backup --out FILE'));
       if (!values.out) throw new OperatorError('backup needs --out FILE', 2);
       if (config.store.kind !== 'sqlite')
-        throw new OperatorError('certmdm backup copies SQLite; on PostgreSQL use pg_dump (docs/operations.md), and keep the master key apart');
+        throw new OperatorError(
+          'certmdm backup copies SQLite; on PostgreSQL use pg_dump (docs/operations.md), and keep the master key apart',
+        );
       const { backupSqlite } = await import('../store/backup.ts');
       const facts = await backupSqlite(prepareDataDir(config.dataDir, { create: false }).databasePath, resolve(String(values.out)));
       return out(
@@ -508,7 +510,8 @@ async function run(argv: string[]): Promise<void> {
       const { config, values } = parseCommand(argv.slice(1), { from: { type: 'string' }, force: { type: 'boolean' } });
       if (values.help) return out(commandHelp('restore --from FILE [--force]'));
       if (!values.from) throw new OperatorError('restore needs --from FILE', 2);
-      if (config.store.kind !== 'sqlite') throw new OperatorError('certmdm restore writes SQLite; on PostgreSQL restore with pg_restore', 2);
+      if (config.store.kind !== 'sqlite')
+        throw new OperatorError('certmdm restore writes SQLite; on PostgreSQL restore with pg_restore', 2);
       const { inspectBackup, restoreSqlite } = await import('../store/backup.ts');
       const from = resolve(String(values.from));
       // A damaged file or a master key that is not at hand is refused before the data directory is even made.
@@ -516,7 +519,9 @@ async function run(argv: string[]): Promise<void> {
       const master = loadMasterKey({ envValue: process.env.CERTMDM_MASTER_KEY, file: config.masterKeyFile, create: false }).key;
       const dataDir = prepareDataDir(config.dataDir, { create: true });
       const facts = restoreSqlite(from, dataDir.databasePath, { master, force: Boolean(values.force) });
-      return out(`restored ${from} into ${dataDir.databasePath}: schema ${facts.schemaVersion}, ${facts.certificates} certificates, ${facts.enrollments} enrollments`);
+      return out(
+        `restored ${from} into ${dataDir.databasePath}: schema ${facts.schemaVersion}, ${facts.certificates} certificates, ${facts.enrollments} enrollments`,
+      );
     }
     case 'store': {
       const { values } = parseCommand(rest, { from: { type: 'string' }, to: { type: 'string' } });

@@ -22,7 +22,9 @@ export function inspectBackup(file: string): BackupFacts {
     db = new Database(file, { readonly: true, fileMustExist: true });
     const check = db.pragma('integrity_check', { simple: true });
     if (check !== 'ok') throw new OperatorError(`${file} is damaged (SQLite integrity check: ${String(check).slice(0, 120)})`);
-    const tables = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name));
+    const tables = new Set(
+      (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name),
+    );
     if (!tables.has('schema_migrations') || !tables.has('meta')) throw new OperatorError(`${file} is not a certmdm backup`);
     const meta = db.prepare('SELECT value FROM meta WHERE key = ?').get(MASTER_KEY_CHECK) as { value: string } | undefined;
     if (!meta) throw new OperatorError(`${file} has no master key check value: not a certmdm backup`);
