@@ -71,6 +71,8 @@ commands:
                                 time-travel a simulated fleet through the real server over loopback TLS; report devices lost
   audit list [--json] [--limit N]
                                 the audit log, newest first
+  probe [--url URL] [--json]    connect to the public ServerURL as a device would: the chain it presents (a proxy's
+                                perhaps), its expiry, and whether devices trust it; recorded for metrics and alerts
   backup --out FILE              a consistent snapshot of the SQLite database while serving (sealed keys included,
                                 never the master key); on PostgreSQL use pg_dump (docs/operations.md)
   restore --from FILE [--force] put a backup in place in --data, after checking it is whole and that the master key
@@ -490,6 +492,18 @@ async function run(argv: string[]): Promise<void> {
       const report = await simulateInProcesses({ ...options, progress: bar }, Math.floor(number('processes', 1, 1, 64)));
       if (!values.json && process.stderr.isTTY) process.stderr.write('\n');
       return out(values.json ? JSON.stringify(report, null, 2) : formatSimulationReport(report));
+    }
+    case 'probe': {
+      const { config, values } = parseCommand(argv.slice(1), { url: { type: 'string' }, json: { type: 'boolean' } });
+      if (values.help) return out(commandHelp('probe [--url URL] [--json]'));
+      return withApp(config, false, async (app) => {
+        const url = values.url ? String(values.url) : ((await serverNames(app.store))?.publicUrl ?? config.publicUrl);
+        const { formatProbeReport, probeAndRecord } = await import('../ops/probe.ts');
+        const report = await probeAndRecord(app.store, url, app.clock());
+        out(values.json ? JSON.stringify(report, null, 2) : formatProbeReport(report, app.clock()));
+        // A chain devices would not trust is a failure an operator's script sees.
+        if (!report.trusted) process.exitCode = 3;
+      });
     }
     case 'backup': {
       const { config, values } = parseCommand(argv.slice(1), { out: { type: 'string' } });

@@ -7,6 +7,7 @@ import { createServices, webhookSender } from '../app/services.ts';
 import { buildHttpServer, buildMetricsServer, buildScepHttpServer, swapSecureContext } from '../http/server.ts';
 import { LifecycleRunner } from '../lifecycle/runner.ts';
 import { followServerPki } from '../pki/watch.ts';
+import { probeAndRecord } from '../ops/probe.ts';
 import { createLogger } from '../log.ts';
 import { expiryWarning } from '../push/certificate.ts';
 
@@ -103,6 +104,12 @@ export async function serve(config: Config): Promise<void> {
       if (!held) return;
       const report = await runner.run();
       services.metrics.lifecycleRan(app.clock());
+      // What devices see at the public URL (a proxy's chain, perhaps): recorded for the metrics and alerts.
+      await probeAndRecord(app.store, config.publicUrl, app.clock()).then(
+        (probe) =>
+          !probe.trusted && logger.warn({ url: probe.url, problem: probe.problem }, 'devices would not trust the chain at the public URL'),
+        (err: unknown) => logger.warn({ err: (err as Error).message }, 'probing the public URL failed'),
+      );
       logger.info({ planned: report.planned.length, done: report.done, attention: report.attention.length }, 'lifecycle run');
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'lifecycle run failed');

@@ -1,3 +1,4 @@
+import { PRESENTED_CHAIN, type ProbeReport } from '../ops/probe.ts';
 import { DAY_MS } from '../clock.ts';
 import type { CertificateRecord, Store } from '../store/types.ts';
 import type { Action } from './model.ts';
@@ -36,6 +37,11 @@ export interface PlanReport {
   };
   /** What `plan()` says is due now, as the runner will carry it out. */
   due: Action[];
+  /**
+   * The chain devices are shown at the public URL by the last probe (`certmdm probe`, each lifecycle run): a proxy's
+   * perhaps, which certmdm cannot renew but watches. Null before the first probe.
+   */
+  presented: ProbeReport | null;
 }
 
 export async function planReport(store: Store, scheduled: Schedule, due: Action[]): Promise<PlanReport> {
@@ -70,7 +76,13 @@ export async function planReport(store: Store, scheduled: Schedule, due: Action[
       entries: await Promise.all(scheduled.identities.map(report)),
     },
     due,
+    presented: await lastProbe(store),
   };
+}
+
+async function lastProbe(store: Store): Promise<ProbeReport | null> {
+  const stored = await store.getMeta(PRESENTED_CHAIN);
+  return stored === undefined ? null : (JSON.parse(stored) as ProbeReport);
 }
 
 /**
@@ -163,6 +175,22 @@ export function formatPlanReport(report: PlanReport, options: { all: boolean }):
         ],
       });
   }
+  const probe = report.presented;
+  for (const c of probe?.chain ?? [])
+    rows.push({
+      notAfter: c.notAfter,
+      cells: [
+        day(c.notAfter),
+        'presented',
+        `${c.subject} #${c.serial.slice(0, 8)}`,
+        String(report.identities.count),
+        '-',
+        'none',
+        '-',
+        `shown to devices at ${probe!.url} (probed ${day(probe!.at)}); renewed where it is served, not by certmdm` +
+          (probe!.trusted ? '' : `; NOT TRUSTED: ${probe!.problem}`),
+      ],
+    });
   rows.sort((a, b) => a.notAfter.localeCompare(b.notAfter));
   const lines = [
     `Upcoming expiries as of ${day(report.at)}, soonest first (the dates the runner acts on if nothing changes):`,

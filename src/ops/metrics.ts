@@ -6,6 +6,7 @@ import { schedule } from '../lifecycle/schedule.ts';
 import { lifecycleState } from '../lifecycle/state.ts';
 import { identityStanding } from '../mdm/rescue-policy.ts';
 import type { AuditEvent, CertificateRecord, CertificateRole, Store } from '../store/types.ts';
+import { PRESENTED_CHAIN, type ProbeReport } from './probe.ts';
 
 /** The server-side roles whose certificates are exported one series each (device identities are aggregated). */
 const SERVER_ROLES: CertificateRole[] = ['root', 'intermediate', 'tls', 'profile-signing', 'scep-ra', 'push'];
@@ -190,6 +191,26 @@ export class Metrics {
       },
     });
     new client.Gauge({
+      name: 'certmdm_presented_chain_trusted',
+      help: 'Whether devices trust the chain the public URL presented at the last probe (1), or not (0): it must end in a root they hold.',
+      registers,
+      async collect() {
+        this.reset();
+        const { probe } = await snapshot();
+        if (probe) this.set(probe.trusted ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'certmdm_presented_chain_probe_timestamp_seconds',
+      help: 'When the public URL was last probed (certmdm probe, or the lifecycle runner).',
+      registers,
+      async collect() {
+        this.reset();
+        const { probe } = await snapshot();
+        if (probe) this.set(Date.parse(probe.at) / 1000);
+      },
+    });
+    new client.Gauge({
       name: 'certmdm_command_queue_depth',
       help: 'Commands waiting for delivery across every channel, by status (queued, not_now).',
       labelNames: ['status'],
@@ -213,6 +234,7 @@ export class Metrics {
 }
 
 interface Snapshot {
+  /** Server-side certificates certmdm holds, and those of the chain the last probe saw at the public URL. */
   certificates: {
     labels: { role: string; subject_cn: string; serial: string };
     notAfter: number;
@@ -222,12 +244,15 @@ interface Snapshot {
   states: Record<DeviceState, number> | null;
   expiries: number[];
   depth: { queued: number; notNow: number };
+  probe: ProbeReport | null;
 }
 
 async function readSnapshot({ store, clock, config }: MetricsSource): Promise<Snapshot> {
   const now = clock();
   const certificates = (await Promise.all(SERVER_ROLES.map((role) => store.listCertificates({ role, status: 'active' })))).flat();
   const depth = await store.queueDepth();
+  const probed = await store.getMeta(PRESENTED_CHAIN);
+  const probe = probed === undefined ? null : (JSON.parse(probed) as ProbeReport);
   let state: LifecycleState;
   try {
     state = await lifecycleState(store, now, {
@@ -241,14 +266,25 @@ async function readSnapshot({ store, clock, config }: MetricsSource): Promise<Sn
   }
   const planned = state ? new Map(schedule(state, DEFAULT_POLICY).server.map((e) => [e.id, e.action])) : new Map();
   return {
-    certificates: certificates.map((c: CertificateRecord) => ({
-      labels: { role: c.role, subject_cn: commonName(c.subject), serial: c.serialHex },
-      notAfter: seconds(c.notAfter),
-      notBefore: seconds(c.notBefore),
-      renewal: planned.get(c.id) ? seconds(planned.get(c.id)!.at) : null,
-    })),
+    certificates: certificates
+      .map((c: CertificateRecord): Snapshot['certificates'][number] => ({
+        labels: { role: c.role, subject_cn: commonName(c.subject), serial: c.serialHex },
+        notAfter: seconds(c.notAfter),
+        notBefore: seconds(c.notBefore),
+        renewal: planned.get(c.id) ? seconds(planned.get(c.id)!.at) : null,
+      }))
+      .concat(
+        // What devices are shown at the public URL (a proxy's chain, perhaps): watched, though certmdm cannot renew it.
+        (probe?.chain ?? []).map((c) => ({
+          labels: { role: 'presented', subject_cn: commonName(c.subject), serial: c.serial },
+          notAfter: Date.parse(c.notAfter) / 1000,
+          notBefore: Date.parse(c.notBefore) / 1000,
+          renewal: null,
+        })),
+      ),
     states: state ? deviceStates(state, plan(state, DEFAULT_POLICY)) : null,
     expiries: state ? state.devices.flatMap((d) => (d.identity ? [(d.identity.notAfter.getTime() - now.getTime()) / 1000] : [])) : [],
     depth,
+    probe,
   };
 }
