@@ -403,7 +403,13 @@ async function run(argv: string[]): Promise<void> {
           identityDays: app.config.identityDays,
           rescueGraceDays: app.config.rescueGraceDays,
         });
-        const report = await planReport(app.store, schedule(state, DEFAULT_POLICY), plan(state, DEFAULT_POLICY));
+        const { lastProbe } = await import('../ops/probe.ts');
+        const report = await planReport(
+          app.store,
+          schedule(state, DEFAULT_POLICY),
+          plan(state, DEFAULT_POLICY),
+          await lastProbe(app.store),
+        );
         return out(values.json ? JSON.stringify(report, null, 2) : formatPlanReport(report, { all: Boolean(values.all) }));
       });
     }

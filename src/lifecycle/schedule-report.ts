@@ -1,4 +1,4 @@
-import { PRESENTED_CHAIN, type ProbeReport } from '../ops/probe.ts';
+import type { ProbeReport } from '../ops/probe.ts';
 import { DAY_MS } from '../clock.ts';
 import type { CertificateRecord, Store } from '../store/types.ts';
 import type { Action } from './model.ts';
@@ -44,7 +44,13 @@ export interface PlanReport {
   presented: ProbeReport | null;
 }
 
-export async function planReport(store: Store, scheduled: Schedule, due: Action[]): Promise<PlanReport> {
+export async function planReport(
+  store: Store,
+  scheduled: Schedule,
+  due: Action[],
+  /** The last probe of the public URL (`lastProbe`), if any. */
+  presented: ProbeReport | null = null,
+): Promise<PlanReport> {
   const records = new Map((await store.listCertificates({ status: 'active' })).map((r) => [r.id, r]));
   const record = async (id: string): Promise<CertificateRecord | undefined> => records.get(id) ?? (await store.getCertificate(id));
   const report = async ({ notAfter, action, warnings, ...c }: ScheduledCertificate): Promise<ReportedCertificate> => {
@@ -76,13 +82,8 @@ export async function planReport(store: Store, scheduled: Schedule, due: Action[
       entries: await Promise.all(scheduled.identities.map(report)),
     },
     due,
-    presented: await lastProbe(store),
+    presented,
   };
-}
-
-async function lastProbe(store: Store): Promise<ProbeReport | null> {
-  const stored = await store.getMeta(PRESENTED_CHAIN);
-  return stored === undefined ? null : (JSON.parse(stored) as ProbeReport);
 }
 
 /**

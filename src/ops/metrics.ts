@@ -6,7 +6,7 @@ import { schedule } from '../lifecycle/schedule.ts';
 import { lifecycleState } from '../lifecycle/state.ts';
 import { identityStanding } from '../mdm/rescue-policy.ts';
 import type { AuditEvent, CertificateRecord, CertificateRole, Store } from '../store/types.ts';
-import { PRESENTED_CHAIN, type ProbeReport } from './probe.ts';
+import { lastProbe, type ProbeReport } from './probe.ts';
 
 /** The server-side roles whose certificates are exported one series each (device identities are aggregated). */
 const SERVER_ROLES: CertificateRole[] = ['root', 'intermediate', 'tls', 'profile-signing', 'scep-ra', 'push'];
@@ -251,8 +251,7 @@ async function readSnapshot({ store, clock, config }: MetricsSource): Promise<Sn
   const now = clock();
   const certificates = (await Promise.all(SERVER_ROLES.map((role) => store.listCertificates({ role, status: 'active' })))).flat();
   const depth = await store.queueDepth();
-  const probed = await store.getMeta(PRESENTED_CHAIN);
-  const probe = probed === undefined ? null : (JSON.parse(probed) as ProbeReport);
+  const probe = await lastProbe(store);
   let state: LifecycleState;
   try {
     state = await lifecycleState(store, now, {

@@ -143,3 +143,9 @@ export async function probeAndRecord(store: Pick<Store, 'setMeta' | 'listCertifi
   await store.setMeta(PRESENTED_CHAIN, JSON.stringify(report));
   return report;
 }
+
+/** The last probe's report, if any. */
+export async function lastProbe(store: Pick<Store, 'getMeta'>): Promise<ProbeReport | null> {
+  const stored = await store.getMeta(PRESENTED_CHAIN);
+  return stored === undefined ? null : (JSON.parse(stored) as ProbeReport);
+}
