@@ -61,46 +61,35 @@ export class Metrics {
 
   constructor(private readonly source: MetricsSource) {
     const registers = [this.registry];
+    const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
+      new client.Counter<L>({ name, help, labelNames, registers });
     client.collectDefaultMetrics({ register: this.registry });
     // Gauges prom-client names like counters: promtool's lint refuses them, and alerting on them would mislead.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
       this.registry.removeSingleMetric(name);
-    this.checkIns = new client.Counter({
-      name: 'certmdm_checkins_total',
-      help: 'Check-in messages by MessageType and outcome (ok, refused, error).',
-      labelNames: ['message_type', 'outcome'],
-      registers,
-    });
-    this.commandReports = new client.Counter({
-      name: 'certmdm_command_reports_total',
-      help: 'Command reports (Idle, Acknowledged, Error, CommandFormatError, NotNow) by outcome (ok, refused, error).',
-      labelNames: ['status', 'outcome'],
-      registers,
-    });
-    this.#refusals = new client.Counter({
-      name: 'certmdm_identity_refusals_total',
-      help: 'MDM requests refused, by the named reason (not-our-ca, certificate-revoked, bound-to-another-enrollment, ...).',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.#scep = new client.Counter({
-      name: 'certmdm_scep_issuances_total',
-      help: 'SCEP PKIOperations by outcome (ok: a certificate issued; denied; error).',
-      labelNames: ['outcome'],
-      registers,
-    });
-    this.#pushes = new client.Counter({
-      name: 'certmdm_pushes_total',
-      help: 'APNs pushes by reason (Success, or the reason APNs or certmdm gave).',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.#lifecycleActions = new client.Counter({
-      name: 'certmdm_lifecycle_actions_total',
-      help: 'Lifecycle actions taken, by kind and result (ok, denied, error).',
-      labelNames: ['kind', 'result'],
-      registers,
-    });
+    this.checkIns = counter('certmdm_checkins_total', 'Check-in messages by MessageType and outcome (ok, refused, error).', [
+      'message_type',
+      'outcome',
+    ]);
+    this.commandReports = counter(
+      'certmdm_command_reports_total',
+      'Command reports (Idle, Acknowledged, Error, CommandFormatError, NotNow) by outcome (ok, refused, error).',
+      ['status', 'outcome'],
+    );
+    this.#refusals = counter(
+      'certmdm_identity_refusals_total',
+      'MDM requests refused, by the named reason (not-our-ca, certificate-revoked, bound-to-another-enrollment, ...).',
+      ['reason'],
+    );
+    this.#scep = counter('certmdm_scep_issuances_total', 'SCEP PKIOperations by outcome (ok: a certificate issued; denied; error).', [
+      'outcome',
+    ]);
+    this.#pushes = counter('certmdm_pushes_total', 'APNs pushes by reason (Success, or the reason APNs or certmdm gave).', ['reason']);
+    this.#lifecycleActions = counter(
+      'certmdm_lifecycle_actions_total',
+      'Lifecycle actions taken, by kind and result (ok, denied, error).',
+      ['kind', 'result'],
+    );
     this.#lifecycleLastRun = new client.Gauge({
       name: 'certmdm_lifecycle_last_run_timestamp_seconds',
       help: 'When this instance last completed a lifecycle run (0: never; only the instance holding the lease runs it).',
@@ -138,37 +127,32 @@ export class Metrics {
   /** Gauges read from the store at each scrape; each reads the same snapshot (prom-client collects concurrently). */
   #inventoryGauges(registers: client.Registry[]): void {
     const snapshot = () => this.#snapshot();
-    const labelNames = ['role', 'subject_cn', 'serial'] as const;
-    new client.Gauge({
-      name: 'certmdm_certificate_not_after_timestamp_seconds',
-      help: 'notAfter of each active server-side certificate (root, intermediate, TLS, profile signing, SCEP RA, push).',
-      labelNames,
-      registers,
-      async collect() {
-        this.reset();
-        for (const c of (await snapshot()).certificates) this.set(c.labels, c.notAfter);
-      },
-    });
-    new client.Gauge({
-      name: 'certmdm_certificate_not_before_timestamp_seconds',
-      help: 'notBefore of each active server-side certificate.',
-      labelNames,
-      registers,
-      async collect() {
-        this.reset();
-        for (const c of (await snapshot()).certificates) this.set(c.labels, c.notBefore);
-      },
-    });
-    new client.Gauge({
-      name: 'certmdm_certificate_renewal_timestamp_seconds',
-      help: 'When certmdm plans to replace each server-side certificate (now when due); absent when nothing automatic replaces it (the push certificate: see its expiry).',
-      labelNames,
-      registers,
-      async collect() {
-        this.reset();
-        for (const c of (await snapshot()).certificates) if (c.renewal !== null) this.set(c.labels, c.renewal);
-      },
-    });
+    // One series per certificate, each gauge a timestamp of it; absent where `pick` says null.
+    const certificateGauge = (name: string, help: string, pick: (c: Snapshot['certificates'][number]) => number | null) =>
+      new client.Gauge({
+        name,
+        help,
+        labelNames: ['role', 'subject_cn', 'serial'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const c of (await snapshot()).certificates) {
+            const value = pick(c);
+            if (value !== null) this.set(c.labels, value);
+          }
+        },
+      });
+    certificateGauge(
+      'certmdm_certificate_not_after_timestamp_seconds',
+      'notAfter of each active server-side certificate (root, intermediate, TLS, profile signing, SCEP RA, push), and of the chain presented at the public URL (role="presented").',
+      (c) => c.notAfter,
+    );
+    certificateGauge('certmdm_certificate_not_before_timestamp_seconds', 'notBefore of each of those certificates.', (c) => c.notBefore);
+    certificateGauge(
+      'certmdm_certificate_renewal_timestamp_seconds',
+      'When certmdm plans to replace each server-side certificate (now when due); absent when nothing automatic replaces it (the push certificate: see its expiry).',
+      (c) => c.renewal,
+    );
     new client.Gauge({
       name: 'certmdm_devices',
       help: 'Enrolled devices by lifecycle state: current, renewing, at_risk, rescued, lost.',

@@ -48,7 +48,7 @@ const PKI_MESSAGE = 'application/x-pki-message';
  */
 export class ScepService {
   #keyTransport?: { raId: string; transport: Pkcs1KeyTransport };
-  #caCertificates?: { key: string; body: Buffer };
+  #caCertificates?: { certificates: Buffer[]; body: Buffer };
 
   constructor(
     /** `pki` is the live server PKI: after a rollover the new RA and intermediate are used at once. */
@@ -81,10 +81,12 @@ export class ScepService {
   /** RA + CA chain as a degenerate certs-only PKCS#7, since certmdm answers SCEP with an RA certificate. */
   caCertificates(): ScepResponse {
     // Built once per RA and chain (they change only at a rollover): every enrollment asks for it first.
+    // The live PKI swaps in new records at a rollover, so the same DER buffers mean the same chain.
     const certificates = [this.#ra.certificate.der, ...this.deps.pki.authority.chain()];
-    const key = certificates.map((c) => fingerprint(c)).join(',');
-    if (this.#caCertificates?.key !== key) this.#caCertificates = { key, body: cms.buildCertsOnly(certificates) };
-    return { status: 200, contentType: 'application/x-x509-ca-ra-cert', body: this.#caCertificates.body };
+    const cached = this.#caCertificates;
+    if (!cached || cached.certificates.length !== certificates.length || cached.certificates.some((c, i) => c !== certificates[i]))
+      this.#caCertificates = { certificates, body: cms.buildCertsOnly(certificates) };
+    return { status: 200, contentType: 'application/x-x509-ca-ra-cert', body: this.#caCertificates!.body };
   }
 
   async pkiOperation(message: Buffer, peer: string): Promise<ScepResponse> {
