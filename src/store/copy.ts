@@ -32,6 +32,8 @@ const TABLES = [
   'command_queue',
   'certificate_requests',
   'profile_deliveries',
+  'admin_accounts',
+  // Console sessions are not copied: an administrator logs in again on the new store.
 ] as const;
 
 /** Identity columns whose values are copied: their sequences continue after the highest. */

@@ -39,3 +39,18 @@ export const INSTALLED_ANCHORS_SQL = `SELECT DISTINCT pc.certificate_id FROM pro
      UNION SELECT profile_id FROM profile_certificates WHERE certificate_id = @identity AND role = 'identity'
      UNION SELECT profile_id FROM profile_deliveries WHERE enrollment_id = @enrollment AND acknowledged_at IS NOT NULL)
    ORDER BY pc.certificate_id`;
+
+/**
+ * The SET clauses that keep an enrollment's check-in rhythm (CheckInRhythm) as last_seen_at moves to `at`: a gap of
+ * at least `session` ms starts a new session and enters the moving average (weight 1/4) and the longest gap. Every
+ * right-hand side reads the row as it was, in both backends; `prefix` qualifies the old row's columns where needed.
+ */
+export function CHECKIN_RHYTHM_SET(at: string, session: string, prefix = ''): string {
+  const gap = `(${at} - ${prefix}last_seen_at)`;
+  const isNew = `${gap} >= ${session}`;
+  return `checkin_sessions = ${prefix}checkin_sessions + CASE WHEN ${isNew} THEN 1 ELSE 0 END,
+     checkin_gap_ms = CASE WHEN ${isNew} THEN CASE WHEN ${prefix}checkin_gap_ms IS NULL THEN ${gap}
+       ELSE (3 * ${prefix}checkin_gap_ms + ${gap}) / 4 END ELSE ${prefix}checkin_gap_ms END,
+     checkin_gap_max_ms = CASE WHEN ${isNew} AND (${prefix}checkin_gap_max_ms IS NULL OR ${gap} > ${prefix}checkin_gap_max_ms)
+       THEN ${gap} ELSE ${prefix}checkin_gap_max_ms END`;
+}

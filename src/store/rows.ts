@@ -1,4 +1,6 @@
 import type {
+  AdminAccountRecord,
+  ConsoleSessionRecord,
   PushRegistration,
   ApiTokenRecord,
   AuditEvent,
@@ -97,6 +99,11 @@ export function enrollmentFromRow(r: Row): EnrollmentRecord {
     enrolledAt: date(r.enrolled_at),
     lastSeenAt: date(r.last_seen_at),
     checkedOutAt: maybeDate(r.checked_out_at),
+    rhythm: {
+      sessions: Number(r.checkin_sessions ?? 1),
+      typicalGapMs: r.checkin_gap_ms === null || r.checkin_gap_ms === undefined ? null : Number(r.checkin_gap_ms),
+      longestGapMs: r.checkin_gap_max_ms === null || r.checkin_gap_max_ms === undefined ? null : Number(r.checkin_gap_max_ms),
+    },
   };
 }
 
@@ -284,4 +291,24 @@ export function profileValues(p: ProfileRecord): unknown[] {
     ms(p.createdAt),
     ms(p.effectiveExpiry),
   ];
+}
+
+export function adminAccountFromRow(r: Row): AdminAccountRecord {
+  return {
+    name: String(r.name),
+    passwordHash: String(r.password_hash),
+    createdAt: date(r.created_at),
+    passwordChangedAt: date(r.password_changed_at),
+    lastLoginAt: maybeDate(r.last_login_at),
+  };
+}
+
+export function consoleSessionFromRow(r: Row): ConsoleSessionRecord {
+  return {
+    idHash: Buffer.from(r.id_hash as Uint8Array),
+    account: String(r.account),
+    createdAt: date(r.created_at),
+    lastUsedAt: date(r.last_used_at),
+    expiresAt: date(r.expires_at),
+  };
 }

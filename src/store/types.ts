@@ -73,6 +73,39 @@ export interface ApiTokenRecord {
 
 export type AuditOutcome = 'ok' | 'allowed' | 'denied' | 'error';
 
+/** What the audit log is searched by; every field narrows. */
+export interface AuditQuery {
+  action?: string;
+  /** Actions starting with this (`lifecycle.` for every lifecycle event). */
+  actionPrefix?: string;
+  actor?: string;
+  target?: string;
+  outcome?: AuditOutcome;
+  /** Only events older than this id: the next page of a newest-first listing. */
+  beforeId?: number;
+  limit?: number;
+}
+
+/** An administrator of the console (console/passwords.ts hashes the password). */
+export interface AdminAccountRecord {
+  name: string;
+  /** `scrypt$N$r$p$salt$hash`: the password's memory-hard hash with its parameters; never the password. */
+  passwordHash: string;
+  createdAt: Date;
+  passwordChangedAt: Date;
+  lastLoginAt: Date | null;
+}
+
+/** A console login. The cookie carries the secret; only its SHA-256 is stored. */
+export interface ConsoleSessionRecord {
+  idHash: Buffer;
+  account: string;
+  createdAt: Date;
+  lastUsedAt: Date;
+  /** The absolute end, however active the session (the idle end is lastUsedAt + the idle timeout). */
+  expiresAt: Date;
+}
+
 export interface AuditEvent {
   at: Date;
   /** Who acted: `token:<id>`, `cli`, `system`, `device:<udid>`, or the peer address for the unauthenticated. */
@@ -175,7 +208,21 @@ export interface EnrollmentRecord {
   enrolledAt: Date;
   lastSeenAt: Date;
   checkedOutAt: Date | null;
+  /** The device's check-in rhythm, as the last-seen writes observed it (lifecycle/forecast.ts reads it). */
+  rhythm: CheckInRhythm;
 }
+
+/**
+ * Sessions are check-ins at least CHECKIN_SESSION_GAP_MS apart (the messages of one session are minutes apart);
+ * the typical gap is a moving average (weight 1/4 to the newest), the longest the longest ever seen.
+ */
+export interface CheckInRhythm {
+  sessions: number;
+  typicalGapMs: number | null;
+  longestGapMs: number | null;
+}
+
+export const CHECKIN_SESSION_GAP_MS = 3_600_000;
 
 export interface EnrolledDevice {
   id: string;
@@ -529,7 +576,26 @@ export interface AdminStore {
   revokeApiToken(id: string, at: Date): Promise<boolean>;
   appendAudit(event: AuditEvent): Promise<number>;
   /** Newest first. */
-  listAudit(query?: { action?: string; limit?: number }): Promise<StoredAuditEvent[]>;
+  listAudit(query?: AuditQuery): Promise<StoredAuditEvent[]>;
+}
+
+/** The console's administrators and their sessions. */
+export interface ConsoleStore {
+  /** ConflictError when the name is taken. */
+  insertAdminAccount(account: AdminAccountRecord): Promise<void>;
+  getAdminAccount(name: string): Promise<AdminAccountRecord | undefined>;
+  listAdminAccounts(): Promise<AdminAccountRecord[]>;
+  /** A new password ends every session of the account, in the same transaction. False: no such account. */
+  setAdminPassword(name: string, passwordHash: string, at: Date): Promise<boolean>;
+  /** The account and its sessions. */
+  deleteAdminAccount(name: string): Promise<boolean>;
+  recordAdminLogin(name: string, at: Date): Promise<void>;
+  insertConsoleSession(session: ConsoleSessionRecord): Promise<void>;
+  getConsoleSession(idHash: Buffer): Promise<ConsoleSessionRecord | undefined>;
+  touchConsoleSession(idHash: Buffer, at: Date): Promise<void>;
+  deleteConsoleSession(idHash: Buffer): Promise<boolean>;
+  /** Sessions past their absolute end or idle since before `idleSince`; how many were removed. */
+  deleteStaleConsoleSessions(now: Date, idleSince: Date): Promise<number>;
 }
 
 /**
@@ -543,7 +609,8 @@ export type Store = MetaStore &
   PushStore &
   DeliveryStore &
   CommandStore &
-  AdminStore;
+  AdminStore &
+  ConsoleStore;
 
 /** The parts, each implemented on its own: composeStore joins them into one Store. */
 export interface StoreParts {
@@ -555,6 +622,7 @@ export interface StoreParts {
   deliveries: DeliveryStore;
   commands: CommandStore;
   admin: AdminStore;
+  console: ConsoleStore;
 }
 
 /** A write that would break a uniqueness or state rule (already used, already exists); nothing was changed. */

@@ -1,5 +1,6 @@
 import { ms, auditFromRow, tokenFromRow } from '../rows.ts';
-import type { AdminStore, ApiTokenRecord, AuditEvent, StoredAuditEvent } from '../types.ts';
+import type { AdminStore, ApiTokenRecord, AuditEvent, AuditQuery, StoredAuditEvent } from '../types.ts';
+import { auditQuerySql } from '../audit-sql.ts';
 import { PgConcern } from './connection.ts';
 
 export class PgAdmin extends PgConcern implements AdminStore {
@@ -35,11 +36,8 @@ export class PgAdmin extends PgConcern implements AdminStore {
     return Number(r!.id);
   }
 
-  async listAudit(query: { action?: string; limit?: number } = {}): Promise<StoredAuditEvent[]> {
-    const limit = query.limit ?? 100;
-    const rows = query.action
-      ? await this.sql.rows('SELECT * FROM audit_log WHERE action = $1 ORDER BY id DESC LIMIT $2', [query.action, limit])
-      : await this.sql.rows('SELECT * FROM audit_log ORDER BY id DESC LIMIT $1', [limit]);
-    return rows.map(auditFromRow);
+  async listAudit(query: AuditQuery = {}): Promise<StoredAuditEvent[]> {
+    const { sql, params } = auditQuerySql(query, (n) => `$${n}`);
+    return (await this.sql.rows(sql, params)).map(auditFromRow);
   }
 }

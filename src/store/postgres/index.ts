@@ -1,6 +1,7 @@
 import { composeStore } from '../compose.ts';
 import type { Store } from '../types.ts';
 import { PgAdmin } from './admin.ts';
+import { PgConsole } from './console.ts';
 import { PgCommands } from './commands.ts';
 import { PgDb, PgMeta } from './connection.ts';
 import { PgDeliveries } from './deliveries.ts';
@@ -23,6 +24,7 @@ export const PostgresStore = {
       deliveries: new PgDeliveries(db),
       commands: new PgCommands(db),
       admin: new PgAdmin(db),
+      console: new PgConsole(db),
     });
   },
 };

@@ -219,4 +219,30 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
         EXECUTE FUNCTION certmdm_identity_epoch_bump();
     `,
   },
+  {
+    version: 3,
+    name: 'console',
+    // SQLite's migration 14.
+    sql: `
+      ALTER TABLE enrollments ADD COLUMN checkin_sessions INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE enrollments ADD COLUMN checkin_gap_ms BIGINT;
+      ALTER TABLE enrollments ADD COLUMN checkin_gap_max_ms BIGINT;
+      CREATE TABLE admin_accounts (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        password_changed_at BIGINT NOT NULL,
+        last_login_at BIGINT
+      );
+      CREATE TABLE console_sessions (
+        id_hash BYTEA PRIMARY KEY,
+        account TEXT NOT NULL REFERENCES admin_accounts(name),
+        created_at BIGINT NOT NULL,
+        last_used_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+      CREATE INDEX console_sessions_by_account ON console_sessions(account);
+      CREATE INDEX audit_log_by_target ON audit_log(target, id);
+    `,
+  },
 ];

@@ -1,6 +1,7 @@
-import { SqliteConcern, onlyGiven } from './connection.ts';
+import { SqliteConcern } from './connection.ts';
+import { auditQuerySql } from '../audit-sql.ts';
 import { ms, tokenFromRow, type Row, auditFromRow } from '../rows.ts';
-import { type ApiTokenRecord, type AuditEvent, type StoredAuditEvent, type AdminStore } from '../types.ts';
+import { type ApiTokenRecord, type AuditEvent, type StoredAuditEvent, type AdminStore, type AuditQuery } from '../types.ts';
 
 export class SqliteAdmin extends SqliteConcern implements AdminStore {
   async insertApiToken(t: ApiTokenRecord): Promise<void> {
@@ -44,12 +45,8 @@ export class SqliteAdmin extends SqliteConcern implements AdminStore {
     return Number(result.lastInsertRowid);
   }
 
-  async listAudit(query: { action?: string; limit?: number } = {}): Promise<StoredAuditEvent[]> {
-    const { where, params } = onlyGiven({ action: query.action });
-    const rows = this.sql(`SELECT * FROM audit_log ${where} ORDER BY id DESC LIMIT @limit`).all({
-      ...params,
-      limit: query.limit ?? 100,
-    }) as Row[];
-    return rows.map(auditFromRow);
+  async listAudit(query: AuditQuery = {}): Promise<StoredAuditEvent[]> {
+    const { sql, params } = auditQuerySql(query, () => '?');
+    return (this.sql(sql).all(...params) as Row[]).map(auditFromRow);
   }
 }

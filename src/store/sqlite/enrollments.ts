@@ -1,3 +1,4 @@
+import { CHECKIN_RHYTHM_SET } from '../enrolled-devices-sql.ts';
 import { SqliteConcern } from './connection.ts';
 import {
   ms,
@@ -17,6 +18,7 @@ import {
   type EnrollmentRecord,
   type EnrollmentStore,
   type PushRegistration,
+  CHECKIN_SESSION_GAP_MS,
 } from '../types.ts';
 
 export class SqliteEnrollments extends SqliteConcern implements EnrollmentStore {
@@ -129,11 +131,12 @@ export class SqliteEnrollments extends SqliteConcern implements EnrollmentStore 
 
   async touchEnrollments(seen: ReadonlyArray<{ id: string; at: Date; presentedBy?: string }>): Promise<void> {
     const touch = this.sql(
-      `UPDATE enrollments SET last_seen_at = @at WHERE id = @id AND last_seen_at < @at
+      `UPDATE enrollments SET last_seen_at = @at, ${CHECKIN_RHYTHM_SET('@at', '@session')}
+         WHERE id = @id AND last_seen_at < @at
          AND (@cert IS NULL OR @cert IN (identity_certificate_id, previous_identity_certificate_id))`,
     );
     this.db.transaction(() => {
-      for (const { id, at, presentedBy } of seen) touch.run({ at: ms(at), id, cert: presentedBy ?? null });
+      for (const { id, at, presentedBy } of seen) touch.run({ at: ms(at), id, cert: presentedBy ?? null, session: CHECKIN_SESSION_GAP_MS });
     })();
   }
 

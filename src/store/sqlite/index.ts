@@ -1,6 +1,7 @@
 import { composeStore } from '../compose.ts';
 import type { Store } from '../types.ts';
 import { SqliteAdmin } from './admin.ts';
+import { SqliteConsole } from './console.ts';
 import { SqliteCommands } from './commands.ts';
 import { SqliteDb, SqliteMeta, type SqliteOptions } from './connection.ts';
 import { SqliteDeliveries } from './deliveries.ts';
@@ -25,6 +26,7 @@ export const SqliteStore = {
       deliveries: new SqliteDeliveries(db),
       commands: new SqliteCommands(db),
       admin: new SqliteAdmin(db),
+      console: new SqliteConsole(db),
     });
   },
 };

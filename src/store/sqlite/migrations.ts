@@ -358,4 +358,31 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
         BEGIN UPDATE identity_epoch SET value = value + 1 WHERE id = 1; END;
     `,
   },
+  {
+    version: 14,
+    name: 'console',
+    // The console's administrators and sessions (only a hash of each session's secret), and each enrollment's
+    // check-in rhythm for the forecast: sessions, typical and longest gap between them.
+    sql: `
+      ALTER TABLE enrollments ADD COLUMN checkin_sessions INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE enrollments ADD COLUMN checkin_gap_ms INTEGER;
+      ALTER TABLE enrollments ADD COLUMN checkin_gap_max_ms INTEGER;
+      CREATE TABLE admin_accounts (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        password_changed_at INTEGER NOT NULL,
+        last_login_at INTEGER
+      );
+      CREATE TABLE console_sessions (
+        id_hash BLOB PRIMARY KEY,
+        account TEXT NOT NULL REFERENCES admin_accounts(name),
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+      CREATE INDEX console_sessions_by_account ON console_sessions(account);
+      CREATE INDEX audit_log_by_target ON audit_log(target, id);
+    `,
+  },
 ];

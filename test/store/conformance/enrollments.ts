@@ -232,4 +232,25 @@ export function enrollmentConformance(withStore: WithStore): void {
     await store.touchEnrollments([{ id: 'SEEN-A', at: muchLater, presentedBy: a.id }]);
     assert.deepEqual((await store.getEnrollment('SEEN-A'))?.lastSeenAt, muchLater);
   });
+  withStore('check-in rhythm: sessions at least an hour apart, their typical (moving average) and longest gap', async (store) => {
+    const at = new Date(Date.UTC(2026, 0, 1));
+    const c = certificate();
+    await store.insertCertificates([{ certificate: c }]);
+    await store.authenticateEnrollment({ id: 'RHYTHM', kind: 'device', certificateId: c.id, topic: 't', info: {}, now: at, decide });
+    assert.deepEqual((await store.getEnrollment('RHYTHM'))?.rhythm, { sessions: 1, typicalGapMs: null, longestGapMs: null });
+    const hour = 3_600_000;
+    const seen = async (offset: number) => store.touchEnrollments([{ id: 'RHYTHM', at: new Date(at.getTime() + offset) }]);
+    await seen(5 * 60_000); // the same session: minutes later
+    assert.deepEqual((await store.getEnrollment('RHYTHM'))?.rhythm, { sessions: 1, typicalGapMs: null, longestGapMs: null });
+    await seen(5 * 60_000 + 4 * day); // four days later
+    assert.deepEqual((await store.getEnrollment('RHYTHM'))?.rhythm, { sessions: 2, typicalGapMs: 4 * day, longestGapMs: 4 * day });
+    await seen(5 * 60_000 + 4 * day + 30 * 60_000); // half an hour: same session
+    await seen(5 * 60_000 + 4 * day + 30 * 60_000 + 8 * day); // eight days later
+    assert.deepEqual((await store.getEnrollment('RHYTHM'))?.rhythm, { sessions: 3, typicalGapMs: 5 * day, longestGapMs: 8 * day });
+    await seen(5 * 60_000 + 4 * day + 30 * 60_000 + 8 * day + hour); // exactly an hour: a new session
+    const rhythm = (await store.getEnrollment('RHYTHM'))!.rhythm;
+    assert.equal(rhythm.sessions, 4);
+    assert.equal(rhythm.typicalGapMs, (3 * 5 * day + hour) / 4);
+    assert.equal(rhythm.longestGapMs, 8 * day);
+  });
 }

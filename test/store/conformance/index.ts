@@ -1,5 +1,6 @@
 import type { Store } from '../../../src/store/types.ts';
 import { adminConformance } from './admin.ts';
+import { consoleConformance } from './console.ts';
 import { commandConformance } from './commands.ts';
 import { deliveryConformance } from './deliveries.ts';
 import { enrollmentLinkConformance } from './enrollment-links.ts';
@@ -22,4 +23,5 @@ export function storeConformance(backend: string, open: () => Promise<Store>): v
   deliveryConformance(withStoreOf(backend, 'deliveries', open));
   commandConformance(withStoreOf(backend, 'commands', open));
   adminConformance(withStoreOf(backend, 'admin', open));
+  consoleConformance(withStoreOf(backend, 'console', open));
 }
