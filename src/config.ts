@@ -46,6 +46,8 @@ export interface Config {
   pushTopic: string | null;
   signMessage: boolean;
   pinServerUrl: boolean;
+  /** The admin console at /console on the HTTPS listener. */
+  console: boolean;
   /** Any fresh identity may take over an enrolled UDID (other servers' behaviour; weaker). Off by default. */
   permissiveReenrollment: boolean;
   /**
@@ -273,6 +275,13 @@ export const OPTIONS: OptionSpec[] = [
     kind: 'string',
     defaultText: 'true',
     help: 'SignMessage in the MDM payload: devices sign every message (Mdm-Signature), needed behind TLS-terminating proxies',
+  },
+  {
+    flag: 'console',
+    env: 'CERTMDM_CONSOLE',
+    kind: 'string',
+    defaultText: 'true',
+    help: 'serve the admin console at /console (log in with an account from certmdm admin create)',
   },
   {
     flag: 'pin-server-url',
@@ -594,6 +603,7 @@ export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv = proces
     pushTopic: pushTopic(str('push-topic', '')),
     signMessage: boolean('sign-message', str('sign-message', 'true')),
     pinServerUrl: boolean('pin-server-url', str('pin-server-url', 'false')),
+    console: boolean('console', str('console', 'true')),
     permissiveReenrollment: boolean('permissive-reenrollment', str('permissive-reenrollment', 'false')),
     rescueGraceDays: int('rescue-grace-days', 30, 0, 365),
     scepAllowedSans: list(raw['scep-allowed-san']).map((rule) => {

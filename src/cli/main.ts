@@ -48,6 +48,10 @@ commands:
   certs list [--json] [--pem]   the certificate inventory, soonest expiry first
   certs export --role ROLE [--out FILE]
                                 PEM of the active certificates of a role (root, intermediate, tls, ...)
+  admin create|passwd --name NAME
+                                a console administrator, or a new password (ends its sessions); the password is read
+                                from CERTMDM_ADMIN_PASSWORD or standard input, never from the command line
+  admin list | admin delete --name NAME
   token create --name NAME      a new admin API token (printed once)
   token list                    admin API tokens (never their secrets)
   token revoke ID               revoke an admin API token
@@ -64,6 +68,8 @@ commands:
   push status                   topic and expiry of the push certificate
   scep challenge [--ttl-hours N] [--enrollment REF] [--json]
                                 a one-time SCEP challenge password (printed once)
+  lifecycle forecast [--days N] [--json]
+                                who is lost in the next N days (90) if every device keeps its check-in rhythm, and why
   lifecycle plan [--json] [--all] [--at DATE]
                                 every upcoming expiry: what depends on it, the planned action and its date,
                                 then what is due now (read-only); --all lists every device identity
@@ -171,6 +177,14 @@ async function run(argv: string[]): Promise<void> {
         }
         throw new OperatorError(`unknown certs command '${sub}'`, 2);
       });
+    }
+    case 'admin': {
+      const { config, values } = parseCommand(rest, { name: { type: 'string' }, json: { type: 'boolean' } });
+      if (values.help || !sub) return out(commandHelp('admin create|passwd|delete --name NAME | admin list [--json]'));
+      const { adminCommand } = await import('./admin.ts');
+      return withApp(config, false, async (app) =>
+        out(await adminCommand(app, sub, values.name as string | undefined, Boolean(values.json))),
+      );
     }
     case 'token': {
       const { config, values, positionals } = parseCommand(rest, { name: { type: 'string' }, json: { type: 'boolean' } });
@@ -392,8 +406,30 @@ async function run(argv: string[]): Promise<void> {
       });
     }
     case 'lifecycle': {
-      const { config, values } = parseCommand(rest, { json: { type: 'boolean' }, at: { type: 'string' }, all: { type: 'boolean' } });
-      if (values.help || sub !== 'plan') return out(commandHelp('lifecycle plan [--json] [--all] [--at YYYY-MM-DD]'));
+      const { config, values } = parseCommand(rest, {
+        json: { type: 'boolean' },
+        at: { type: 'string' },
+        all: { type: 'boolean' },
+        days: { type: 'string' },
+      });
+      if (values.help || (sub !== 'plan' && sub !== 'forecast'))
+        return out(commandHelp('lifecycle plan [--json] [--all] [--at YYYY-MM-DD] | lifecycle forecast [--days N] [--json]'));
+      if (sub === 'forecast') {
+        const days = values.days === undefined ? 90 : Number(values.days);
+        if (!Number.isInteger(days) || days < 1 || days > 3650)
+          throw new OperatorError('--days must be a whole number of days from 1 to 3650', 2);
+        return withApp(config, false, async (app) => {
+          const { forecastFromStore } = await import('../lifecycle/forecast-facts.ts');
+          const { formatForecast } = await import('../lifecycle/forecast.ts');
+          const result = await forecastFromStore(app.store, app.clock(), {
+            days,
+            pinning: app.config.pinServerUrl,
+            identityDays: app.config.identityDays,
+            rescueGraceDays: app.config.rescueGraceDays,
+          });
+          return out(values.json ? JSON.stringify(result, null, 2) : formatForecast(result));
+        });
+      }
       const at = values.at === undefined ? undefined : new Date(String(values.at));
       if (at && Number.isNaN(at.getTime())) throw new OperatorError('--at must be a date (YYYY-MM-DD or ISO 8601)', 2);
       return withApp(config, false, async (app) => {

@@ -67,6 +67,7 @@ export async function serve(config: Config): Promise<void> {
     `  health              ${base}/healthz`,
     ...(metricsUrl ? [`  metrics             ${metricsUrl}`] : []),
     `  admin API           ${base}/v1/certs  (Authorization: Bearer <token>)`,
+    ...(config.console ? [`  admin console       ${base}/console  (accounts: certmdm admin create --name NAME)`] : []),
     `  TLS names           ${config.hostnames.join(', ')}`,
     `  root CA (SHA-256)   ${pki.authority.root.fingerprintSha256}`,
     `  data directory      ${app.dataDir.path}`,

@@ -14,6 +14,8 @@ import type { Metrics } from '../ops/metrics.ts';
 import { profileRoutes } from './profile-routes.ts';
 import { mdmRoutes } from './mdm-routes.ts';
 import { adminMdmRoutes } from './admin-mdm-routes.ts';
+import { consoleRoutes } from '../console/routes.ts';
+import { LifecycleRunner } from '../lifecycle/runner.ts';
 
 export const VERSION = '0.1.0';
 
@@ -113,6 +115,18 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
     bodyLimit: app.config.mdmBodyLimit,
     metrics: services.metrics,
   });
+  if (app.config.console) {
+    // "Rotate now" goes through a runner of its own (a runner keeps no state that matters between runs); a TLS
+    // certificate it re-issues is swapped into this listener.
+    const runner = new LifecycleRunner({
+      app,
+      pki,
+      profiles,
+      push: services.push,
+      onTlsChange: (live) => swapSecureContext(server, app, live),
+    });
+    await server.register(consoleRoutes, { app, pki, services, runner });
+  }
   // Last-seen times held in memory are written before the server lets go of the store.
   server.addHook('onClose', () => mdm.lastSeen.flush());
 

@@ -174,6 +174,26 @@ export class LifecycleRunner {
   }
 
   /**
+   * An administrator's "rotate now": a new TLS certificate, or a new intermediate (and every leaf it signs), made and
+   * swapped in exactly as the planned actions are; undelivered renewal profiles naming the old chain are withdrawn
+   * and sent again by the next run. Returns what was done.
+   */
+  async rotateNow(what: 'tls' | 'intermediate', actor: string): Promise<string[]> {
+    const { app } = this.deps;
+    const now = app.clock();
+    const report: RunReport = { at: now, planned: [], done: [], attention: [] };
+    if (what === 'intermediate') {
+      await rolloverIntermediate(app, pkiSettings(app.config));
+      report.done.push('rolled over the intermediate');
+      await this.#apply({ tls: `${actor}: intermediate rolled over by hand` }, report);
+      await this.#withdrawStaleRenewals(now, report);
+    } else {
+      await this.#apply({ tls: `${actor}: re-issued by hand` }, report);
+    }
+    return report.done;
+  }
+
+  /**
    * After a new intermediate, an undelivered renewal profile names the old one in CAFingerprint while GetCACert hands
    * out the new: the device's SCEP client would refuse it. With pinning, one made before a successor root lacks that
    * root. Such profiles are withdrawn (their bodies erased, so nothing delivers them) and the renewal goes out again at

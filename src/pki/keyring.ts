@@ -40,4 +40,21 @@ export class Keyring {
       der.fill(0);
     }
   }
+
+  /**
+   * Seals a short-lived value that must travel through a browser and come back untouched (the console's pending push
+   * upload): AES-GCM under the master key, bound to `context` (a purpose and a session), so it opens nowhere else.
+   */
+  sealTransient(value: Buffer, context: string): string {
+    return this.master.seal(value, `transient:${context}`).toString('base64url');
+  }
+
+  /** The value sealed by sealTransient for the same context; undefined if it was altered or sealed for another. */
+  openTransient(sealed: string, context: string): Buffer | undefined {
+    try {
+      return this.master.open(Buffer.from(sealed, 'base64url'), `transient:${context}`);
+    } catch {
+      return undefined;
+    }
+  }
 }

@@ -150,12 +150,43 @@ async function readInput(input: ImportInput): Promise<{ certificates: Buffer[]; 
   return { certificates: [Buffer.from(input.data)] };
 }
 
-/**
- * Imports Apple's push certificate. It must carry a `com.apple.mgmt.` topic, be within its validity and match a key
- * (its own, a supplied one, or a stored CSR's). A renewal with another topic is refused, because every enrolled
- * device would be orphaned, unless `forceNewTopic` (audited). On any refusal the current certificate stays.
- */
-export async function importPushCertificate(deps: Deps, input: ImportInput): Promise<CertificateRecord> {
+/** A topic different from the installed certificate's: refused unless forced, because every device would be orphaned. */
+export class PushTopicChange extends OperatorError {
+  constructor(
+    readonly currentTopic: string | undefined,
+    readonly newTopic: string,
+  ) {
+    super(
+      `the new certificate's topic ${newTopic} differs from the current ${currentTopic}: every enrolled device would be orphaned (they only accept pushes for their topic). Renew with the same Apple ID, or pass --force-new-topic if you mean it`,
+    );
+  }
+}
+
+/** What an import would do, checked and nothing changed: the console shows it before the administrator confirms. */
+export interface PushImportPreview {
+  topic: string;
+  subject: string;
+  notBefore: Date;
+  notAfter: Date;
+  current: { topic: string | undefined; notAfter: Date; fingerprintSha256: string } | null;
+  /** Where the key comes from: the file itself or a CSR made here. */
+  keySource: 'supplied' | 'csr';
+}
+
+/** Every check importPushCertificate makes, nothing written; a refusal throws the same OperatorError. */
+export async function previewPushCertificate(deps: Deps, input: ImportInput): Promise<PushImportPreview> {
+  const p = await preparePushImport(deps, input);
+  return {
+    topic: p.topic,
+    subject: p.facts.subject,
+    notBefore: p.facts.notBefore,
+    notAfter: p.facts.notAfter,
+    current: p.current ? { topic: p.currentTopic, notAfter: p.current.notAfter, fingerprintSha256: p.current.fingerprintSha256 } : null,
+    keySource: p.newKey ? 'supplied' : 'csr',
+  };
+}
+
+async function preparePushImport(deps: Deps, input: ImportInput) {
   const now = deps.clock();
   const { certificates, key: bundledKey } = await readInput(input);
   let leaf: Buffer | undefined;
@@ -207,12 +238,19 @@ export async function importPushCertificate(deps: Deps, input: ImportInput): Pro
 
   const [current] = await deps.store.listCertificates({ role: 'push', status: 'active' });
   const currentTopic = current ? topicOf(current.der) : undefined;
-  if (current && currentTopic !== topic) {
-    if (!input.forceNewTopic) {
-      throw new OperatorError(
-        `the new certificate's topic ${topic} differs from the current ${currentTopic}: every enrolled device would be orphaned (they only accept pushes for their topic). Renew with the same Apple ID, or pass --force-new-topic if you mean it`,
-      );
-    }
+  const topicChanges = Boolean(current && currentTopic !== topic);
+  if (topicChanges && !input.forceNewTopic) throw new PushTopicChange(currentTopic, topic);
+  return { now, leaf, topic, facts, newKey, keyId, fulfils, current, currentTopic, topicChanges };
+}
+
+/**
+ * Imports Apple's push certificate. It must carry a `com.apple.mgmt.` topic, be within its validity and match a key
+ * (its own, a supplied one, or a stored CSR's). A renewal with another topic is refused, because every enrolled
+ * device would be orphaned, unless `forceNewTopic` (audited). On any refusal the current certificate stays.
+ */
+export async function importPushCertificate(deps: Deps, input: ImportInput): Promise<CertificateRecord> {
+  const { now, leaf, topic, newKey, keyId, fulfils, current, currentTopic, topicChanges } = await preparePushImport(deps, input);
+  if (topicChanges) {
     await deps.audit.record({
       actor: input.actor,
       action: 'push.topic-changed',

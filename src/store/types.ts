@@ -71,7 +71,8 @@ export interface ApiTokenRecord {
   revokedAt: Date | null;
 }
 
-export type AuditOutcome = 'ok' | 'allowed' | 'denied' | 'error';
+export const AUDIT_OUTCOMES = ['ok', 'allowed', 'denied', 'error'] as const;
+export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
 /** What the audit log is searched by; every field narrows. */
 export interface AuditQuery {
