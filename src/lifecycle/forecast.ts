@@ -75,16 +75,18 @@ export interface Forecast {
 const day = (d: Date) => d.toISOString().slice(0, 10);
 const HOUR_MS = 3_600_000;
 
-/** The gap the forecast assumes: the typical one seen; a device seen once is assumed away as long as it has been. */
+/**
+ * The gap the forecast assumes: the typical one seen. A device seen in one session only has no rhythm yet: it is
+ * assumed to stay away, from now, as long again as it has been away so far (at least a day).
+ */
 export function assumedGap(device: Pick<ForecastDevice, 'rhythm' | 'lastSeenAt'>, now: Date): number {
   const gap = device.rhythm.typicalGapMs ?? Math.max(now.getTime() - device.lastSeenAt.getTime(), DAY_MS);
   return Math.max(gap, HOUR_MS);
 }
 
-/** The device's first projected check-in at or after `t` (the rhythm's grid: last seen + k × gap). */
-function nextCheckIn(lastSeen: number, gap: number, t: number): number {
-  if (t <= lastSeen) return lastSeen;
-  return lastSeen + Math.ceil((t - lastSeen) / gap) * gap;
+/** The device's first projected check-in at or after `t`: on the rhythm's grid, anchor + k × gap for k ≥ 1. */
+function nextCheckIn(anchor: number, gap: number, t: number): number {
+  return anchor + Math.max(1, Math.ceil((t - anchor) / gap)) * gap;
 }
 
 export function forecast(input: ForecastInput): Forecast {
@@ -105,6 +107,8 @@ export function forecast(input: ForecastInput): Forecast {
   for (const device of input.devices) {
     const gap = assumedGap(device, input.now);
     const seen = device.lastSeenAt.getTime();
+    // The grid the check-ins are projected on: from the last one, or from now for a device without a rhythm.
+    const anchor = device.rhythm.typicalGapMs === null ? now : seen;
     const base = {
       deviceId: device.id,
       name: device.name,
@@ -112,12 +116,12 @@ export function forecast(input: ForecastInput): Forecast {
       gapDays: Math.round((gap / DAY_MS) * 10) / 10,
       lastSeenAt: device.lastSeenAt,
     };
-    const rhythm = `checks in about every ${formatGap(gap)}${device.rhythm.typicalGapMs === null ? ' (seen once: assumed away as long as it has been)' : ''}, last ${day(device.lastSeenAt)}`;
+    const rhythm = `checks in about every ${formatGap(gap)}${device.rhythm.typicalGapMs === null ? ' (one session so far: assumed away as long again)' : ''}, last ${day(device.lastSeenAt)}`;
     const losses: ForecastLoss[] = [];
 
     // Whoever checks in next after `t`, before the push certificate ends (no wake-ups after).
     const checkInAfter = (t: number): number | null => {
-      const next = nextCheckIn(seen, gap, Math.max(t, now));
+      const next = nextCheckIn(anchor, gap, Math.max(t, now));
       return next < pushEnds ? next : null;
     };
 
@@ -160,7 +164,7 @@ export function forecast(input: ForecastInput): Forecast {
             certificate,
             why: `seen since its renewal started ${day(device.renewalStartedAt!)} but has not installed the renewal profile (${device.renewalAttempts} sent; NotNow or an error); the identity expires ${day(new Date(identity.notAfter))}${grace}`,
           });
-        else if (pushEnds < deadline && nextCheckIn(seen, gap, Math.max(opens, now)) < deadline)
+        else if (pushEnds < deadline && nextCheckIn(anchor, gap, Math.max(opens, now)) < deadline)
           losses.push({
             ...base,
             lostAt,
