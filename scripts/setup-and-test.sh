@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 # certmonger's scep-submit and daemon (with a D-Bus session bus), nginx, curl, python3 (plistlib, sqlite3) and
 # util-linux's setpriv (runs the CLI as root without the privilege to ignore permission bits), PostgreSQL (a
 # throw-away cluster per test file, on loopback, run as the postgres user; never the system cluster) and
-# Prometheus' promtool (lints /metrics, checks and unit-tests the alert rules) and systemd-analyze (the unit file).
-PEERS=(openssl scep certmonger dbus nginx curl python3 util-linux postgresql prometheus systemd)
+# Prometheus' promtool (lints /metrics, checks and unit-tests the alert rules), systemd-analyze (the unit file),
+# Debian's Chromium (the console's browser tests, driven by playwright-core: no browser is downloaded) and zbarimg
+# (decodes the console's QR codes).
+PEERS=(openssl scep certmonger dbus nginx curl python3 util-linux postgresql prometheus systemd chromium zbar-tools)
 missing=()
 for p in "${PEERS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -1,5 +1,6 @@
 import { DAY_MS } from '../clock.ts';
 import { day, escape } from './html.ts';
+import { commonName } from './facts.ts';
 
 /**
  * The console's charts as SVG made on the server: no script, no CDN. Every mark carries its data in data-*
@@ -51,11 +52,11 @@ export function timelineSvg(rows: TimelineRow[], now: Date): string {
     const x0 = x(r.notBefore.getTime());
     const x1 = x(r.notAfter.getTime());
     const colour = r.foreign ? ROLE_COLOURS.presented : (ROLE_COLOURS[r.role] ?? '#57606a');
-    const label = `${r.foreign ? 'presented' : r.role}: ${r.subject}`;
+    const label = `${r.foreign ? 'presented' : r.role}: ${commonName(r.subject)}`;
     parts.push(
       `<g class="certificate" data-role="${attr(r.role)}" data-subject="${attr(r.subject)}" data-not-before="${r.notBefore.toISOString()}" data-not-after="${r.notAfter.toISOString()}" data-planned="${r.planned ? r.planned.at.toISOString() : ''}" data-planned-kind="${r.planned ? attr(r.planned.kind) : ''}" data-foreign="${r.foreign}">`,
       `<title>${attr(`${label}\n${day(r.notBefore)} → ${day(r.notAfter)}${r.planned ? `\nplanned ${r.planned.kind} ${day(r.planned.at)}` : ''}`)}</title>`,
-      `<text x="${left - 8}" y="${y + 17}" text-anchor="end">${attr(label.length > 46 ? `${label.slice(0, 45)}…` : label)}</text>`,
+      `<text x="${left - 8}" y="${y + 17}" text-anchor="end">${attr(label.length > 40 ? `${label.slice(0, 39)}…` : label)}</text>`,
       `<rect x="${x0.toFixed(1)}" y="${y + 5}" width="${Math.max(1, x1 - x0).toFixed(1)}" height="${rowHeight - 10}" rx="3" fill="${colour}" fill-opacity="${r.foreign ? 0.55 : 0.8}"/>`,
     );
     if (r.planned) {
@@ -129,7 +130,8 @@ export function histogramSvg(bins: HistogramBin[], now: Date, renewalHorizon: Da
   const ticks = Math.min(bins.length, 8);
   for (let i = 0; i <= ticks; i++) {
     const t = start + ((end - start) * i) / ticks;
-    parts.push(`<text x="${x(t).toFixed(1)}" y="${height - bottom + 16}" text-anchor="middle">${day(new Date(t))}</text>`);
+    const anchor = i === 0 ? 'start' : i === ticks ? 'end' : 'middle';
+    parts.push(`<text x="${x(t).toFixed(1)}" y="${height - bottom + 16}" text-anchor="${anchor}">${day(new Date(t))}</text>`);
   }
   const nx = x(Math.min(Math.max(now.getTime(), start), end)).toFixed(1);
   parts.push(`<line class="today" x1="${nx}" y1="${top}" x2="${nx}" y2="${height - bottom}" stroke="#cf222e" stroke-width="2"/>`);

@@ -42,7 +42,7 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
  */
 export function runCli(
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string; bindPermissions?: boolean } = {},
+  options: { env?: Record<string, string>; cwd?: string; bindPermissions?: boolean; input?: string } = {},
 ): SpawnSyncReturns<string> {
   const drop = options.bindPermissions && process.getuid?.() === 0;
   const caps = '-dac_override,-dac_read_search';
@@ -52,6 +52,7 @@ export function runCli(
     env: cleanEnv(options.env),
     cwd: options.cwd ?? ROOT,
     timeout: 60_000,
+    input: options.input,
   });
 }
 
