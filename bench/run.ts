@@ -9,6 +9,7 @@ import { pushBench } from './push.ts';
 import { simulationBench } from './simulate.ts';
 import { printRows, type BenchRow } from './measure.ts';
 import { healthzBench } from './healthz.ts';
+import { consoleBench } from './console.ts';
 
 type Limits = Awaited<ReturnType<typeof machineLimits>>;
 const SECTIONS: Record<string, (limits: Limits) => Promise<BenchRow[]>> = {
@@ -20,6 +21,7 @@ const SECTIONS: Record<string, (limits: Limits) => Promise<BenchRow[]>> = {
   mdm: mdmBench,
   push: () => pushBench(),
   simulate: simulationBench,
+  console: () => consoleBench(),
 };
 
 // `npm run bench -- mdm scep` runs only those sections; no argument runs all of them.
