@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../app/context.ts';
 import { checkSession, cookieValue, csrfMatches, csrfToken, SESSION_COOKIE, CLEARED_COOKIE } from './sessions.ts';
 import { html, page } from './html.ts';
+import { isMultipart } from './forms.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -96,8 +97,9 @@ export function requireConsoleSession(app: AppContext) {
     request.consoleAdmin = session.record.account;
     request.consoleCsrf = csrfToken(session.secret);
     if (request.method === 'POST') {
-      const body = request.body as { fields?: Record<string, string>; csrf?: string } | undefined;
-      const presented = body?.fields ? body.fields.csrf : body?.csrf;
+      const body: unknown = request.body;
+      const form = isMultipart(body) ? body.fields : body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
+      const presented = form.csrf;
       if (!csrfMatches(session.secret, presented))
         return refuse(
           app,

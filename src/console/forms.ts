@@ -21,12 +21,18 @@ export interface Multipart {
   files: Record<string, { filename: string; data: Buffer }>;
 }
 
+const MULTIPART = Symbol('multipart');
+
+export function isMultipart(body: unknown): body is Multipart {
+  return typeof body === 'object' && body !== null && MULTIPART in body;
+}
+
 /** multipart/form-data (RFC 7578): parts split on the boundary, each part's headers then its bytes. */
 export function parseMultipart(body: Buffer, contentType: string): Multipart {
   const boundary = /boundary=(?:"([^"]{1,70})"|([^;\s]{1,70}))/i.exec(contentType);
   if (!boundary) throw new FormError('multipart body without a boundary');
   const delimiter = Buffer.from(`--${boundary[1] ?? boundary[2]}`);
-  const out: Multipart = { fields: Object.create(null), files: Object.create(null) };
+  const out: Multipart = Object.assign({ fields: Object.create(null), files: Object.create(null) }, { [MULTIPART]: true });
   let at = body.indexOf(delimiter);
   if (at < 0) throw new FormError('multipart body without its boundary');
   let n = 0;

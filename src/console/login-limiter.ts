@@ -1,40 +1,71 @@
 /**
- * Login attempts, limited per client address and per account name: after 5 failures within 15 minutes, further
- * attempts are refused (429) until the oldest of them is 15 minutes old. In memory, per instance: with N instances an
- * attacker gets N times the attempts, each still paying a scrypt hash. Bounded: the least recently failed keys go
- * first when 10 000 are held.
+ * Login attempts, limited per account name and per client address. An attempt counts the moment it starts, before
+ * its password hash, so attempts sent in parallel are limited as strictly as attempts sent one by one; a successful
+ * one is taken back. Per account: 5 within 15 minutes; per address: 20 (behind one proxy many administrators may
+ * share an address, and one wrong-password streak must not lock everyone out). Beyond either, attempts are refused
+ * until the oldest counted is 15 minutes old. In memory, per instance (with N instances an attacker gets N times the
+ * attempts, each still paying scrypt); at most 10 000 keys held, the least recently failed dropped first.
  */
-export const LOGIN_FAILURES_ALLOWED = 5;
+export const LOGIN_FAILURES_ALLOWED = { account: 5, address: 20 } as const;
 export const LOGIN_WINDOW_MS = 15 * 60_000;
+/** Password hashes computed at once, by the whole process: beyond it a login is answered 503 at once. */
+export const LOGIN_HASHES_IN_FLIGHT = 4;
 const MAX_KEYS = 10_000;
 
+export type LoginKeys = { account: string; address: string };
+
 export class LoginLimiter {
-  readonly #failures = new Map<string, number[]>();
+  readonly #attempts = new Map<string, number[]>();
+  #inFlight = 0;
 
-  /** Milliseconds until `keys` may try again; 0 when they may now. */
-  retryAfter(keys: string[], now: number): number {
+  /**
+   * Starts an attempt: the milliseconds to wait when it is refused, else 0 and the attempt is counted (call
+   * `succeeded` or `finished` when the hash is done).
+   */
+  begin(keys: LoginKeys, now: number): { wait: number } | { busy: true } | { wait: 0; token: number } {
     let wait = 0;
-    for (const key of keys) {
+    for (const [kind, key] of this.#entries(keys)) {
       const recent = this.#recent(key, now);
-      if (recent.length >= LOGIN_FAILURES_ALLOWED) wait = Math.max(wait, recent[0]! + LOGIN_WINDOW_MS - now);
+      if (recent.length >= LOGIN_FAILURES_ALLOWED[kind]) wait = Math.max(wait, recent[0]! + LOGIN_WINDOW_MS - now);
     }
-    return wait;
+    if (wait > 0) return { wait };
+    if (this.#inFlight >= LOGIN_HASHES_IN_FLIGHT) return { busy: true };
+    this.#inFlight++;
+    for (const [, key] of this.#entries(keys)) this.#record(key, [...this.#recent(key, now), now]);
+    return { wait: 0, token: now };
   }
 
-  fail(keys: string[], now: number): void {
-    for (const key of keys) {
-      const recent = [...this.#recent(key, now), now].slice(-LOGIN_FAILURES_ALLOWED);
-      this.#failures.delete(key);
-      this.#failures.set(key, recent);
-      if (this.#failures.size > MAX_KEYS) this.#failures.delete(this.#failures.keys().next().value!);
+  /** The attempt's hash is done and the password was wrong: it stays counted. */
+  finished(): void {
+    this.#inFlight--;
+  }
+
+  /** The password was right: this attempt is taken back, and the account's earlier failures forgotten. */
+  succeeded(keys: LoginKeys, token: number): void {
+    this.#inFlight--;
+    this.#attempts.delete(`account:${keys.account}`);
+    const address = `address:${keys.address}`;
+    const left = this.#attempts.get(address);
+    if (left) {
+      const i = left.lastIndexOf(token);
+      if (i >= 0) left.splice(i, 1);
     }
   }
 
-  succeed(keys: string[]): void {
-    for (const key of keys) this.#failures.delete(key);
+  #entries(keys: LoginKeys): [keyof typeof LOGIN_FAILURES_ALLOWED, string][] {
+    return [
+      ['account', `account:${keys.account}`],
+      ['address', `address:${keys.address}`],
+    ];
+  }
+
+  #record(key: string, times: number[]): void {
+    this.#attempts.delete(key);
+    this.#attempts.set(key, times.slice(-Math.max(LOGIN_FAILURES_ALLOWED.account, LOGIN_FAILURES_ALLOWED.address)));
+    if (this.#attempts.size > MAX_KEYS) this.#attempts.delete(this.#attempts.keys().next().value!);
   }
 
   #recent(key: string, now: number): number[] {
-    return (this.#failures.get(key) ?? []).filter((t) => now - t < LOGIN_WINDOW_MS);
+    return (this.#attempts.get(key) ?? []).filter((t) => now - t < LOGIN_WINDOW_MS);
   }
 }

@@ -1,21 +1,33 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OperatorError } from '../errors.ts';
 import { commandFromJson } from '../mdm/commands.ts';
 import { ChannelIdError, channelFromId } from '../mdm/channel-id.ts';
 import { ProfileError } from '../profiles/service.ts';
 import { importPushCertificate, previewPushCertificate, PushTopicChange, topicOf } from '../push/certificate.ts';
-import { deviceChannel, type ChannelKey } from '../store/types.ts';
+import { deviceChannel, type AdminAccountRecord, type ChannelKey } from '../store/types.ts';
 import { CONSOLE_CSS } from './assets.ts';
 import { actorOf, refuse, requireConsoleSession, securityHeaders } from './auth.ts';
 import type { ConsoleDeps } from './facts.ts';
-import { parseMultipart, parseUrlEncoded, type Multipart } from './forms.ts';
+import { isMultipart, parseMultipart, parseUrlEncoded } from './forms.ts';
+import { clientAddress } from './client-address.ts';
+import { SpentNonces } from './spent-nonces.ts';
 import { html, page, type Html, type PageContext } from './html.ts';
 import { LoginLimiter } from './login-limiter.ts';
 import { verifyPassword } from './passwords.ts';
-import { CLEARED_COOKIE, cookieValue, csrfMatches, csrfToken, openSession, sessionCookie, sessionHash } from './sessions.ts';
+import {
+  CLEARED_COOKIE,
+  cookieValue,
+  csrfMatches,
+  csrfToken,
+  openSession,
+  SESSION_IDLE_MS,
+  sessionCookie,
+  sessionHash,
+} from './sessions.ts';
 import { actionsPage, confirmPage, CONSOLE_COMMANDS, enrollmentLinkResult, pushPreview } from './pages/actions.ts';
-import { auditPage, auditQuery } from './pages/audit.ts';
+import { auditPage } from './pages/audit.ts';
+import { auditQuery, stringQuery } from '../admin/audit-query.ts';
 import { certificatePage, certificatesCsv, certificatesPage, certificateFilter } from './pages/certificates.ts';
 import { atRiskPage, devicePage, devicesPage } from './pages/devices.ts';
 import { forecastPage } from './pages/forecast.ts';
@@ -29,10 +41,9 @@ const pushSummary = (p: PushResult): string => (p.ok ? 'delivered to APNs' : `no
 
 const LOGIN_COOKIE = '__Host-certmdm-login';
 const FORM_LIMIT = 64 * 1024;
-const UPLOAD_LIMIT = 256 * 1024;
+/** Apple's push certificate with its key and chain is a few KiB; the pending copy must fit back into a form post. */
+const UPLOAD_LIMIT = 32 * 1024;
 const PENDING_PUSH_MS = 10 * 60_000;
-
-type Query = Record<string, string | undefined>;
 
 /**
  * The admin console at /console: server-rendered pages, no script, every change a confirmed, CSRF-checked, audited
@@ -42,6 +53,8 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
   const { app } = deps;
   const limiter = new LoginLimiter();
 
+  // The console reads forms and nothing else: JSON, text and the rest are 415 here, never parsed into surprises.
+  server.removeAllContentTypeParsers();
   server.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_LIMIT }, (_req, body, done) => {
     try {
       done(null, parseUrlEncoded(body as string));
@@ -93,10 +106,14 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
     now: app.clock(),
     path: request.url.split('?')[0]!,
   });
+  /** A form's text fields (a multipart body's, or a URL-encoded one's); nothing else the client sent. */
   const fields = (request: FastifyRequest): Record<string, string> => {
-    const body = request.body as Record<string, string> | Multipart | undefined;
-    if (!body) return {};
-    return 'fields' in body && typeof body.fields === 'object' ? (body as Multipart).fields : (body as Record<string, string>);
+    const body: unknown = request.body;
+    if (isMultipart(body)) return body.fields;
+    const out: Record<string, string> = Object.create(null);
+    if (body && typeof body === 'object' && !Array.isArray(body))
+      for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v;
+    return out;
   };
 
   server.get('/console/assets/console.css', async (_request, reply) =>
@@ -112,7 +129,11 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
   server.get('/console/login', async (_request, reply) => loginPage(reply));
   server.post('/console/login', async (request, reply) => {
     const form = fields(request);
-    const name = typeof form.name === 'string' ? form.name.slice(0, 128) : '';
+    const name = (form.name ?? '').slice(0, 128);
+    const address = clientAddress(request, app.config.trustedProxies);
+    // An unknown name is audited by a hash only: a password typed into the name field must not land in the log.
+    const named = async () =>
+      (await app.store.getAdminAccount(name)) ? name : `unknown:${createHash('sha256').update(name).digest('hex').slice(0, 16)}`;
     const loginSecret = cookieValue(request.headers.cookie, LOGIN_COOKIE);
     if (!loginSecret || !/^[A-Za-z0-9_-]{43}$/.test(loginSecret) || !csrfMatches(loginSecret, form.csrf))
       return refuse(
@@ -122,49 +143,59 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
         'console.login',
         form.csrf ? 'wrong CSRF token' : 'missing CSRF token',
         'This login form was not sent by the console (its CSRF token is missing or wrong).',
-        { name },
+        { name: await named(), address },
       );
-    const now = app.clock().getTime();
-    const keys = [`ip:${request.ip}`, `account:${name}`];
-    const wait = limiter.retryAfter(keys, now);
-    if (wait > 0) {
+    const keys = { account: name, address };
+    const attempt = limiter.begin(keys, app.clock().getTime());
+    if (!('token' in attempt)) {
+      const busy = 'busy' in attempt;
+      const retry = busy ? 1 : Math.ceil(attempt.wait / 1000);
       await app.audit.record({
-        actor: `ip:${request.ip}`,
+        actor: `ip:${address}`,
         action: 'console.login',
-        target: name,
+        target: await named(),
         outcome: 'denied',
-        reason: 'rate limited',
-        detail: { name, retryAfterSeconds: Math.ceil(wait / 1000) },
+        reason: busy ? 'too many logins in progress' : 'rate limited',
+        detail: { name: await named(), retryAfterSeconds: retry },
       });
-      reply.header('retry-after', String(Math.ceil(wait / 1000)));
-      return loginPage(reply, 429, {
-        text: `Too many failed attempts: try again in ${Math.ceil(wait / 60_000)} minute(s).`,
+      reply.header('retry-after', String(retry));
+      return loginPage(reply, busy ? 503 : 429, {
+        text: busy
+          ? 'Too many logins at once: try again in a moment.'
+          : `Too many failed attempts: try again in ${Math.ceil(retry / 60)} minute(s).`,
         kind: 'error',
       });
     }
-    const account = name ? await app.store.getAdminAccount(name) : undefined;
-    const password = typeof form.password === 'string' ? form.password.slice(0, 1024) : '';
-    if (!(await verifyPassword(password, account?.passwordHash))) {
-      limiter.fail(keys, now);
+    let account: AdminAccountRecord | undefined;
+    let right = false;
+    try {
+      account = name ? await app.store.getAdminAccount(name) : undefined;
+      right = await verifyPassword((form.password ?? '').slice(0, 1024), account?.passwordHash);
+    } finally {
+      if (right && account) limiter.succeeded(keys, attempt.token);
+      else limiter.finished();
+    }
+    if (!right || !account) {
       await app.audit.record({
-        actor: `ip:${request.ip}`,
+        actor: `ip:${address}`,
         action: 'console.login',
-        target: name,
+        target: await named(),
         outcome: 'denied',
         reason: 'wrong name or password',
-        detail: { name, knownAccount: Boolean(account) },
+        detail: { name: await named(), knownAccount: Boolean(account) },
       });
       return loginPage(reply, 403, { text: 'Wrong administrator name or password.', kind: 'error' });
     }
-    limiter.succeed(keys);
-    const { secret } = await openSession(app.store, account!.name, app.clock());
-    await app.store.recordAdminLogin(account!.name, app.clock());
+    // Sessions that ended without a logout are swept here, where one is made: the table holds live sessions only.
+    await app.store.deleteStaleConsoleSessions(app.clock(), new Date(app.clock().getTime() - SESSION_IDLE_MS));
+    const { secret } = await openSession(app.store, account.name, app.clock());
+    await app.store.recordAdminLogin(account.name, app.clock());
     await app.audit.record({
-      actor: `admin:${account!.name}`,
+      actor: `admin:${account.name}`,
       action: 'console.login',
-      target: account!.name,
+      target: account.name,
       outcome: 'ok',
-      detail: { ip: request.ip },
+      detail: { address },
     });
     return reply
       .code(303)
@@ -195,7 +226,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
         reply,
         'Devices',
         ctxOf(request),
-        await devicesPage(deps, ctxOf(request), String((request.query as Query).q ?? '').slice(0, 256)),
+        await devicesPage(deps, ctxOf(request), String(stringQuery(request.query).q ?? '').slice(0, 256)),
       ),
     );
     secured.get('/console/devices/:id', async (request, reply) => {
@@ -206,10 +237,10 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
         : send(reply, 'Not found', ctxOf(request), html`<p class="notice error">No device ${id}.</p>`, 404);
     });
     secured.get('/console/certificates', async (request, reply) =>
-      send(reply, 'Certificates', ctxOf(request), await certificatesPage(deps, app.clock(), certificateFilter(request.query as Query))),
+      send(reply, 'Certificates', ctxOf(request), await certificatesPage(deps, app.clock(), certificateFilter(stringQuery(request.query)))),
     );
     secured.get('/console/certificates.csv', async (request, reply) => {
-      const filter = certificateFilter(request.query as Query);
+      const filter = certificateFilter(stringQuery(request.query));
       const csv = await certificatesCsv(deps, app.clock(), filter);
       await app.audit.record({
         actor: actorOf(request),
@@ -230,12 +261,12 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
         : send(reply, 'Not found', ctxOf(request), html`<p class="notice error">No certificate ${id}.</p>`, 404);
     });
     secured.get('/console/forecast', async (request, reply) => {
-      const raw = Number((request.query as Query).days ?? 90);
+      const raw = Number(stringQuery(request.query).days ?? 90);
       const days = Number.isInteger(raw) && raw >= 1 && raw <= 3650 ? raw : 90;
       return send(reply, 'Forecast', ctxOf(request), await forecastPage(deps, app.clock(), days));
     });
     secured.get('/console/audit', async (request, reply) =>
-      send(reply, 'Audit log', ctxOf(request), await auditPage(deps, auditQuery(request.query as Query))),
+      send(reply, 'Audit log', ctxOf(request), await auditPage(deps, auditQuery(stringQuery(request.query)))),
     );
     secured.get('/console/actions', async (request, reply) => {
       const [push] = await app.store.listCertificates({ role: 'push', status: 'active' });
@@ -299,19 +330,27 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
     });
 
     const pushDeps = { store: app.store, keyring: app.keyring, clock: app.clock, audit: app.audit };
+    const spent = new SpentNonces(app.clock);
     const pendingContext = (request: FastifyRequest) =>
       `console-push:${sessionHash(cookieValue(request.headers.cookie, '__Host-certmdm-console')!).toString('hex')}`;
     secured.post('/console/actions/push-certificate', { bodyLimit: UPLOAD_LIMIT }, async (request, reply) => {
-      const body = request.body as Multipart | undefined;
-      const file = body && 'files' in body ? body.files.certificate : undefined;
-      if (!file || file.data.length === 0)
+      const body: unknown = request.body;
+      const file = isMultipart(body) ? body.files.certificate : undefined;
+      if (!isMultipart(body) || !file || file.data.length === 0)
         return invalid(request, reply, 'console.push-certificate', 'choose the push certificate file to upload');
-      const password = body!.fields.password || undefined;
+      const password = body.fields.password || undefined;
       const input = { data: file.data, password, actor: actorOf(request) };
       try {
         const preview = await previewPushCertificate(pushDeps, input);
         const pending = deps.app.keyring.sealTransient(
-          Buffer.from(JSON.stringify({ data: file.data.toString('base64'), password, until: app.clock().getTime() + PENDING_PUSH_MS })),
+          Buffer.from(
+            JSON.stringify({
+              data: file.data.toString('base64'),
+              password,
+              until: app.clock().getTime() + PENDING_PUSH_MS,
+              nonce: randomBytes(16).toString('hex'),
+            }),
+          ),
           pendingContext(request),
         );
         await app.audit.record({
@@ -359,13 +398,16 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
     secured.post('/console/actions/push-certificate/confirm', async (request, reply) => {
       const sealed = fields(request).pending ?? '';
       const opened = sealed.length < 1_000_000 ? deps.app.keyring.openTransient(sealed, pendingContext(request)) : undefined;
-      const pending = opened ? (JSON.parse(opened.toString()) as { data: string; password?: string; until: number }) : undefined;
-      if (!pending || pending.until < app.clock().getTime())
+      const pending = opened
+        ? (JSON.parse(opened.toString()) as { data: string; password?: string; until: number; nonce: string })
+        : undefined;
+      // Each pending upload is confirmed once: a replayed confirmation (or an older upload's) is refused.
+      if (!pending || pending.until < app.clock().getTime() || !spent.spend(pending.nonce, pending.until))
         return invalid(
           request,
           reply,
           'console.push-certificate',
-          'this upload is not pending for your session any more (over 10 minutes, or altered): upload it again',
+          'this upload is not pending for your session any more (confirmed already, over 10 minutes old, or altered): upload it again',
         );
       try {
         const record = await importPushCertificate(pushDeps, {
@@ -508,9 +550,8 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
         );
       let detail: Record<string, unknown> = {};
       if (kind === 'renew') {
-        const withdrawn = enrollment.renewalCommandUuid
-          ? await app.store.eraseCommandBodies([enrollment.renewalCommandUuid], app.clock())
-          : [];
+        // The fresh profile is queued first; only then is the one it replaces withdrawn, so a refusal changes nothing.
+        const replaced = enrollment.renewalCommandUuid;
         const renewal = new IdentityRenewal({
           store: app.store,
           commands: app.commands,
@@ -522,6 +563,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
           return invalid(request, reply, 'console.device-renew', `${id} has no identity to renew: send a re-enrollment link`, {
             device: id,
           });
+        const withdrawn = replaced ? await app.store.eraseCommandBodies([replaced], app.clock()) : [];
         detail = { withdrawn };
       }
       const [pushed] = await deps.services.push.push([deviceChannel(id)], actorOf(request));

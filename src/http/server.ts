@@ -15,6 +15,8 @@ import { profileRoutes } from './profile-routes.ts';
 import { mdmRoutes } from './mdm-routes.ts';
 import { adminMdmRoutes } from './admin-mdm-routes.ts';
 import { consoleRoutes } from '../console/routes.ts';
+import { securityHeaders } from '../console/auth.ts';
+import { auditQuery, stringQuery } from '../admin/audit-query.ts';
 import { LifecycleRunner } from '../lifecycle/runner.ts';
 
 export const VERSION = '0.1.0';
@@ -98,6 +100,8 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
       ...(app.config.mdmIdentitySources.includes('mtls') ? { requestCert: true, rejectUnauthorized: false } : {}),
     },
     bodyLimit: app.config.bodyLimit,
+    // A path parameter may be a UDID or an EnrollmentID (the console's device pages): up to 256 characters, encoded.
+    maxParamLength: 1024,
   });
   const { scep, profiles, mdm } = services;
 
@@ -116,6 +120,11 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
     metrics: services.metrics,
   });
   if (app.config.console) {
+    // The console's headers also on the answers Fastify gives before any console route (unknown page, bad path).
+    server.addHook('onSend', (request, reply, payload, done) => {
+      if (request.url.startsWith('/console') && !reply.hasHeader('content-security-policy')) securityHeaders(reply);
+      done(null, payload);
+    });
     // "Rotate now" goes through a runner of its own (a runner keeps no state that matters between runs); a TLS
     // certificate it re-issues is swapped into this listener.
     const runner = new LifecycleRunner({
@@ -204,9 +213,10 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
         }
       });
       admin.get('/audit', async (request) => {
-        // Clamped both ways: SQLite reads a negative LIMIT as no limit at all.
-        const limit = Math.max(1, Math.min(Math.trunc(Number((request.query as { limit?: string }).limit ?? 100)) || 100, 1000));
-        return { events: await app.store.listAudit({ limit }) };
+        // The console's filters (action prefix, actor, target, outcome, before an id); at most 1000 events a page.
+        const query = stringQuery(request.query);
+        const limit = Math.max(1, Math.min(Math.trunc(Number(query.limit ?? 100)) || 100, 1000));
+        return { events: await app.store.listAudit({ ...auditQuery(query), limit }) };
       });
     },
     { prefix: '/v1' },

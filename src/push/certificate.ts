@@ -208,6 +208,8 @@ async function preparePushImport(deps: Deps, input: ImportInput) {
   if (!topic.startsWith(TOPIC_PREFIX))
     throw new OperatorError(`the topic '${topic}' does not start with ${TOPIC_PREFIX}: this is not an MDM push certificate`);
   const facts = readCertificate(leaf);
+  if (await deps.store.getCertificateByFingerprint(facts.fingerprintSha256))
+    throw new OperatorError('this push certificate is already in the inventory (installed before)');
   if (facts.notAfter <= now) throw new OperatorError(`the push certificate expired on ${facts.notAfter.toISOString()}`);
   // A certificate Apple issued a moment ago may start a little after our clock; beyond a few minutes it is wrong.
   if (facts.notBefore.getTime() > now.getTime() + 5 * 60_000)

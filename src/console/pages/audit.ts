@@ -2,19 +2,6 @@ import { AUDIT_OUTCOMES, type AuditQuery } from '../../store/types.ts';
 import type { ConsoleDeps } from '../facts.ts';
 import { html, table, when, type Html } from '../html.ts';
 
-export function auditQuery(q: Record<string, string | undefined>): AuditQuery {
-  const text = (v: string | undefined) => (v && v.trim() ? v.trim().slice(0, 200) : undefined);
-  const before = Number(q.before);
-  return {
-    actionPrefix: text(q.action),
-    actor: text(q.actor),
-    target: text(q.target),
-    outcome: AUDIT_OUTCOMES.find((o) => o === q.outcome),
-    beforeId: q.before && Number.isSafeInteger(before) && before > 0 ? before : undefined,
-    limit: 100,
-  };
-}
-
 export async function auditPage(deps: ConsoleDeps, query: AuditQuery): Promise<Html> {
   const events = await deps.app.store.listAudit(query);
   const next = events.at(-1);

@@ -84,9 +84,12 @@ export async function certificatesPage(deps: ConsoleDeps, now: Date, f: Certific
     )}`;
 }
 
-/** RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled; a leading =+-@ is defused for spreadsheets. */
+/**
+ * RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled. A field a spreadsheet would read as a
+ * formula (=, +, -, @, tab or CR first, after any spaces) is prefixed with ' so it stays text.
+ */
 export function csvField(value: string): string {
-  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  const safe = /^[\s]*[=+\-@\t\r]/.test(value) ? `'${value}` : value;
   return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
