@@ -71,25 +71,25 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
   });
   server.addHook('onRequest', async (_request, reply) => securityHeaders(reply));
   server.setErrorHandler(async (err: { statusCode?: number; message: string }, request, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 500) request.log.error({ err }, 'console internal error');
+    // A body or request Fastify refused (too large, malformed form): a refusal like any other.
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)
+      return refuse(app, request, reply, 'console.error', err.message.slice(0, 200), err.message, {}, err.statusCode);
+    request.log.error({ err }, 'console internal error');
     await app.audit.record({
       actor: request.consoleAdmin ? actorOf(request) : `ip:${request.ip}`,
       action: 'console.error',
       target: `${request.method} ${request.url.split('?')[0]}`,
-      outcome: status === 500 ? 'error' : 'denied',
-      reason: status === 500 ? 'internal error' : err.message.slice(0, 200),
+      outcome: 'error',
+      reason: 'internal error',
     });
     return reply
-      .code(status)
+      .code(500)
       .type('text/html; charset=utf-8')
       .send(
         page(
           null,
-          status === 500 ? 'Error' : 'Refused',
-          html`<p class="notice error">
-              ${status === 500 ? 'Something failed inside certmdm; the server log has the details. Nothing is known to have changed.' : err.message}
-            </p>
+          'Error',
+          html`<p class="notice error">Something failed inside certmdm; the server log has the details.</p>
             <p><a href="/console">Console</a></p>`,
         ),
       );
