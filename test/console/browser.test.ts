@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
+import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -14,6 +15,8 @@ import { lifecycleState } from '../../src/lifecycle/state.ts';
 import { importPushCertificate } from '../../src/push/certificate.ts';
 import { fakeApple, newTopic } from '../helpers/apple.ts';
 import { run, tempDir } from '../helpers/cli.ts';
+import { selfSigned } from '../helpers/openssl.ts';
+import { probeAndRecord } from '../../src/ops/probe.ts';
 import { enrollTestDevice, type TestDevice } from '../helpers/device.ts';
 import { openSigned } from '../helpers/profile.ts';
 import { ARTIFACTS, PASSWORD, assertNoScript, consoleFixture, dataOf } from './fixture.ts';
@@ -134,8 +137,33 @@ test("console: overview tiles count devices by lifecycle state and the push cert
 });
 
 test('console: the timeline charts every server certificate with its validity and planned replacement', async () => {
+  // A proxy in front presents its own certificate: the real probe records it, and the timeline shows it too.
+  const dir = tempDir('proxy-');
+  selfSigned({
+    key: join(dir, 'k.pem'),
+    cert: join(dir, 'c.pem'),
+    subject: '/CN=proxy.example',
+    days: 400,
+    extensions: ['subjectAltName=DNS:localhost'],
+  });
+  const proxy = createHttpsServer({ key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) }, (_q, r) =>
+    r.end('ok'),
+  );
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  try {
+    await probeAndRecord(f.app.store, `https://localhost:${(proxy.address() as { port: number }).port}`, f.now());
+  } finally {
+    proxy.close();
+  }
+  const proxyCert = new X509Certificate(readFileSync(join(dir, 'c.pem')));
   await visit('/console/timeline', '03-timeline');
-  const bars = await dataOf(page, '#timeline g.certificate');
+  const presented = (await dataOf(page, '#timeline g.certificate')).filter((b) => b.foreign === 'true');
+  assert.deepEqual(
+    presented.map((b) => [b.role, b.subject, b.notAfter]),
+    [['presented', 'CN=proxy.example', new Date(proxyCert.validTo).toISOString()]],
+    'the proxy certificate, which certmdm did not issue, is drawn apart',
+  );
+  const bars = (await dataOf(page, '#timeline g.certificate')).filter((b) => b.foreign === 'false');
   const server = (await f.app.store.listCertificates({ status: 'active' })).filter((c) => c.role !== 'device-identity');
   assert.deepEqual(bars.map((b) => b.role).sort(), server.map((c) => c.role).sort(), 'one bar per active server certificate');
   for (const c of server) {
