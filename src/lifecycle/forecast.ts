@@ -210,7 +210,7 @@ export function forecast(input: ForecastInput): Forecast {
     lost,
     renewals,
     assumptions: [
-      'each device checks in at its observed rhythm: its last check-in plus multiples of its typical gap',
+      'each device checks in at its observed rhythm: its last check-in plus multiples of its typical gap; a device seen in one session only stays away, from now, as long again as it has been away',
       "the lifecycle runner renews each identity when its renewal window opens and rolls certmdm's own certificates over on time",
       "nobody renews the push certificate or a proxy's TLS certificate in the window; no device checks in after the push certificate expires",
       input.rescueGrace > 0
