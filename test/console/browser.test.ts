@@ -13,6 +13,7 @@ import { plan } from '../../src/lifecycle/planner.ts';
 import { LifecycleRunner } from '../../src/lifecycle/runner.ts';
 import { lifecycleState } from '../../src/lifecycle/state.ts';
 import { importPushCertificate } from '../../src/push/certificate.ts';
+import { deviceChannel } from '../../src/store/types.ts';
 import { fakeApple, newTopic } from '../helpers/apple.ts';
 import { run, tempDir } from '../helpers/cli.ts';
 import { selfSigned } from '../helpers/openssl.ts';
@@ -384,6 +385,24 @@ test('console: rotate TLS now, confirmed; the listener presents the new certific
   const presented = await runAsync('openssl', ['s_client', '-connect', `127.0.0.1:${new URL(f.base).port}`, '-servername', 'localhost']);
   const leaf = run('openssl', ['x509', '-noout', '-fingerprint', '-sha256'], { input: presented });
   assert.equal(leaf.stdout.split('=')[1]!.trim().replace(/:/g, '').toLowerCase(), tls!.fingerprintSha256);
+});
+
+test('console: a command is enqueued for the devices named, after confirmation, and audited', async () => {
+  await visit('/console/actions');
+  await page.fill('#devices', 'STEADY-2\nQUIET-3');
+  await page.selectOption('#requestType', 'DeviceInformation');
+  await page.click('#command-form button[type=submit]');
+  assert.match((await page.textContent('#confirm'))!.replace(/\s+/g, ' '), /Enqueue DeviceInformation for 2 device\(s\)/);
+  assert.equal((await f.app.store.listQueue(deviceChannel('STEADY-2'))).length, 0, 'nothing before confirming');
+  await page.click('#confirm-button');
+  const uuid = /\(([0-9A-F-]{36})\)/.exec((await page.textContent('#enqueued'))!)![1]!;
+  for (const udid of ['STEADY-2', 'QUIET-3'])
+    assert.deepEqual(
+      (await f.app.store.listQueue(deviceChannel(udid))).map((q) => [q.commandUuid, q.requestType, q.status]),
+      [[uuid, 'DeviceInformation', 'queued']],
+    );
+  const [event] = await f.app.store.listAudit({ action: 'command.enqueued', limit: 1 });
+  assert.deepEqual([event!.actor, event!.target], ['admin:alice', uuid]);
 });
 
 test('console: the forecast names the silent device, its loss date and why', async () => {
