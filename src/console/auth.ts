@@ -3,6 +3,7 @@ import type { AppContext } from '../app/context.ts';
 import { checkSession, cookieValue, csrfMatches, csrfToken, SESSION_COOKIE, CLEARED_COOKIE } from './sessions.ts';
 import { html, page } from './html.ts';
 import { isMultipart } from './forms.ts';
+import type { ConsoleAudit } from './console-audit.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -33,7 +34,7 @@ export const actorOf = (request: FastifyRequest): string => `admin:${request.con
 
 /** A refused console request: audited with what was presented, answered 403 (never 401) with nothing changed. */
 export async function refuse(
-  app: AppContext,
+  audit: ConsoleAudit,
   request: FastifyRequest,
   reply: FastifyReply,
   action: string,
@@ -42,7 +43,7 @@ export async function refuse(
   detail: Record<string, unknown> = {},
   status = 403,
 ): Promise<FastifyReply> {
-  await app.audit.record({
+  await audit.record(request, {
     actor: request.consoleAdmin ? actorOf(request) : `ip:${request.ip}`,
     action,
     target: `${request.method} ${request.url.split('?')[0]}`,
@@ -67,14 +68,14 @@ export async function refuse(
  * preHandler of every console page but the login page and the stylesheet: a live session (else a GET goes to the
  * login page and a POST is refused), and on every POST the session's CSRF token.
  */
-export function requireConsoleSession(app: AppContext) {
+export function requireConsoleSession(app: AppContext, audit: ConsoleAudit) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> => {
     const secret = cookieValue(request.headers.cookie, SESSION_COOKIE);
     const session = await checkSession(app.store, secret, app.clock());
     if (!session.ok) {
       const presented = { session: session.reason, ...(session.account ? { account: session.account } : {}) };
       if (request.method === 'GET') {
-        await app.audit.record({
+        await audit.record(request, {
           actor: `ip:${request.ip}`,
           action: 'console.session',
           target: `GET ${request.url.split('?')[0]}`,
@@ -85,7 +86,7 @@ export function requireConsoleSession(app: AppContext) {
         return reply.code(303).header('set-cookie', CLEARED_COOKIE).header('location', '/console/login').send();
       }
       return refuse(
-        app,
+        audit,
         request,
         reply,
         'console.session',
@@ -102,7 +103,7 @@ export function requireConsoleSession(app: AppContext) {
       const presented = form.csrf;
       if (!csrfMatches(session.secret, presented))
         return refuse(
-          app,
+          audit,
           request,
           reply,
           'console.csrf',

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OperatorError } from '../errors.ts';
 import { commandFromJson } from '../mdm/commands.ts';
@@ -11,6 +11,7 @@ import { actorOf, refuse, requireConsoleSession, securityHeaders } from './auth.
 import type { ConsoleDeps } from './facts.ts';
 import { isMultipart, parseMultipart, parseUrlEncoded } from './forms.ts';
 import { clientAddress } from './client-address.ts';
+import { ConsoleAudit } from './console-audit.ts';
 import { SpentNonces } from './spent-nonces.ts';
 import { html, page, type Html, type PageContext } from './html.ts';
 import { LoginLimiter } from './login-limiter.ts';
@@ -52,6 +53,8 @@ const PENDING_PUSH_MS = 10 * 60_000;
 export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps): Promise<void> {
   const { app } = deps;
   const limiter = new LoginLimiter();
+  const clientOf = (request: FastifyRequest) => clientAddress(request, app.config.trustedProxies);
+  const audit = new ConsoleAudit(app.audit, app.clock, clientOf);
 
   // The console reads forms and nothing else: JSON, text and the rest are 415 here, never parsed into surprises.
   server.removeAllContentTypeParsers();
@@ -73,7 +76,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
   server.setErrorHandler(async (err: { statusCode?: number; message: string }, request, reply) => {
     // A body or request Fastify refused (too large, malformed form): a refusal like any other.
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)
-      return refuse(app, request, reply, 'console.error', err.message.slice(0, 200), err.message, {}, err.statusCode);
+      return refuse(audit, request, reply, 'console.error', err.message.slice(0, 200), err.message, {}, err.statusCode);
     request.log.error({ err }, 'console internal error');
     await app.audit.record({
       actor: request.consoleAdmin ? actorOf(request) : `ip:${request.ip}`,
@@ -120,6 +123,22 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
     reply.type('text/css; charset=utf-8').header('cache-control', 'max-age=3600').send(CONSOLE_CSS),
   );
 
+  /**
+   * A browser that logged in as an account before keeps a sealed cookie saying so (90 days): its logins get a lane of
+   * their own when strangers' guesses fill the common one (console/login-limiter.ts). It grants nothing else.
+   */
+  const KNOWN_COOKIE = '__Host-certmdm-known';
+  const KNOWN_DAYS = 90;
+  const knownBrowserCookie = (account: string) =>
+    `${KNOWN_COOKIE}=${app.keyring.sealTransient(Buffer.from(JSON.stringify({ account, until: app.clock().getTime() + KNOWN_DAYS * 86_400_000 })), 'console known browser')}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${KNOWN_DAYS * 86_400}`;
+  const knownBrowser = (request: FastifyRequest): string | undefined => {
+    const sealed = cookieValue(request.headers.cookie, KNOWN_COOKIE);
+    const opened = sealed && sealed.length < 1024 ? app.keyring.openTransient(sealed, 'console known browser') : undefined;
+    if (!opened) return undefined;
+    const { account, until } = JSON.parse(opened.toString()) as { account: string; until: number };
+    return until > app.clock().getTime() ? account : undefined;
+  };
+
   // Login: its own CSRF token, bound to a short-lived cookie, so no other site can log a browser into an account.
   const loginPage = (reply: FastifyReply, status = 200, message?: { text: string; kind: 'error' | 'success' }) => {
     const secret = randomBytes(32).toString('base64url');
@@ -130,14 +149,15 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
   server.post('/console/login', async (request, reply) => {
     const form = fields(request);
     const name = (form.name ?? '').slice(0, 128);
-    const address = clientAddress(request, app.config.trustedProxies);
-    // An unknown name is audited by a hash only: a password typed into the name field must not land in the log.
+    const address = clientOf(request);
+    // An unknown name is audited by a keyed hash only: a password typed into the name field must not land in the log,
+    // not even as something that could be tested offline.
     const named = async () =>
-      (await app.store.getAdminAccount(name)) ? name : `unknown:${createHash('sha256').update(name).digest('hex').slice(0, 16)}`;
+      (await app.store.getAdminAccount(name)) ? name : `unknown:${app.keyring.mac(name, 'console login name').slice(0, 16)}`;
     const loginSecret = cookieValue(request.headers.cookie, LOGIN_COOKIE);
     if (!loginSecret || !/^[A-Za-z0-9_-]{43}$/.test(loginSecret) || !csrfMatches(loginSecret, form.csrf))
       return refuse(
-        app,
+        audit,
         request,
         reply,
         'console.login',
@@ -145,12 +165,12 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
         'This login form was not sent by the console (its CSRF token is missing or wrong).',
         { name: await named(), address },
       );
-    const keys = { account: name, address };
+    const keys = { account: name, address, known: knownBrowser(request) === name };
     const attempt = limiter.begin(keys, app.clock().getTime());
     if (!('token' in attempt)) {
       const busy = 'busy' in attempt;
       const retry = busy ? 1 : Math.ceil(attempt.wait / 1000);
-      await app.audit.record({
+      await audit.record(request, {
         actor: `ip:${address}`,
         action: 'console.login',
         target: await named(),
@@ -172,18 +192,22 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
       account = name ? await app.store.getAdminAccount(name) : undefined;
       right = await verifyPassword((form.password ?? '').slice(0, 1024), account?.passwordHash);
     } finally {
-      if (right && account) limiter.succeeded(keys, attempt.token);
-      else limiter.finished();
+      if (right && account) limiter.succeeded(keys, attempt);
+      else limiter.failed(attempt);
     }
     if (!right || !account) {
-      await app.audit.record({
-        actor: `ip:${address}`,
-        action: 'console.login',
-        target: await named(),
-        outcome: 'denied',
-        reason: 'wrong name or password',
-        detail: { name: await named(), knownAccount: Boolean(account) },
-      });
+      await audit.record(
+        request,
+        {
+          actor: `ip:${address}`,
+          action: 'console.login',
+          target: await named(),
+          outcome: 'denied',
+          reason: 'wrong name or password',
+          detail: { name: await named(), knownAccount: Boolean(account) },
+        },
+        { bounded: true },
+      );
       return loginPage(reply, 403, { text: 'Wrong administrator name or password.', kind: 'error' });
     }
     // Sessions that ended without a logout are swept here, where one is made: the table holds live sessions only.
@@ -199,13 +223,17 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
     });
     return reply
       .code(303)
-      .header('set-cookie', [sessionCookie(secret), `${LOGIN_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0`])
+      .header('set-cookie', [
+        sessionCookie(secret),
+        `${LOGIN_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0`,
+        knownBrowserCookie(account.name),
+      ])
       .header('location', '/console')
       .send();
   });
 
   await server.register(async (secured) => {
-    secured.addHook('preHandler', requireConsoleSession(app));
+    secured.addHook('preHandler', requireConsoleSession(app, audit));
 
     secured.post('/console/logout', async (request, reply) => {
       const cookie = cookieValue(request.headers.cookie, '__Host-certmdm-console');
@@ -275,7 +303,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
 
     /** An action's input refused before anything happened: audited, explained, 400. */
     const invalid = (request: FastifyRequest, reply: FastifyReply, action: string, message: string, detail: Record<string, unknown> = {}) =>
-      refuse(app, request, reply, action, message, message, detail, 400);
+      refuse(audit, request, reply, action, message, message, detail, 400);
 
     secured.post('/console/actions/enrollment-link', async (request, reply) => {
       const form = fields(request);
@@ -433,7 +461,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
       } catch (err) {
         if (!(err instanceof OperatorError)) throw err;
         return refuse(
-          app,
+          audit,
           request,
           reply,
           'console.push-certificate',

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Server } from 'node:https';
 import type { AppContext } from '../app/context.ts';
 import { toPem } from '../pki/certificate.ts';
@@ -102,6 +102,15 @@ export async function buildHttpServer(app: AppContext, pki: ServerPki, services:
     bodyLimit: app.config.bodyLimit,
     // A path parameter may be a UDID or an EnrollmentID (the console's device pages): up to 256 characters, encoded.
     routerOptions: { maxParamLength: 1024 },
+    // A URL the router refuses (bad encoding, a parameter too long) is answered as Fastify does, without echoing the
+    // path, and with the console's headers under /console.
+    frameworkErrors: (error, request, raw) => {
+      const reply = raw as unknown as FastifyReply;
+      if (request.url.startsWith('/console')) securityHeaders(reply);
+      return reply
+        .code(error.statusCode ?? 400)
+        .send({ error: 'bad-request', code: error.code, message: 'the request URL is malformed or too long' });
+    },
   });
   const { scep, profiles, mdm } = services;
 

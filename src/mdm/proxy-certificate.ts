@@ -99,7 +99,8 @@ function readableCertificate(value: string, formats: readonly ProxyCertFormat[])
   return undefined;
 }
 
-function normaliseAddress(address: string): string {
+/** An IPv4 peer on a dual-stack listener (`::ffff:127.0.0.1`) as the IPv4 address it is. */
+export function normaliseAddress(address: string): string {
   return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }
 

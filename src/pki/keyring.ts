@@ -57,4 +57,9 @@ export class Keyring {
       return undefined;
     }
   }
+
+  /** A keyed hash under the master key for one purpose (MasterKey.mac), hex. */
+  mac(value: string, context: string): string {
+    return this.master.mac(value, context).toString('hex');
+  }
 }

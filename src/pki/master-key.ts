@@ -40,6 +40,15 @@ export class MasterKey {
     return Buffer.concat([decipher.update(sealed.subarray(1 + NONCE_BYTES, sealed.length - TAG_BYTES)), decipher.final()]);
   }
 
+  /**
+   * A keyed hash of `data` for one purpose (`context`): a key derived from the master key by HMAC, never the master key
+   * itself, so a value made for one purpose proves nothing for another.
+   */
+  mac(data: string, context: string): Buffer {
+    const key = createHmac('sha256', this.#key).update(`certmdm mac: ${context}`).digest();
+    return createHmac('sha256', key).update(data).digest();
+  }
+
   /** A value stored beside the data so that a wrong key is recognised before anything is written. */
   checkValue(): string {
     return createHmac('sha256', this.#key).update(CHECK_LABEL).digest('base64');

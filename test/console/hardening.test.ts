@@ -3,7 +3,13 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { hashPassword } from '../../src/console/passwords.ts';
 import { csvField } from '../../src/console/pages/certificates.ts';
-import { LOGIN_FAILURES_ALLOWED } from '../../src/console/login-limiter.ts';
+import {
+  LOGIN_FAILURES_ALLOWED,
+  LOGIN_HASHES_IN_FLIGHT,
+  LOGIN_WINDOW_MS,
+  LoginLimiter,
+  addressKey,
+} from '../../src/console/login-limiter.ts';
 import { fakeApple, newTopic } from '../helpers/apple.ts';
 import { mdmFixture } from '../mdm/fixture.ts';
 import { enrollTestDevice } from '../helpers/device.ts';
@@ -226,4 +232,86 @@ test('console CSV: a field a spreadsheet would read as a formula stays text, spa
   assert.equal(csvField('say "hi"'), '"say ""hi"""');
   assert.equal(csvField('a"b,c'), '"a""b,c"');
   assert.equal(csvField('plain'), 'plain');
+});
+
+test('login limiter: a locked account stays locked however many other keys arrive; a full map refuses new keys', () => {
+  const limiter = new LoginLimiter(50);
+  const now = Date.UTC(2027, 0, 1);
+  const victim = { account: 'victim', address: '192.0.2.1', known: false };
+  for (let i = 0; i < LOGIN_FAILURES_ALLOWED.account; i++) {
+    const a = limiter.begin(victim, now + i);
+    assert.ok('token' in a);
+    limiter.failed(a);
+  }
+  assert.ok('wait' in limiter.begin(victim, now + 10), 'locked');
+  let refused = 0;
+  for (let i = 0; i < 200; i++) {
+    const a = limiter.begin({ account: `filler${i}`, address: `198.51.100.${i % 250}`, known: false }, now + 20 + i);
+    if ('token' in a) limiter.failed(a);
+    else refused++;
+  }
+  assert.ok(refused > 0, 'new keys refused once the map is full of live ones');
+  assert.ok(limiter.size <= 50);
+  assert.ok('wait' in limiter.begin(victim, now + 500), 'the victim is still locked: its key was never dropped');
+  // Once the window has passed, aged-out keys make room again.
+  const later = now + LOGIN_WINDOW_MS + 2000;
+  assert.ok('token' in limiter.begin({ account: 'fresh', address: '203.0.113.7', known: false }, later));
+});
+
+test('login limiter: strangers fill the common lane; a browser that logged in before has its own', () => {
+  const limiter = new LoginLimiter();
+  const now = Date.UTC(2027, 0, 1);
+  for (let i = 0; i < LOGIN_HASHES_IN_FLIGHT.anyone; i++)
+    assert.ok('token' in limiter.begin({ account: `x${i}`, address: `198.51.100.${i}`, known: false }, now));
+  assert.ok('busy' in limiter.begin({ account: 'alice', address: '203.0.113.1', known: false }, now), 'a stranger waits');
+  const known = limiter.begin({ account: 'alice', address: '203.0.113.1', known: true }, now);
+  assert.ok('token' in known && known.lane === 'known', 'the known browser goes through');
+});
+
+test('login limiter: IPv6 addresses count by their /64', () => {
+  assert.equal(addressKey('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
+  assert.equal(addressKey('2001:db8:1:2::ffff'), '2001:db8:1:2::/64');
+  assert.equal(addressKey('2001:db8::1'), '2001:db8:0:0::/64');
+  assert.equal(addressKey('2001:0db8:0001:0002:aaaa::'), '2001:db8:1:2::/64');
+  assert.equal(addressKey('192.0.2.7'), '192.0.2.7');
+});
+
+test('console: a dual-stack peer is its IPv4 address; URLs the router refuses carry the console headers and no echo', async (t) => {
+  const f = await fixture({ 'trusted-proxies': ['127.0.0.9'] });
+  t.after(() => f.close());
+  assert.equal(
+    (await login(f, 'alice', PASSWORD, { remoteAddress: '::ffff:127.0.0.9', headers: { 'x-forwarded-for': '10.0.0.70' } })).statusCode,
+    303,
+  );
+  const [event] = await f.app.store.listAudit({ action: 'console.login', outcome: 'ok', limit: 1 });
+  assert.equal(event!.detail?.address, '10.0.0.70', 'the trusted proxy is recognised on a dual-stack listener');
+  for (const [url, status] of [
+    ['/console/%', 400],
+    [`/console/devices/${'a'.repeat(2000)}`, 414],
+  ] as const) {
+    const r = await f.server.inject({ method: 'GET', url });
+    assert.equal(r.statusCode, status, url);
+    assert.match(String(r.headers['content-security-policy']), /script-src 'none'/);
+    assert.ok(!r.body.includes('aaaaaaaaaa'), 'the path is not echoed');
+  }
+});
+
+test('console: refusals of clients without a session are audited one by one up to a bound, then counted', async (t) => {
+  const f = await fixture();
+  t.after(() => f.close());
+  const junk = () =>
+    f.server.inject({
+      method: 'POST',
+      url: '/console/logout',
+      remoteAddress: '192.0.2.50',
+      payload: 'x=1',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+  for (let i = 0; i < 50; i++) assert.equal((await junk()).statusCode, 403);
+  const rows = await f.app.store.listAudit({ actor: 'ip:192.0.2.50', limit: 1000 });
+  assert.equal(rows.length, 20);
+  f.advance(16 * 60_000);
+  await junk();
+  const [next] = await f.app.store.listAudit({ actor: 'ip:192.0.2.50', limit: 1 });
+  assert.equal(next!.detail?.unrecordedBefore, 30, 'the refusals not recorded one by one are counted in the next row');
 });
