@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../app/context.ts';
 import { checkSession, cookieValue, csrfMatches, csrfToken, SESSION_COOKIE, CLEARED_COOKIE } from './sessions.ts';
 import { html, page } from './html.ts';
-import { isMultipart } from './forms.ts';
+import { formFields } from './forms.ts';
 import type { ConsoleAudit } from './console-audit.ts';
 
 declare module 'fastify' {
@@ -10,6 +10,8 @@ declare module 'fastify' {
     /** The console administrator once the session cookie has been checked. */
     consoleAdmin?: string;
     consoleCsrf?: string;
+    /** The live session's id (the SHA-256 of its secret), for logout and what is bound to the session. */
+    consoleSession?: Buffer;
   }
 }
 
@@ -44,7 +46,7 @@ export async function refuse(
   status = 403,
 ): Promise<FastifyReply> {
   await audit.record(request, {
-    actor: request.consoleAdmin ? actorOf(request) : `ip:${request.ip}`,
+    actor: audit.actor(request),
     action,
     target: `${request.method} ${request.url.split('?')[0]}`,
     outcome: 'denied',
@@ -76,7 +78,7 @@ export function requireConsoleSession(app: AppContext, audit: ConsoleAudit) {
       const presented = { session: session.reason, ...(session.account ? { account: session.account } : {}) };
       if (request.method === 'GET') {
         await audit.record(request, {
-          actor: `ip:${request.ip}`,
+          actor: audit.actor(request),
           action: 'console.session',
           target: `GET ${request.url.split('?')[0]}`,
           outcome: 'denied',
@@ -96,11 +98,10 @@ export function requireConsoleSession(app: AppContext, audit: ConsoleAudit) {
       );
     }
     request.consoleAdmin = session.record.account;
+    request.consoleSession = session.record.idHash;
     request.consoleCsrf = csrfToken(session.secret);
     if (request.method === 'POST') {
-      const body: unknown = request.body;
-      const form = isMultipart(body) ? body.fields : body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
-      const presented = form.csrf;
+      const presented = formFields(request.body).csrf;
       if (!csrfMatches(session.secret, presented))
         return refuse(
           audit,

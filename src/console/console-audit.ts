@@ -26,6 +26,11 @@ export class ConsoleAudit {
     private readonly clientOf: (request: FastifyRequest) => string,
   ) {}
 
+  /** Who a console request is, for the audit: the administrator, or the client's address (as the login limit counts it). */
+  actor(request: FastifyRequest): string {
+    return request.consoleAdmin ? `admin:${request.consoleAdmin}` : `ip:${this.clientOf(request)}`;
+  }
+
   /** `bounded`: already limited elsewhere (a checked wrong password: the login limit), so always recorded. */
   async record(request: FastifyRequest, event: Omit<AuditEvent, 'at'>, options: { bounded?: boolean } = {}): Promise<void> {
     if (request.consoleAdmin || options.bounded) return void (await this.audit.record(event));

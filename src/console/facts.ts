@@ -36,6 +36,6 @@ export async function lifecycleView(app: AppContext, now: Date): Promise<Lifecyc
 
 export const SERVER_ROLES = ['root', 'intermediate', 'tls', 'profile-signing', 'scep-ra', 'push'] as const;
 
-export const commonName = (subject: string): string => /(?:^|,\s*)CN\s*=\s*([^,]+)/.exec(subject)?.[1]?.trim() ?? subject;
+export { commonName } from '../pki/inventory.ts';
 
 export const daysLeft = (notAfter: Date, now: Date): number => Math.floor((notAfter.getTime() - now.getTime()) / 86_400_000);

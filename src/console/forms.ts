@@ -27,6 +27,15 @@ export function isMultipart(body: unknown): body is Multipart {
   return typeof body === 'object' && body !== null && MULTIPART in body;
 }
 
+/** A request body's text fields (a multipart body's, or a URL-encoded one's); nothing else the client sent. */
+export function formFields(body: unknown): Record<string, string> {
+  if (isMultipart(body)) return body.fields;
+  const out: Record<string, string> = Object.create(null);
+  if (body && typeof body === 'object' && !Array.isArray(body))
+    for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
 /** multipart/form-data (RFC 7578): parts split on the boundary, each part's headers then its bytes. */
 export function parseMultipart(body: Buffer, contentType: string): Multipart {
   const boundary = /boundary=(?:"([^"]{1,70})"|([^;\s]{1,70}))/i.exec(contentType);

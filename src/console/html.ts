@@ -1,3 +1,5 @@
+import { isoDay } from '../clock.ts';
+
 /**
  * The console's HTML: server-rendered, no script (the Content-Security-Policy forbids all), forms for every change.
  * `html` is a tagged template whose interpolations are escaped unless they are already `Html` (made by `html` or
@@ -31,7 +33,7 @@ export function html(strings: TemplateStringsArray, ...values: Part[]): Html {
 /** Markup made by our own code (an SVG chart, a QR code): never from input. */
 export const raw = (text: string): Html => new Html(text);
 
-export const day = (d: Date | string | null | undefined): string => (d ? new Date(d).toISOString().slice(0, 10) : '—');
+export const day = (d: Date | string | null | undefined): string => (d ? isoDay(new Date(d)) : '—');
 export const when = (d: Date | string | null | undefined): string =>
   d ? new Date(d).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '—';
 

@@ -9,22 +9,22 @@ import { deviceChannel, type AdminAccountRecord, type ChannelKey } from '../stor
 import { CONSOLE_CSS } from './assets.ts';
 import { actorOf, refuse, requireConsoleSession, securityHeaders } from './auth.ts';
 import type { ConsoleDeps } from './facts.ts';
-import { isMultipart, parseMultipart, parseUrlEncoded } from './forms.ts';
+import { formFields, isMultipart, parseMultipart, parseUrlEncoded } from './forms.ts';
 import { clientAddress } from './client-address.ts';
 import { ConsoleAudit } from './console-audit.ts';
 import { SpentNonces } from './spent-nonces.ts';
-import { html, page, type Html, type PageContext } from './html.ts';
+import { day, html, page, type Html, type PageContext } from './html.ts';
 import { LoginLimiter } from './login-limiter.ts';
 import { verifyPassword } from './passwords.ts';
 import {
   CLEARED_COOKIE,
   cookieValue,
+  hostCookie,
   csrfMatches,
   csrfToken,
   openSession,
   SESSION_IDLE_MS,
   sessionCookie,
-  sessionHash,
 } from './sessions.ts';
 import { actionsPage, confirmPage, CONSOLE_COMMANDS, enrollmentLinkResult, pushPreview } from './pages/actions.ts';
 import { auditPage } from './pages/audit.ts';
@@ -79,7 +79,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
       return refuse(audit, request, reply, 'console.error', err.message.slice(0, 200), err.message, {}, err.statusCode);
     request.log.error({ err }, 'console internal error');
     await app.audit.record({
-      actor: request.consoleAdmin ? actorOf(request) : `ip:${request.ip}`,
+      actor: audit.actor(request),
       action: 'console.error',
       target: `${request.method} ${request.url.split('?')[0]}`,
       outcome: 'error',
@@ -109,15 +109,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
     now: app.clock(),
     path: request.url.split('?')[0]!,
   });
-  /** A form's text fields (a multipart body's, or a URL-encoded one's); nothing else the client sent. */
-  const fields = (request: FastifyRequest): Record<string, string> => {
-    const body: unknown = request.body;
-    if (isMultipart(body)) return body.fields;
-    const out: Record<string, string> = Object.create(null);
-    if (body && typeof body === 'object' && !Array.isArray(body))
-      for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v;
-    return out;
-  };
+  const fields = (request: FastifyRequest): Record<string, string> => formFields(request.body);
 
   server.get('/console/assets/console.css', async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'max-age=3600').send(CONSOLE_CSS),
@@ -130,7 +122,14 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
   const KNOWN_COOKIE = '__Host-certmdm-known';
   const KNOWN_DAYS = 90;
   const knownBrowserCookie = (account: string) =>
-    `${KNOWN_COOKIE}=${app.keyring.sealTransient(Buffer.from(JSON.stringify({ account, until: app.clock().getTime() + KNOWN_DAYS * 86_400_000 })), 'console known browser')}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${KNOWN_DAYS * 86_400}`;
+    hostCookie(
+      KNOWN_COOKIE,
+      app.keyring.sealTransient(
+        Buffer.from(JSON.stringify({ account, until: app.clock().getTime() + KNOWN_DAYS * 86_400_000 })),
+        'console known browser',
+      ),
+      KNOWN_DAYS * 86_400,
+    );
   const knownBrowser = (request: FastifyRequest): string | undefined => {
     const sealed = cookieValue(request.headers.cookie, KNOWN_COOKIE);
     const opened = sealed && sealed.length < 1024 ? app.keyring.openTransient(sealed, 'console known browser') : undefined;
@@ -142,7 +141,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
   // Login: its own CSRF token, bound to a short-lived cookie, so no other site can log a browser into an account.
   const loginPage = (reply: FastifyReply, status = 200, message?: { text: string; kind: 'error' | 'success' }) => {
     const secret = randomBytes(32).toString('base64url');
-    reply.header('set-cookie', `${LOGIN_COOKIE}=${secret}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=1800`);
+    reply.header('set-cookie', hostCookie(LOGIN_COOKIE, secret, 1800));
     return send(reply, 'Log in', null, loginForm(csrfToken(secret), message), status);
   };
   server.get('/console/login', async (_request, reply) => loginPage(reply));
@@ -152,8 +151,8 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
     const address = clientOf(request);
     // An unknown name is audited by a keyed hash only: a password typed into the name field must not land in the log,
     // not even as something that could be tested offline.
-    const named = async () =>
-      (await app.store.getAdminAccount(name)) ? name : `unknown:${app.keyring.mac(name, 'console login name').slice(0, 16)}`;
+    const audited = (known: boolean) => (known ? name : `unknown:${app.keyring.mac(name, 'console login name').slice(0, 16)}`);
+    const lookedUp = async () => audited(Boolean(name && (await app.store.getAdminAccount(name))));
     const loginSecret = cookieValue(request.headers.cookie, LOGIN_COOKIE);
     if (!loginSecret || !/^[A-Za-z0-9_-]{43}$/.test(loginSecret) || !csrfMatches(loginSecret, form.csrf))
       return refuse(
@@ -163,20 +162,21 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
         'console.login',
         form.csrf ? 'wrong CSRF token' : 'missing CSRF token',
         'This login form was not sent by the console (its CSRF token is missing or wrong).',
-        { name: await named(), address },
+        { name: await lookedUp(), address },
       );
     const keys = { account: name, address, known: knownBrowser(request) === name };
     const attempt = limiter.begin(keys, app.clock().getTime());
     if (!('token' in attempt)) {
       const busy = 'busy' in attempt;
       const retry = busy ? 1 : Math.ceil(attempt.wait / 1000);
+      const shown = await lookedUp();
       await audit.record(request, {
-        actor: `ip:${address}`,
+        actor: audit.actor(request),
         action: 'console.login',
-        target: await named(),
+        target: shown,
         outcome: 'denied',
         reason: busy ? 'too many logins in progress' : 'rate limited',
-        detail: { name: await named(), retryAfterSeconds: retry },
+        detail: { name: shown, retryAfterSeconds: retry },
       });
       reply.header('retry-after', String(retry));
       return loginPage(reply, busy ? 503 : 429, {
@@ -199,12 +199,12 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
       await audit.record(
         request,
         {
-          actor: `ip:${address}`,
+          actor: audit.actor(request),
           action: 'console.login',
-          target: await named(),
+          target: audited(Boolean(account)),
           outcome: 'denied',
           reason: 'wrong name or password',
-          detail: { name: await named(), knownAccount: Boolean(account) },
+          detail: { name: audited(Boolean(account)), knownAccount: Boolean(account) },
         },
         { bounded: true },
       );
@@ -223,11 +223,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
     });
     return reply
       .code(303)
-      .header('set-cookie', [
-        sessionCookie(secret),
-        `${LOGIN_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0`,
-        knownBrowserCookie(account.name),
-      ])
+      .header('set-cookie', [sessionCookie(secret), hostCookie(LOGIN_COOKIE, '', 0), knownBrowserCookie(account.name)])
       .header('location', '/console')
       .send();
   });
@@ -236,8 +232,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
     secured.addHook('preHandler', requireConsoleSession(app, audit));
 
     secured.post('/console/logout', async (request, reply) => {
-      const cookie = cookieValue(request.headers.cookie, '__Host-certmdm-console');
-      if (cookie) await app.store.deleteConsoleSession(sessionHash(cookie));
+      await app.store.deleteConsoleSession(request.consoleSession!);
       await app.audit.record({ actor: actorOf(request), action: 'console.logout', outcome: 'ok' });
       return reply.code(303).header('set-cookie', CLEARED_COOKIE).header('location', '/console/login').send();
     });
@@ -278,7 +273,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
       });
       return reply
         .type('text/csv; charset=utf-8')
-        .header('content-disposition', `attachment; filename="certmdm-certificates-${app.clock().toISOString().slice(0, 10)}.csv"`)
+        .header('content-disposition', `attachment; filename="certmdm-certificates-${day(app.clock())}.csv"`)
         .send(csv);
     });
     secured.get('/console/certificates/:id', async (request, reply) => {
@@ -359,8 +354,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
 
     const pushDeps = { store: app.store, keyring: app.keyring, clock: app.clock, audit: app.audit };
     const spent = new SpentNonces(app.clock);
-    const pendingContext = (request: FastifyRequest) =>
-      `console-push:${sessionHash(cookieValue(request.headers.cookie, '__Host-certmdm-console')!).toString('hex')}`;
+    const pendingContext = (request: FastifyRequest) => `console-push:${request.consoleSession!.toString('hex')}`;
     secured.post('/console/actions/push-certificate', { bodyLimit: UPLOAD_LIMIT }, async (request, reply) => {
       const body: unknown = request.body;
       const file = isMultipart(body) ? body.files.certificate : undefined;
@@ -454,9 +448,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
           reply,
           'Push certificate installed',
           ctxOf(request),
-          html`<p class="notice success" id="push-installed">
-            Installed: the push certificate now expires ${record.notAfter.toISOString().slice(0, 10)}.
-          </p>`,
+          html`<p class="notice success" id="push-installed">Installed: the push certificate now expires ${day(record.notAfter)}.</p>`,
         );
       } catch (err) {
         if (!(err instanceof OperatorError)) throw err;
@@ -554,6 +546,7 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
       );
     });
 
+    const renewal = new IdentityRenewal({ store: app.store, commands: app.commands, audit: app.audit, profiles: deps.services.profiles });
     const deviceAction = async (request: FastifyRequest, reply: FastifyReply, kind: 'push' | 'renew') => {
       const { id } = request.params as { id: string };
       const enrollment = await app.store.getEnrollment(id);
@@ -580,12 +573,6 @@ export async function consoleRoutes(server: FastifyInstance, deps: ConsoleDeps):
       if (kind === 'renew') {
         // The fresh profile is queued first; only then is the one it replaces withdrawn, so a refusal changes nothing.
         const replaced = enrollment.renewalCommandUuid;
-        const renewal = new IdentityRenewal({
-          store: app.store,
-          commands: app.commands,
-          audit: app.audit,
-          profiles: deps.services.profiles,
-        });
         const sent = await renewal.send(enrollment, app.clock(), actorOf(request));
         if (!sent)
           return invalid(request, reply, 'console.device-renew', `${id} has no identity to renew: send a re-enrollment link`, {

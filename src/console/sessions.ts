@@ -65,9 +65,14 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return undefined;
 }
 
-export function sessionCookie(secret: string): string {
-  // __Host-: Secure, Path=/, no Domain — the browser refuses it otherwise, so no subdomain can plant or read it.
-  return `${SESSION_COOKIE}=${secret}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${SESSION_MAX_MS / 1000}`;
+/**
+ * A Set-Cookie value for one of the console's `__Host-` cookies: Secure, Path=/, no Domain (the browser refuses the
+ * prefix otherwise, so no subdomain can plant or read it), HttpOnly, SameSite=Strict. An empty value clears it.
+ */
+export function hostCookie(name: string, value: string, maxAgeSeconds: number): string {
+  return `${name}=${value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${value ? maxAgeSeconds : 0}`;
 }
 
-export const CLEARED_COOKIE = `${SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0`;
+export const sessionCookie = (secret: string): string => hostCookie(SESSION_COOKIE, secret, SESSION_MAX_MS / 1000);
+
+export const CLEARED_COOKIE = hostCookie(SESSION_COOKIE, '', 0);

@@ -1,4 +1,4 @@
-import { DAY_MS } from '../clock.ts';
+import { DAY_MS, isoDay as day } from '../clock.ts';
 import type { CheckInRhythm } from '../store/types.ts';
 import type { CertificateFact, LifecyclePolicy } from './model.ts';
 
@@ -72,7 +72,6 @@ export interface Forecast {
   assumptions: string[];
 }
 
-const day = (d: Date) => d.toISOString().slice(0, 10);
 const HOUR_MS = 3_600_000;
 
 /**

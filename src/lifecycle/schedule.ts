@@ -1,3 +1,4 @@
+import { isoDay } from '../clock.ts';
 import {
   currentRoot,
   identityRenewalDue,
@@ -87,9 +88,7 @@ function atRiskNote(from: Date, now: Date): string {
   return `named at risk ${from <= now ? 'since' : 'from'} ${day(from)}`;
 }
 
-function day(d: Date): string {
-  return d.toISOString().slice(0, 10);
-}
+const day = isoDay;
 
 export function schedule(state: LifecycleState, policy: LifecyclePolicy): Schedule {
   const { now } = state;

@@ -7,6 +7,7 @@ import { lifecycleState } from '../lifecycle/state.ts';
 import { identityStanding } from '../mdm/rescue-policy.ts';
 import type { AuditEvent, CertificateRecord, CertificateRole, Store } from '../store/types.ts';
 import { lastProbe, type ProbeReport } from './probe.ts';
+import { commonName } from '../pki/inventory.ts';
 
 /** The server-side roles whose certificates are exported one series each (device identities are aggregated). */
 const SERVER_ROLES: CertificateRole[] = ['root', 'intermediate', 'tls', 'profile-signing', 'scep-ra', 'push'];
@@ -35,7 +36,6 @@ export function deviceStates(state: LifecycleState, actions: Action[]): Record<D
   return counts;
 }
 
-const commonName = (subject: string) => /(?:^|,\s*)CN\s*=\s*([^,]+)/.exec(subject)?.[1]?.trim() ?? subject;
 const seconds = (d: Date) => d.getTime() / 1000;
 
 export interface MetricsSource {

@@ -49,6 +49,9 @@ export function pendingEntry(p: PendingPushRequest): PendingRequestEntry {
   };
 }
 
+/** A subject's CN (the name an administrator knows a certificate by), or the whole subject without one. */
+export const commonName = (subject: string): string => /(?:^|,\s*)CN\s*=\s*([^,]+)/.exec(subject)?.[1]?.trim() ?? subject;
+
 export function effectiveStatus(record: CertificateRecord, now: Date): CertificateStatus {
   return record.status === 'active' && record.notAfter <= now ? 'expired' : record.status;
 }

@@ -45,7 +45,7 @@ export const INSTALLED_ANCHORS_SQL = `SELECT DISTINCT pc.certificate_id FROM pro
  * at least `session` ms starts a new session and enters the moving average (weight 1/4) and the longest gap. Every
  * right-hand side reads the row as it was, in both backends; `prefix` qualifies the old row's columns where needed.
  */
-export function CHECKIN_RHYTHM_SET(at: string, session: string, prefix = ''): string {
+export function checkinRhythmSet(at: string, session: string, prefix = ''): string {
   const gap = `(${at} - ${prefix}last_seen_at)`;
   const isNew = `${gap} >= ${session}`;
   return `checkin_sessions = ${prefix}checkin_sessions + CASE WHEN ${isNew} THEN 1 ELSE 0 END,

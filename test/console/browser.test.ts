@@ -18,7 +18,7 @@ import { fakeApple, newTopic } from '../helpers/apple.ts';
 import { run, tempDir } from '../helpers/cli.ts';
 import { selfSigned } from '../helpers/openssl.ts';
 import { probeAndRecord } from '../../src/ops/probe.ts';
-import { enrollTestDevice, type TestDevice } from '../helpers/device.ts';
+import type { TestDevice } from '../helpers/device.ts';
 import { openSigned } from '../helpers/profile.ts';
 import { ARTIFACTS, PASSWORD, assertNoScript, consoleFixture, dataOf } from './fixture.ts';
 
@@ -44,18 +44,8 @@ const apple = fakeApple();
 const devices: Record<string, TestDevice> = {};
 
 async function enrolled(udid: string, info: Record<string, string>): Promise<TestDevice> {
-  const device = await enrollTestDevice(f, udid);
-  const auth = await f.speak(device, { MessageType: 'Authenticate', Topic: TOPIC, ...info });
-  assert.equal(auth.statusCode, 200, auth.body);
-  const token = {
-    MessageType: 'TokenUpdate',
-    Topic: TOPIC,
-    Token: { $data: Buffer.from(`${udid}-token`).toString('base64') },
-    PushMagic: 'm',
-  };
-  assert.equal((await f.speak(device, token)).statusCode, 200);
-  devices[udid] = device;
-  return device;
+  devices[udid] = await f.enrolled(udid, TOPIC, info);
+  return devices[udid]!;
 }
 
 /** Every page the console serves answers with the strict CSP and without script. */

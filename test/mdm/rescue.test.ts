@@ -44,18 +44,7 @@ async function webhookReceiver(t: { after: (fn: () => void) => void }) {
 const authenticate = { MessageType: 'Authenticate', Topic: TOPIC, DeviceName: 'x', Model: 'm', ModelName: 'n' };
 
 /** A device enrolled (SCEP identity, Authenticate, TokenUpdate) as a real one does it. */
-async function enrolled(f: Fixture, udid: string): Promise<TestDevice> {
-  const device = await enrollTestDevice(f, udid);
-  assert.equal((await f.speak(device, authenticate)).statusCode, 200);
-  const token = {
-    MessageType: 'TokenUpdate',
-    Topic: TOPIC,
-    Token: { $data: Buffer.from(`${udid}-token`).toString('base64') },
-    PushMagic: 'm',
-  };
-  assert.equal((await f.speak(device, token)).statusCode, 200);
-  return device;
-}
+const enrolled = (f: Fixture, udid: string): Promise<TestDevice> => f.enrolled(udid, TOPIC);
 
 const fingerprint = (device: TestDevice) => createHash('sha256').update(device.certDer).digest('hex');
 

@@ -1,4 +1,4 @@
-import { CHECKIN_RHYTHM_SET } from '../enrolled-devices-sql.ts';
+import { checkinRhythmSet } from '../enrolled-devices-sql.ts';
 import {
   ms,
   certificateFromRow,
@@ -147,7 +147,7 @@ export class PgEnrollments extends PgConcern implements EnrollmentStore {
     await this.sql.run(
       `WITH v AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) AS v(id, at, cert)),
             locked AS (SELECT e.id FROM enrollments e JOIN v ON v.id = e.id ORDER BY e.id FOR UPDATE OF e)
-       UPDATE enrollments e SET last_seen_at = v.at, ${CHECKIN_RHYTHM_SET('v.at', '$4::bigint', 'e.')} FROM v
+       UPDATE enrollments e SET last_seen_at = v.at, ${checkinRhythmSet('v.at', '$4::bigint', 'e.')} FROM v
          WHERE e.id = v.id AND e.id IN (SELECT id FROM locked) AND e.last_seen_at < v.at
            AND (v.cert IS NULL OR v.cert IN (e.identity_certificate_id, e.previous_identity_certificate_id))`,
       [seen.map((s) => s.id), seen.map((s) => ms(s.at)), seen.map((s) => s.presentedBy ?? null), CHECKIN_SESSION_GAP_MS],

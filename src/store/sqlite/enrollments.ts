@@ -1,4 +1,4 @@
-import { CHECKIN_RHYTHM_SET } from '../enrolled-devices-sql.ts';
+import { checkinRhythmSet } from '../enrolled-devices-sql.ts';
 import { SqliteConcern } from './connection.ts';
 import {
   ms,
@@ -131,7 +131,7 @@ export class SqliteEnrollments extends SqliteConcern implements EnrollmentStore 
 
   async touchEnrollments(seen: ReadonlyArray<{ id: string; at: Date; presentedBy?: string }>): Promise<void> {
     const touch = this.sql(
-      `UPDATE enrollments SET last_seen_at = @at, ${CHECKIN_RHYTHM_SET('@at', '@session')}
+      `UPDATE enrollments SET last_seen_at = @at, ${checkinRhythmSet('@at', '@session')}
          WHERE id = @id AND last_seen_at < @at
          AND (@cert IS NULL OR @cert IN (identity_certificate_id, previous_identity_certificate_id))`,
     );
